@@ -1,0 +1,159 @@
+/**
+ * Ferry's one typed configuration object, parsed and validated at start from the environment.
+ * Every setting, its default and its meaning live in `SETTINGS` below; the README's
+ * configuration table is checked against it by test/config.test.ts.
+ */
+import path from 'node:path';
+
+export type Durability = 'normal' | 'fsync';
+export type Role = 'all' | 'api' | 'worker';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | null;
+  durability: Durability;
+  localfsBase: string;
+  masterKey: string | null;
+  userSecret: string | null;
+  orgSecret: string | null;
+  publicUrl: string | null;
+  egressAllow: string[];
+  asyncMaxBody: number;
+  resultRetentionMs: number;
+  maxBody: number;
+  maxPathLength: number;
+  backendTimeoutMs: number;
+  linkTtlSeconds: number;
+  jobConcurrency: number;
+  instanceConcurrency: number;
+  leaseMs: number;
+  deliveryTimeoutMs: number;
+  deliveryRetrySchedule: number[];
+  deliveryJitter: number;
+  deliveryConcurrency: number;
+  originConcurrency: number;
+  rateLimitPerMinute: number;
+  logLevel: string;
+  role: Role;
+}
+
+interface Setting {
+  env: string;
+  default: string;
+  description: string;
+}
+
+/** Every environment variable Ferry reads, with its default, in one place. */
+export const SETTINGS: Setting[] = [
+  { env: 'PORT', default: '8080', description: 'HTTP port to listen on.' },
+  { env: 'HOST', default: '127.0.0.1', description: 'Address to listen on (`0.0.0.0` for all interfaces).' },
+  { env: 'FERRY_DATA_DIR', default: './data', description: 'Where the SQLite database, the master key and credentials.json live.' },
+  { env: 'FERRY_DATABASE_URL', default: '', description: 'A `postgres://` URL selects the PostgreSQL store (several nodes); empty = SQLite under the data dir.' },
+  { env: 'FERRY_DURABILITY', default: 'normal', description: '`fsync` makes every (batched) commit fsync: power-loss safe. `normal` survives a process crash.' },
+  { env: 'FERRY_LOCALFS_BASE', default: '<dataDir>/files', description: 'Folder under which every `localfs` instance root must lie.' },
+  { env: 'FERRY_MASTER_KEY', default: '(generated)', description: 'Base64 of 32 bytes encrypting backend credentials and signature keys at rest; generated into `<dataDir>/master.key` when absent.' },
+  { env: 'FERRY_USER_SECRET', default: '(random)', description: 'Preset user secret of the bootstrap user (first start with an empty store).' },
+  { env: 'FERRY_ORG_SECRET', default: '(random)', description: 'Preset organization secret of the bootstrap organization.' },
+  { env: 'FERRY_PUBLIC_URL', default: 'http://HOST:PORT', description: 'Base URL used in signed links and `resultUrl`s.' },
+  { env: 'FERRY_EGRESS_ALLOW', default: '', description: 'Comma-separated CIDRs and host names that outbound calls may reach even though private/loopback (e.g. `127.0.0.1/32,::1/128,localhost`).' },
+  { env: 'FERRY_ASYNC_MAX_BODY', default: '67108864', description: 'Largest request body (bytes) an asynchronous request may carry; over it → 413.' },
+  { env: 'FERRY_RESULT_RETENTION', default: '259200', description: 'Seconds a download produced by an async job is kept for its `resultUrl`.' },
+  { env: 'FERRY_MAX_BODY', default: '1048576', description: 'Largest JSON body (bytes) of a synchronous request.' },
+  { env: 'FERRY_MAX_PATH', default: '4096', description: 'Longest document path (characters); single names are limited to 255 bytes.' },
+  { env: 'FERRY_BACKEND_TIMEOUT', default: '30000', description: 'Milliseconds one backend operation (S3, SFTP) may take before 504.' },
+  { env: 'FERRY_LINK_TTL', default: '3600', description: 'Seconds a signed download link stays valid.' },
+  { env: 'FERRY_JOB_CONCURRENCY', default: '16', description: 'Async jobs one node runs at once.' },
+  { env: 'FERRY_INSTANCE_CONCURRENCY', default: '4', description: 'Async jobs of one instance run at once.' },
+  { env: 'FERRY_LEASE', default: '30000', description: 'Milliseconds a claimed job is leased; renewed by heartbeat while it runs, taken over when it expires.' },
+  { env: 'FERRY_DELIVERY_TIMEOUT', default: '15000', description: 'Milliseconds one webhook attempt may take.' },
+  { env: 'FERRY_RETRY_SCHEDULE', default: '4,16,64,256,1024,4096,16384,65536,262144', description: 'Seconds after the first failure of each retry (comma-separated; fractions allowed).' },
+  { env: 'FERRY_RETRY_JITTER', default: '0.2', description: 'Random spread of each retry delay (0.2 = ±20 %).' },
+  { env: 'FERRY_DELIVERY_CONCURRENCY', default: '64', description: 'Webhook attempts one node makes at once.' },
+  { env: 'FERRY_ORIGIN_CONCURRENCY', default: '4', description: 'Webhook attempts in flight to one callback origin at once.' },
+  { env: 'FERRY_RATE_LIMIT', default: '6000', description: 'Requests per minute one organization may make (0 = unlimited); over it → 429 with Retry-After.' },
+  { env: 'FERRY_LOG_LEVEL', default: 'info', description: 'pino log level (`silent` to turn logging off).' },
+  { env: 'FERRY_ROLE', default: 'all', description: '`all` (API + runner + sender), `api` or `worker`; `ferry serve --role` overrides.' },
+];
+
+const DEFAULTS = Object.fromEntries(SETTINGS.map((s) => [s.env, s.default]));
+
+function int(env: NodeJS.ProcessEnv, name: string, min = 0): number {
+  const raw = env[name] ?? DEFAULTS[name];
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) {
+    throw new Error(`${name} must be an integer ≥ ${min}, got "${raw}"`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[]): T {
+  const raw = (env[name] ?? DEFAULTS[name]) as T;
+  if (!values.includes(raw)) throw new Error(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
+  return raw;
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** Reads and validates the configuration; throws an Error naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const dataDir = path.resolve(env.FERRY_DATA_DIR || DEFAULTS.FERRY_DATA_DIR);
+  const port = int(env, 'PORT');
+  const host = env.HOST || DEFAULTS.HOST;
+  const schedule = list(env.FERRY_RETRY_SCHEDULE ?? DEFAULTS.FERRY_RETRY_SCHEDULE).map((s) => {
+    const n = Number(s);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`FERRY_RETRY_SCHEDULE must be non-negative numbers, got "${s}"`);
+    return Math.round(n * 1000);
+  });
+  const jitter = Number(env.FERRY_RETRY_JITTER ?? DEFAULTS.FERRY_RETRY_JITTER);
+  if (!(jitter >= 0 && jitter < 1)) throw new Error('FERRY_RETRY_JITTER must be in [0, 1)');
+  const databaseUrl = env.FERRY_DATABASE_URL || null;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new Error('FERRY_DATABASE_URL must start with postgres:// or postgresql://');
+  }
+  const config: Config = {
+    port,
+    host,
+    dataDir,
+    databaseUrl,
+    durability: oneOf(env, 'FERRY_DURABILITY', ['normal', 'fsync'] as const),
+    localfsBase: path.resolve(env.FERRY_LOCALFS_BASE || path.join(dataDir, 'files')),
+    masterKey: env.FERRY_MASTER_KEY || null,
+    userSecret: env.FERRY_USER_SECRET || null,
+    orgSecret: env.FERRY_ORG_SECRET || null,
+    publicUrl: env.FERRY_PUBLIC_URL || null,
+    egressAllow: list(env.FERRY_EGRESS_ALLOW),
+    asyncMaxBody: int(env, 'FERRY_ASYNC_MAX_BODY', 1),
+    resultRetentionMs: int(env, 'FERRY_RESULT_RETENTION', 1) * 1000,
+    maxBody: int(env, 'FERRY_MAX_BODY', 1024),
+    maxPathLength: int(env, 'FERRY_MAX_PATH', 16),
+    backendTimeoutMs: int(env, 'FERRY_BACKEND_TIMEOUT', 1),
+    linkTtlSeconds: int(env, 'FERRY_LINK_TTL', 1),
+    jobConcurrency: int(env, 'FERRY_JOB_CONCURRENCY', 1),
+    instanceConcurrency: int(env, 'FERRY_INSTANCE_CONCURRENCY', 1),
+    leaseMs: int(env, 'FERRY_LEASE', 100),
+    deliveryTimeoutMs: int(env, 'FERRY_DELIVERY_TIMEOUT', 1),
+    deliveryRetrySchedule: schedule,
+    deliveryJitter: jitter,
+    deliveryConcurrency: int(env, 'FERRY_DELIVERY_CONCURRENCY', 1),
+    originConcurrency: int(env, 'FERRY_ORIGIN_CONCURRENCY', 1),
+    rateLimitPerMinute: int(env, 'FERRY_RATE_LIMIT', 0),
+    logLevel: env.FERRY_LOG_LEVEL || DEFAULTS.FERRY_LOG_LEVEL,
+    role: oneOf(env, 'FERRY_ROLE', ['all', 'api', 'worker'] as const),
+    ...overrides,
+  };
+  return config;
+}
+
+/** The base URL Ferry is reachable at, for links it hands out. */
+export function publicUrl(config: Config): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
+}

@@ -1,0 +1,118 @@
+/**
+ * The element (connector) interface: the primitive storage operations one backend must offer.
+ *
+ * Contract shared by every implementation (localfs, amazons3, sftp):
+ * - Every `path` handed to an element is already normalised and lexically confined by the
+ *   documents service (`documents/paths.ts`): it is absolute relative to the instance root
+ *   ("/" is the root, "/a/b.txt" a file), has no "." or ".." segment, no empty segment, no NUL,
+ *   and no trailing slash. The element maps it onto its own root (a folder, a bucket prefix, an
+ *   SFTP home directory) and must make sure the backend cannot follow it outside that root
+ *   (symlinks), which lexical checks cannot see.
+ * - Missing objects: `stat` returns null; other operations throw `notFound` (errors.ts).
+ * - Backend failures throw `backendFailed` / `backendTimeout` with the backend's own text in
+ *   `providerMessage` — never a credential.
+ * - Tags, change events, paging, ordering, filtering and overwrite rules are NOT the element's
+ *   business: the documents service does them above all backends.
+ */
+import type { Readable } from 'node:stream';
+
+/** One object as a backend sees it. */
+export interface Entry {
+  /** Normalised path relative to the instance root, e.g. "/a/b.txt". */
+  path: string;
+  directory: boolean;
+  /** Bytes; 0 for folders. */
+  size: number;
+  createdDate?: Date;
+  modifiedDate?: Date;
+}
+
+export interface StorageInfo {
+  total: number | null;
+  used: number | null;
+  shared: number | null;
+}
+
+export interface WriteOptions {
+  /** Content type the client declared, for backends that keep one (S3). */
+  contentType?: string;
+}
+
+export interface Element {
+  /** Round trip to the backend; throws when it does not answer. */
+  ping(): Promise<void>;
+  storage(): Promise<StorageInfo>;
+  /** The object at `path`, or null when nothing is there. */
+  stat(path: string): Promise<Entry | null>;
+  /** Direct children of the folder at `path` (any order). Throws notFound when absent. */
+  list(path: string): AsyncIterable<Entry>;
+  /**
+   * Every descendant of the folder at `path`, folders included (any order). Optional: the
+   * service falls back to recursive `list` calls. Backends with a flat namespace (S3) do it
+   * in far fewer round trips.
+   */
+  walk?(path: string): AsyncIterable<Entry>;
+  /** A stream of the file's bytes. Throws notFound when absent. */
+  read(path: string): Promise<Readable>;
+  /**
+   * Writes the stream to `path` (replacing a file there), creating missing parent folders.
+   * Must stream: never hold the whole body in memory. Returns the written object.
+   */
+  write(path: string, body: Readable, options?: WriteOptions): Promise<Entry>;
+  /** Creates the folder and any missing parents; no error when it exists. */
+  mkdir(path: string): Promise<Entry>;
+  /** Removes a file, or a folder with everything under it. Throws notFound when absent. */
+  remove(path: string): Promise<void>;
+  /** Moves/renames a file or folder; `to` does not exist (the service checks); creates parents. */
+  move(from: string, to: string): Promise<void>;
+  /**
+   * Copies a file or a folder recursively to `to` (which does not exist; parents are created).
+   * Backends copy server-side where they can (S3 CopyObject): no object bytes through Ferry.
+   */
+  copy(from: string, to: string): Promise<void>;
+  /** The backend's own expiring link to the file (a presigned URL), or null when it has none. */
+  providerLink?(path: string, expiresInSeconds: number): Promise<string | null>;
+  /** Releases connections; the element is not used afterwards. */
+  close(): Promise<void>;
+}
+
+/** One configuration key an element accepts, as the catalog shows it. */
+export interface ConfigKey {
+  key: string;
+  name: string;
+  required: boolean;
+  /** Secrets are encrypted at rest and masked as "********" on read. */
+  secret: boolean;
+  default?: string;
+  description?: string;
+}
+
+/** What an element's factory may need from the host. */
+export interface ElementContext {
+  /** Operator's base folder for localfs roots (FERRY_LOCALFS_BASE). */
+  localfsBase: string;
+  /** Timeout for one backend operation, in milliseconds. */
+  backendTimeoutMs: number;
+}
+
+/** A connector in the catalog, and the factory of its instances' backends. */
+export interface ElementDefinition {
+  id: number;
+  key: string;
+  name: string;
+  hub: 'documents';
+  description: string;
+  configuration: ConfigKey[];
+  /**
+   * Validates the configuration (throwing `invalid` naming the bad key) and returns a ready
+   * element. Must not contact the backend: the caller pings it.
+   */
+  create(configuration: Record<string, string>, context: ElementContext): Element;
+}
+
+/** Keys every element accepts, on top of its own. */
+export const COMMON_CONFIG_KEYS: ConfigKey[] = [
+  { key: 'event.notification.enabled', name: 'Events enabled', required: false, secret: false, default: 'false' },
+  { key: 'event.notification.callback.url', name: 'Callback URL', required: false, secret: false },
+  { key: 'event.notification.signature.key', name: 'Webhook signature key', required: false, secret: true },
+];
