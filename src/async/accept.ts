@@ -1,0 +1,176 @@
+/**
+ * Accepting asynchronous requests (DESIGN §1.5). With `Elements-Async-Request: true` a hub
+ * request is captured — method, URL, the headers the route needs, the raw body — validated
+ * like its synchronous twin (auth, query schema), checked for a usable callback URL, and
+ * stored as an event + job. Only after the transaction holding it has committed does the
+ * caller get `{eventId, eventStatus: "dispatched"}`: an answered request is never lost.
+ *
+ * Group commit: requests arriving in the same event-loop turn share one transaction
+ * (`GroupCommit`), so the commit (and its fsync under FERRY_DURABILITY=fsync) is paid once per
+ * batch, not once per request.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import type { Config } from '../config.js';
+import { FerryError, invalid, tooLarge, unavailable } from '../errors.js';
+import type { InstanceService } from '../instances/service.js';
+import type { AcceptInput, Accepted, CapturedRequest } from '../store/async.js';
+import type { Store } from '../store/store.js';
+import type { EgressPolicy } from './egress.js';
+
+export const ASYNC_HEADER = 'elements-async-request';
+export const CALLBACK_HEADER = 'elements-async-callback-url';
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+
+/** Headers never stored with a job: secrets, hop-by-hop headers, and the async controls. */
+const DROPPED_HEADERS = new Set([
+  'authorization',
+  'cookie',
+  'proxy-authorization',
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+  'expect',
+  ASYNC_HEADER,
+  CALLBACK_HEADER,
+  IDEMPOTENCY_HEADER,
+  'x-ferry-internal',
+]);
+
+/** Batches items that arrive in one event-loop turn into one call of `flush`. */
+export class GroupCommit<T, R> {
+  private pending: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
+  private scheduled = false;
+
+  constructor(private readonly flush: (items: T[]) => Promise<R[]>) {}
+
+  add(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.run());
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.scheduled = false;
+    try {
+      const results = await this.flush(batch.map((b) => b.item));
+      batch.forEach((b, i) => b.resolve(results[i]));
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    }
+  }
+}
+
+/** `true`/`false` (any case) or absent; anything else is a 400. */
+export function asyncRequested(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  const v = Array.isArray(value) ? value.join(',') : value;
+  const lower = v.trim().toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false' || lower === '') return false;
+  throw invalid(`Elements-Async-Request must be true or false, got "${v.slice(0, 40)}"`);
+}
+
+export class AsyncIntake {
+  private readonly commit: GroupCommit<AcceptInput, Accepted>;
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly instances: InstanceService,
+    private readonly egress: EgressPolicy,
+    /** Called after each commit: wakes the local runner. */
+    private readonly onAccepted: () => void,
+  ) {
+    this.commit = new GroupCommit(async (inputs) => {
+      try {
+        const accepted = await this.store.acceptEvents(inputs);
+        this.onAccepted();
+        return accepted;
+      } catch (e) {
+        if (e instanceof FerryError) throw e;
+        throw unavailable('Ferry could not store the request durably right now (storage is full or busy); retry later', {
+          retryAfter: 5,
+          cause: e,
+        });
+      }
+    });
+  }
+
+  /**
+   * preParsing hook: for an async request, reads the raw body (bounded by FERRY_ASYNC_MAX_BODY)
+   * so it can be stored as sent, then hands the same bytes on to the normal parser.
+   */
+  async capture(request: FastifyRequest, payload: Readable): Promise<Readable> {
+    if (request.internal || !asyncRequested(request.headers[ASYNC_HEADER])) return payload;
+    const limit = this.config.asyncMaxBody;
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > limit) throw tooLarge(`An asynchronous request body may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of payload) {
+      size += (chunk as Buffer).length;
+      if (size > limit) {
+        throw tooLarge(`An asynchronous request body may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    request.asyncBody = Buffer.concat(chunks);
+    const replay = Readable.from(request.asyncBody.length ? [request.asyncBody] : []);
+    (replay as any).receivedEncodedLength = size;
+    return replay;
+  }
+
+  /** preHandler hook: accepts an async request instead of running it. */
+  async acceptIfAsync(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (request.internal || !asyncRequested(request.headers[ASYNC_HEADER])) return;
+    const identity = request.identity;
+    const instance = identity?.instance;
+    if (!identity || !instance) throw new Error('async accept without identity');
+    const fromHeader = request.headers[CALLBACK_HEADER];
+    if (Array.isArray(fromHeader)) throw invalid('Send Elements-Async-Callback-Url once');
+    const callbackUrl = fromHeader || this.instances.unseal(instance)['event.notification.callback.url'];
+    if (!callbackUrl) {
+      throw invalid(
+        'An asynchronous request needs a callback URL: send the Elements-Async-Callback-Url header, or set the instance configuration event.notification.callback.url',
+      );
+    }
+    this.egress.checkUrl(callbackUrl);
+    const key = request.headers[IDEMPOTENCY_HEADER];
+    if (Array.isArray(key) || (key !== undefined && (key.length === 0 || key.length > 255))) {
+      throw invalid('Idempotency-Key must be sent once, 1 to 255 characters');
+    }
+    const accepted = await this.commit.add({
+      organizationId: identity.organizationId,
+      userId: identity.user.id,
+      instanceId: instance.id,
+      callbackUrl,
+      idempotencyKey: key ?? null,
+      request: captureRequest(request),
+      body: request.asyncBody && request.asyncBody.length > 0 ? request.asyncBody : null,
+    });
+    reply
+      .header('Location', `/elements/api-v2/instances/events/${accepted.eventId}`)
+      .status(200)
+      .send({ eventId: accepted.eventId, eventStatus: 'dispatched' });
+    return reply as unknown as void;
+  }
+}
+
+/** The request as the runner will replay it, without secrets. */
+export function captureRequest(request: FastifyRequest): CapturedRequest {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || DROPPED_HEADERS.has(name)) continue;
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return { method: request.method, url: request.url, headers };
+}

@@ -1,0 +1,200 @@
+/**
+ * The sender: delivers notifications to callback URLs, signed, through the egress policy,
+ * with retries on the configured schedule, `Retry-After` honoured, 410 stopping at once, and
+ * the account's failure policy (`retry` | `queue`) applied.
+ *
+ * Isolation: attempts in flight are limited per callback origin (FERRY_ORIGIN_CONCURRENCY); a
+ * saturated origin's subscriptions are left out of the next claims, so a slow or dead receiver
+ * holds only its own slots and never the healthy receivers' (DESIGN §1.5 fairness).
+ *
+ * Retry timing: the schedule lists offsets from the first failure (4, 16, 64 … s); retry x is
+ * scheduled at the difference between offsets x and x-1 after attempt x, with jitter.
+ */
+import crypto from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import type { Config } from '../config.js';
+import type { InstanceService } from '../instances/service.js';
+import type { DeliveryRecord, DueNotification } from '../store/async.js';
+import type { Store } from '../store/store.js';
+import { retryDelayMs } from './backoff.js';
+import { deliver } from './deliver.js';
+import { signNotification } from './signing.js';
+
+export const FAILURE_POLICY_SETTING = 'notification.webhook.failure.policy';
+
+export class Sender {
+  readonly owner = `sender-${crypto.randomBytes(6).toString('hex')}`;
+  private readonly inFlight = new Map<string, number>();
+  private readonly subscriptionsOf = new Map<string, Set<number>>();
+  private total = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private claiming = false;
+  private again = false;
+  private stopped = false;
+  private readonly increments: number[];
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly instances: InstanceService,
+    private readonly config: Config,
+    private readonly dispatcher: Dispatcher,
+    private readonly log: Logger,
+    private readonly pollMs = 500,
+  ) {
+    const s = config.deliveryRetrySchedule;
+    this.increments = s.map((v, i) => Math.max(0, i === 0 ? v : v - s[i - 1]));
+  }
+
+  start(): void {
+    this.wake();
+  }
+
+  wake(): void {
+    if (this.stopped) return;
+    if (this.claiming) {
+      this.again = true;
+      return;
+    }
+    void this.claim();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.allSettled([...this.pending]);
+  }
+
+  /** A lease long enough to cover one attempt with room to spare. */
+  private get leaseMs(): number {
+    return Math.max(60_000, this.config.deliveryTimeoutMs * 4);
+  }
+
+  private saturated(): number[] {
+    const out: number[] = [];
+    for (const [origin, n] of this.inFlight) {
+      if (n >= this.config.originConcurrency) out.push(...(this.subscriptionsOf.get(origin) ?? []));
+    }
+    return out;
+  }
+
+  private async claim(): Promise<void> {
+    this.claiming = true;
+    try {
+      do {
+        this.again = false;
+        const free = this.config.deliveryConcurrency - this.total;
+        if (free <= 0) break;
+        const due = await this.store.claimNotifications(this.owner, free, this.leaseMs, this.saturated());
+        const deferred: number[] = [];
+        for (const n of due) {
+          const origin = originOf(n.url);
+          const busy = this.inFlight.get(origin) ?? 0;
+          let subs = this.subscriptionsOf.get(origin);
+          if (!subs) this.subscriptionsOf.set(origin, (subs = new Set()));
+          subs.add(n.subscriptionId);
+          if (busy >= this.config.originConcurrency) {
+            deferred.push(n.notificationId);
+            continue;
+          }
+          this.inFlight.set(origin, busy + 1);
+          this.total++;
+          const p = this.attempt(n, origin).finally(() => this.pending.delete(p));
+          this.pending.add(p);
+        }
+        if (deferred.length > 0) await this.store.releaseNotifications(deferred);
+        if (due.length === free && deferred.length === 0) this.again = true;
+      } while (this.again && !this.stopped);
+    } catch (e) {
+      this.log.error({ err: e }, 'claiming notifications failed');
+    } finally {
+      this.claiming = false;
+      await this.schedule();
+    }
+  }
+
+  /** Sleeps until the next notification is due (or the poll interval), unless woken sooner. */
+  private async schedule(): Promise<void> {
+    if (this.stopped) return;
+    let delay = this.pollMs;
+    try {
+      const next = await this.store.nextNotificationDue();
+      if (next) delay = Math.min(delay, Math.max(0, next.getTime() - Date.now()));
+    } catch {
+      // keep polling
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.wake(), Math.max(delay, 5));
+    this.timer.unref();
+  }
+
+  private async attempt(n: DueNotification, origin: string): Promise<void> {
+    const at = new Date();
+    let record: DeliveryRecord;
+    try {
+      const headers = await this.headers(n);
+      const outcome = await deliver(
+        { url: n.url, body: n.body, headers },
+        { dispatcher: this.dispatcher, timeoutMs: this.config.deliveryTimeoutMs },
+      );
+      record = {
+        notificationId: n.notificationId,
+        url: n.url,
+        at,
+        durationMs: outcome.durationMs,
+        statusCode: outcome.statusCode ?? null,
+        error: outcome.error ?? null,
+        next: await this.nextState(n, outcome.kind, outcome.retryAfterMs),
+      };
+    } catch (e) {
+      this.log.error({ err: e, notificationId: n.notificationId }, 'delivery attempt failed unexpectedly');
+      record = {
+        notificationId: n.notificationId,
+        url: n.url,
+        at,
+        durationMs: Date.now() - at.getTime(),
+        statusCode: null,
+        error: 'internal error preparing the delivery',
+        next: await this.nextState(n, 'retry', undefined),
+      };
+    }
+    try {
+      await this.store.recordDeliveries([record]);
+    } catch (e) {
+      this.log.error({ err: e, notificationId: n.notificationId }, 'recording a delivery failed; it will be retried after its lease');
+    } finally {
+      this.inFlight.set(origin, (this.inFlight.get(origin) ?? 1) - 1);
+      this.total--;
+      this.wake();
+    }
+  }
+
+  private async nextState(
+    n: DueNotification,
+    kind: 'delivered' | 'retry' | 'gone',
+    retryAfterMs: number | undefined,
+  ): Promise<DeliveryRecord['next']> {
+    if (kind === 'delivered') return { status: 'delivered' };
+    if (kind === 'gone') return { status: 'queued', deactivate: true };
+    const settings = await this.store.getSettings(n.organizationId);
+    if (settings[FAILURE_POLICY_SETTING] === 'queue') return { status: 'queued', deactivate: false };
+    const delay = retryDelayMs(n.attempts + 1, this.increments, this.config.deliveryJitter);
+    if (delay === null) return { status: 'queued', deactivate: true };
+    return { status: 'retry', at: new Date(Date.now() + Math.max(delay, retryAfterMs ?? 0)) };
+  }
+
+  private async headers(n: DueNotification): Promise<Record<string, string>> {
+    const instance = await this.store.getInstance(n.organizationId, n.instanceId);
+    const key = instance ? this.instances.unseal(instance)['event.notification.signature.key'] : undefined;
+    return signNotification(n.body, key || undefined, `msg_${n.notificationId}`, Math.floor(Date.now() / 1000));
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}

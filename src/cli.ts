@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * The `ferry` command: `serve` runs a node; `org create` and `user create` add tenants and
+ * users (printing their secrets once); `listen` starts a local webhook receiver for people.
+ */
+import { Command, Option } from 'commander';
+import { loadConfig, type Role } from './config.js';
+import { startFerry } from './server.js';
+import { openStore } from './store/index.js';
+import { hashSecret, newSecret } from './identity/secrets.js';
+import { listen } from './listen.js';
+
+const program = new Command();
+program.name('ferry').description('Self-hosted connector gateway with asynchronous requests and signed webhooks');
+
+program
+  .command('serve')
+  .description('Serve the API (and run jobs and deliveries, by role)')
+  .addOption(new Option('--role <role>', 'what this node does').choices(['all', 'api', 'worker']))
+  .action(async (opts: { role?: Role }) => {
+    const config = loadConfig(process.env, opts.role ? { role: opts.role } : {});
+    const ferry = await startFerry(config);
+    const where = ferry.url ? `on ${ferry.url}` : '(worker only, no HTTP)';
+    process.stdout.write(`Ferry ${config.role} node serving ${where}; data in ${config.dataDir}\n`);
+    process.stdout.write(`Credentials of the first user: ${config.dataDir}/credentials.json\n`);
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      await ferry.close();
+      process.exit(0);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+
+const org = program.command('org').description('Organizations');
+org
+  .command('create <name>')
+  .description('Create an organization and print its secret (shown once)')
+  .action(async (name: string) => {
+    const store = await openStore(loadConfig());
+    try {
+      if (await store.getOrganizationByName(name)) throw new Error(`An organization named ${name} already exists`);
+      const secret = newSecret();
+      const created = await store.createOrganization({ name, secretHash: hashSecret(secret) });
+      process.stdout.write(JSON.stringify({ id: created.id, name, organizationSecret: secret }, null, 2) + '\n');
+    } finally {
+      await store.close();
+    }
+  });
+
+const user = program.command('user').description('Users');
+user
+  .command('create')
+  .description('Create a user in an organization and print its secret (shown once)')
+  .requiredOption('--org <name>', 'organization name')
+  .requiredOption('--email <address>', 'email address')
+  .option('--first-name <name>', 'first name', '')
+  .option('--last-name <name>', 'last name', '')
+  .action(async (opts: { org: string; email: string; firstName: string; lastName: string }) => {
+    const store = await openStore(loadConfig());
+    try {
+      const organization = await store.getOrganizationByName(opts.org);
+      if (!organization) throw new Error(`No organization named ${opts.org}`);
+      const secret = newSecret();
+      const created = await store.createUser({
+        organizationId: organization.id,
+        emailAddress: opts.email,
+        firstName: opts.firstName,
+        lastName: opts.lastName,
+        secretHash: hashSecret(secret),
+      });
+      process.stdout.write(JSON.stringify({ id: created.id, emailAddress: opts.email, userSecret: secret }, null, 2) + '\n');
+    } finally {
+      await store.close();
+    }
+  });
+
+program
+  .command('listen')
+  .description('Receive webhooks locally, print them and check their signatures')
+  .option('--port <port>', 'port to listen on', '4000')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--signature-key <key>', 'the instance\'s event.notification.signature.key')
+  .action(async (opts: { port: string; host: string; signatureKey?: string }) => {
+    const receiver = await listen({ port: Number(opts.port), host: opts.host, signatureKey: opts.signatureKey });
+    process.stdout.write(`Listening for webhooks on http://${opts.host}:${receiver.port}/\n`);
+  });
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  process.stderr.write(`ferry: ${e.message}\n`);
+  process.exit(1);
+});

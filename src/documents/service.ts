@@ -1,0 +1,328 @@
+/**
+ * The documents service: the documents hub's behaviour above every element. It owns what must
+ * be identical on every backend — the object model and ids, tags (kept by Ferry per instance
+ * and path, following moves, copies and deletes), overwrite and conflict rules, paging,
+ * ordering and filtering — and records every object it creates, changes or deletes into the
+ * request's change log, which the async runner turns into `response.events` (DESIGN §1.5).
+ *
+ * Paths reaching this service are canonical (paths.ts); the element below does the storage.
+ */
+import type { Readable } from 'node:stream';
+import type { Element, Entry } from '../elements/element.js';
+import { conflict, invalid, notFound } from '../errors.js';
+import type { TagStore } from '../store/store.js';
+import { decodeCursor, encodeCursor } from '../store/cursor.js';
+import { parseOrderBy, parseWhere } from './ceql.js';
+import { mimeType } from './mime.js';
+import { baseName, isWithin, joinPath, objectId, parentPath, ROOT } from './paths.js';
+
+/** A file or folder as the hub API shows it. */
+export interface DocumentObject {
+  id: string;
+  name: string;
+  path: string;
+  directory: boolean;
+  size: number;
+  createdDate: string | null;
+  modifiedDate: string | null;
+  tags: string[];
+  parentFolderId: string | null;
+  properties: { mimeType: string | null };
+}
+
+/** One entry of an async notification's `response.events`. */
+export interface ChangeEvent {
+  /** The destination path as the request named it. */
+  path: string;
+  metadata: {
+    id: string;
+    path: string;
+    name: string;
+    type: 'file' | 'folder';
+    size: number;
+    createdDate: string | null;
+    modifiedDate: string | null;
+    deleted?: boolean;
+  };
+}
+
+export interface ListOptions {
+  pageSize: number;
+  nextPage?: string;
+  where?: string;
+  orderBy?: string;
+  fetchTags?: boolean;
+}
+
+export interface ListResult {
+  items: DocumentObject[];
+  next: string | null;
+}
+
+export class DocumentsService {
+  /** Objects created, changed or deleted by this request, in order. */
+  readonly changes: ChangeEvent[] = [];
+
+  constructor(
+    private readonly element: Element,
+    private readonly instanceId: number,
+    private readonly tags: TagStore,
+  ) {}
+
+  ping(): Promise<void> {
+    return this.element.ping();
+  }
+
+  storage() {
+    return this.element.storage();
+  }
+
+  /** The object at `path`; `expect` makes a file/folder mismatch a clear 400. */
+  async metadata(path: string, expect?: 'file' | 'folder'): Promise<DocumentObject> {
+    const entry = await this.require(path, expect);
+    return this.present(entry);
+  }
+
+  async upload(
+    path: string,
+    body: Readable,
+    options: { overwrite: boolean; tags?: string[]; contentType?: string },
+  ): Promise<DocumentObject> {
+    if (path === ROOT) throw invalid('path must name a file, not the root folder');
+    const existing = await this.element.stat(path);
+    if (existing?.directory) throw conflict(`${path} is a folder; choose another file path`);
+    if (existing && !options.overwrite) {
+      throw conflict(`A file already exists at ${path}; pass overwrite=true to replace it`);
+    }
+    await this.requireParentNotFile(path);
+    const entry = await this.element.write(path, body, { contentType: options.contentType });
+    if (options.tags !== undefined) await this.tags.setTags(this.instanceId, path, options.tags);
+    else if (existing) await this.tags.deleteTags(this.instanceId, path);
+    return this.record(path, entry);
+  }
+
+  async download(path: string): Promise<{ object: DocumentObject; stream: Readable }> {
+    const entry = await this.require(path, 'file');
+    const stream = await this.element.read(path);
+    return { object: await this.present(entry), stream };
+  }
+
+  async remove(path: string, expect: 'file' | 'folder'): Promise<void> {
+    if (path === ROOT) throw invalid('The root folder cannot be deleted; delete what is inside it instead');
+    const entry = await this.require(path, expect);
+    const removed: Entry[] = [];
+    if (entry.directory) for await (const d of this.descendants(path)) removed.push(d);
+    await this.element.remove(path);
+    await this.tags.deleteTags(this.instanceId, path);
+    for (const e of [entry, ...removed]) this.recordDeleted(e.path, e);
+  }
+
+  async createFolder(path: string, tags?: string[]): Promise<DocumentObject> {
+    if (path === ROOT) throw conflict('The root folder already exists');
+    const existing = await this.element.stat(path);
+    if (existing) throw conflict(`Something already exists at ${path}; choose another folder path`);
+    await this.requireParentNotFile(path);
+    const entry = await this.element.mkdir(path);
+    if (tags?.length) await this.tags.setTags(this.instanceId, path, tags);
+    return this.record(path, entry);
+  }
+
+  /**
+   * Copies a file or folder. `requestedPath` is the destination as the request named it (the
+   * change log reports it); `actualPath` is where the copy lands (folder copies may rename the
+   * last segment with `name`).
+   */
+  async copy(
+    from: string,
+    requestedPath: string,
+    actualPath: string,
+    options: { expect: 'file' | 'folder'; overwrite: boolean; tags?: string[] },
+  ): Promise<DocumentObject> {
+    const source = await this.require(from, options.expect);
+    if (actualPath === ROOT) throw invalid('The destination path must not be the root folder');
+    if (from === actualPath) throw conflict(`Source and destination are both ${from}; choose another destination`);
+    if (source.directory && isWithin(actualPath, from)) {
+      throw invalid(`Cannot copy the folder ${from} into itself (${actualPath}); choose a destination outside it`);
+    }
+    await this.clearDestination(actualPath, options.overwrite);
+    await this.element.copy(from, actualPath);
+    await this.tags.copyTags(this.instanceId, from, actualPath);
+    if (options.tags !== undefined) await this.tags.setTags(this.instanceId, actualPath, options.tags);
+    return this.recordTree(requestedPath, actualPath);
+  }
+
+  /** PATCH of metadata: `path` moves/renames, `tags` replaces the tags. */
+  async update(
+    path: string,
+    expect: 'file' | 'folder',
+    patch: { path?: string; tags?: string[] },
+    overwrite = false,
+  ): Promise<DocumentObject> {
+    const entry = await this.require(path, expect);
+    let current = path;
+    if (patch.path !== undefined && patch.path !== path) {
+      if (path === ROOT) throw invalid('The root folder cannot be moved');
+      if (entry.directory && isWithin(patch.path, path)) {
+        throw invalid(`Cannot move the folder ${path} into itself (${patch.path}); choose a destination outside it`);
+      }
+      if (patch.path === ROOT) throw invalid('The destination path must not be the root folder');
+      await this.clearDestination(patch.path, overwrite);
+      await this.element.move(path, patch.path);
+      await this.tags.moveTags(this.instanceId, path, patch.path);
+      current = patch.path;
+    }
+    if (patch.tags !== undefined) await this.tags.setTags(this.instanceId, current, patch.tags);
+    if (entry.directory && current !== path) return this.recordTree(current, current);
+    const moved = await this.require(current);
+    return this.record(current, moved);
+  }
+
+  /** One page of a folder's children, filtered and ordered. */
+  async list(path: string, options: ListOptions): Promise<ListResult> {
+    await this.require(path, 'folder');
+    const entries: Entry[] = [];
+    for await (const e of this.element.list(path)) entries.push(e);
+    return this.page(entries, options);
+  }
+
+  /** Recursive, case-insensitive name search under `path`. */
+  async search(text: string, path: string, options: ListOptions): Promise<ListResult> {
+    await this.require(path, 'folder');
+    const needle = text.toLowerCase();
+    const found: Entry[] = [];
+    for await (const e of this.descendants(path)) {
+      if (baseName(e.path).toLowerCase().includes(needle)) found.push(e);
+    }
+    return this.page(found, options);
+  }
+
+  /** Shapes entries as objects, with tags. */
+  async present(entry: Entry): Promise<DocumentObject> {
+    const [object] = await this.presentAll([entry], true);
+    return object;
+  }
+
+  private async presentAll(entries: Entry[], withTags: boolean): Promise<DocumentObject[]> {
+    const tags = withTags ? await this.tags.getTags(this.instanceId, entries.map((e) => e.path)) : new Map();
+    return entries.map((e) => {
+      const parent = parentPath(e.path);
+      const name = baseName(e.path);
+      return {
+        id: objectId(e.path),
+        name: e.path === ROOT ? '' : name,
+        path: e.path,
+        directory: e.directory,
+        size: e.directory ? 0 : e.size,
+        createdDate: e.createdDate ? e.createdDate.toISOString() : null,
+        modifiedDate: e.modifiedDate ? e.modifiedDate.toISOString() : null,
+        tags: tags.get(e.path) ?? [],
+        parentFolderId: parent === null ? null : objectId(parent),
+        properties: { mimeType: e.directory ? null : mimeType(name) },
+      };
+    });
+  }
+
+  private async page(entries: Entry[], options: ListOptions): Promise<ListResult> {
+    let rows = entries.map((e) => ({ ...e, name: baseName(e.path) }));
+    if (options.where) {
+      const keep = parseWhere(options.where);
+      rows = rows.filter(keep);
+    }
+    const order = options.orderBy ? parseOrderBy(options.orderBy) : parseOrderBy('directory desc, name');
+    rows.sort(order);
+    const start = options.nextPage ? decodeCursor(options.nextPage) : 0;
+    const slice = rows.slice(start, start + options.pageSize);
+    const end = start + slice.length;
+    return {
+      items: await this.presentAll(slice, options.fetchTags !== false),
+      next: end < rows.length ? encodeCursor(end) : null,
+    };
+  }
+
+  private async *descendants(path: string): AsyncIterable<Entry> {
+    if (this.element.walk) {
+      yield* this.element.walk(path);
+      return;
+    }
+    const folders = [path];
+    while (folders.length > 0) {
+      const folder = folders.pop() as string;
+      for await (const e of this.element.list(folder)) {
+        yield e;
+        if (e.directory) folders.push(e.path);
+      }
+    }
+  }
+
+  private async require(path: string, expect?: 'file' | 'folder'): Promise<Entry> {
+    const entry = await this.element.stat(path);
+    if (!entry) throw notFound(`Nothing exists at ${path}`);
+    if (expect === 'file' && entry.directory) {
+      throw invalid(`${path} is a folder; use the /folders routes for folders`);
+    }
+    if (expect === 'folder' && !entry.directory) throw invalid(`${path} is a file; use the /files routes for files`);
+    return entry;
+  }
+
+  private async requireParentNotFile(path: string): Promise<void> {
+    for (let p = parentPath(path); p !== null && p !== ROOT; p = parentPath(p)) {
+      const e = await this.element.stat(p);
+      if (e && !e.directory) throw conflict(`${p} is a file, so nothing can be created under it`);
+      if (e) return;
+    }
+  }
+
+  private async clearDestination(path: string, overwrite: boolean): Promise<void> {
+    const existing = await this.element.stat(path);
+    if (existing && !overwrite) throw conflict(`Something already exists at ${path}; pass overwrite=true to replace it`);
+    await this.requireParentNotFile(path);
+    if (existing) {
+      await this.element.remove(path);
+      await this.tags.deleteTags(this.instanceId, path);
+    }
+  }
+
+  private async record(requestedPath: string, entry: Entry): Promise<DocumentObject> {
+    const object = await this.present(entry);
+    this.changes.push({ path: requestedPath, metadata: this.metadataOf(entry) });
+    return object;
+  }
+
+  /** Records a folder (or file) and every descendant, reported under `requestedPath`. */
+  private async recordTree(requestedPath: string, actualPath: string): Promise<DocumentObject> {
+    const root = await this.require(actualPath);
+    const object = await this.present(root);
+    this.changes.push({ path: requestedPath, metadata: this.metadataOf(root) });
+    if (root.directory) {
+      const all: Entry[] = [];
+      for await (const e of this.descendants(actualPath)) all.push(e);
+      all.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      for (const e of all) {
+        this.changes.push({ path: requestedPath + e.path.slice(actualPath.length), metadata: this.metadataOf(e) });
+      }
+    }
+    return object;
+  }
+
+  private recordDeleted(requestedPath: string, entry: Entry): void {
+    this.changes.push({ path: requestedPath, metadata: { ...this.metadataOf(entry), deleted: true } });
+  }
+
+  private metadataOf(e: Entry): ChangeEvent['metadata'] {
+    return {
+      id: objectId(e.path),
+      path: e.path,
+      name: baseName(e.path),
+      type: e.directory ? 'folder' : 'file',
+      size: e.directory ? 0 : e.size,
+      createdDate: e.createdDate ? e.createdDate.toISOString() : null,
+      modifiedDate: e.modifiedDate ? e.modifiedDate.toISOString() : null,
+    };
+  }
+
+  /** joinPath re-exported for the routes: a destination `name` replacing the last segment. */
+  static renamed(path: string, name: string): string {
+    const parent = parentPath(path) ?? ROOT;
+    return joinPath(parent, name);
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * The amazons3 element: Ferry's primitive storage operations on one S3 bucket (AWS or any
+ * S3-compatible store). The instance root is the bucket root; see `keys.ts` for the mapping.
+ *
+ * Folder semantics over a flat key space:
+ * - A folder exists when its marker object ("a/") exists or any key lies under its prefix.
+ *   `mkdir` writes the marker; ancestors need none, because the new key implies them.
+ * - Writes create no markers: a key implies its parents.
+ * - Removing or moving away the last object of a folder would make the folder vanish, which no
+ *   file system does; so afterwards the parent gets a marker when nothing else keeps it alive.
+ * - Copies are server-side (CopyObject per key, 16 at a time); move = copy, then delete.
+ */
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+  type _Object,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { backendFailed, conflict, invalid, isFerryError, notFound } from '../../errors.js';
+import type { Element, Entry, StorageInfo, WriteOptions } from '../element.js';
+import { forEachBounded } from './concurrency.js';
+import { copyObject } from './copy.js';
+import { mapS3Error } from './errors.js';
+import { keyOf, parentOf, prefixOf } from './keys.js';
+import { childrenOfPage, descendantsOfObject, fileEntry, folderEntry, pages, type ListPage } from './listing.js';
+import { presignGet } from './presign.js';
+import type { S3Settings } from './settings.js';
+
+/** Multipart upload part size: small enough to keep memory flat, large enough for few parts. */
+export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
+/** Parts uploaded at once; buffered memory per upload is about (this + 1) × part size. */
+export const UPLOAD_QUEUE = 3;
+/** Objects copied at once in a folder copy. */
+export const COPY_CONCURRENCY = 16;
+
+const ROOT_ENTRY: Entry = { path: '/', directory: true, size: 0 };
+
+/** An Element backed by one S3 bucket. */
+export class S3Element implements Element {
+  private readonly bucket: string;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly settings: S3Settings,
+    private readonly timeoutMs: number,
+  ) {
+    this.bucket = settings.bucket;
+  }
+
+  /** Runs one S3 call, translating its failure into a Ferry error about `path`. */
+  private async call<T>(operation: string, path: string | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      throw mapS3Error(error, {
+        operation,
+        path,
+        bucket: this.bucket,
+        timeoutMs: this.timeoutMs,
+        secrets: [this.settings.secretKey],
+      });
+    }
+  }
+
+  private lister(operation: string, path: string): ListPage {
+    return (input) =>
+      this.call(operation, path, () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, ...input })));
+  }
+
+  /** Size and date of the object at `key`, or null when there is none. */
+  private async head(key: string, path: string): Promise<Entry | null> {
+    try {
+      const head = await this.call('read the metadata of', path, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })),
+      );
+      return fileEntry(path, { Size: head.ContentLength, LastModified: head.LastModified });
+    } catch (error) {
+      if (isFerryError(error, 'not_found')) return null;
+      throw error;
+    }
+  }
+
+  /** The first object under `prefix` (the marker itself counts), or null when it is empty. */
+  private async firstUnder(prefix: string, path: string): Promise<_Object | null> {
+    const page = await this.lister('look up', path)({ Prefix: prefix, MaxKeys: 1 });
+    return page.Contents?.[0] ?? null;
+  }
+
+  /** Every object under `prefix`, page by page. */
+  private async *objectsUnder(prefix: string, path: string, operation: string): AsyncGenerator<_Object> {
+    for await (const page of pages(this.lister(operation, path), { Prefix: prefix })) {
+      yield* page.Contents ?? [];
+    }
+  }
+
+  private async putMarker(folder: string): Promise<void> {
+    await this.call('create the folder', folder, () =>
+      this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: prefixOf(folder), Body: new Uint8Array(0), ContentLength: 0 }),
+      ),
+    );
+  }
+
+  /** Gives `folder` a marker when nothing under it keeps it alive any more. */
+  private async keepFolder(folder: string): Promise<void> {
+    if (folder === '/') return;
+    if ((await this.firstUnder(prefixOf(folder), folder)) === null) await this.putMarker(folder);
+  }
+
+  /** Deletes every object under `prefix` in batches of up to 1,000; returns how many. */
+  private async deleteUnder(prefix: string, path: string): Promise<number> {
+    let count = 0;
+    for await (const page of pages(this.lister('list for removal', path), { Prefix: prefix })) {
+      const keys = (page.Contents ?? []).map((object) => ({ Key: object.Key as string }));
+      if (keys.length === 0) continue;
+      const result = await this.call('remove', path, () =>
+        this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }),
+        ),
+      );
+      const failed = result.Errors?.[0];
+      if (failed) {
+        throw backendFailed(`S3 failed to remove '${path}': ${result.Errors?.length} object(s) were not deleted.`, {
+          providerMessage: `${failed.Code ?? 'Error'}: ${failed.Message ?? ''} (key ${failed.Key ?? '?'})`,
+        });
+      }
+      count += keys.length;
+    }
+    return count;
+  }
+
+  private refuseIntoItself(from: string, to: string, verb: string): void {
+    if (to === from || from === '/' || to.startsWith(`${from}/`)) {
+      throw invalid(`Cannot ${verb} '${from}' into itself ('${to}'); choose a destination outside it.`);
+    }
+  }
+
+  async ping(): Promise<void> {
+    // ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key, a denied
+    // policy and a missing bucket would all look alike.
+    await this.lister('reach the bucket', '/')({ MaxKeys: 1 });
+  }
+
+  async storage(): Promise<StorageInfo> {
+    // S3 has no quota, and summing every object's size would cost a full listing.
+    return { total: null, used: null, shared: null };
+  }
+
+  async stat(path: string): Promise<Entry | null> {
+    if (path === '/') return ROOT_ENTRY;
+    const [file, first] = await Promise.all([this.head(keyOf(path), path), this.firstUnder(prefixOf(path), path)]);
+    if (file) return file;
+    if (first === null) return null;
+    return folderEntry(path, first.Key === prefixOf(path) ? first.LastModified : undefined);
+  }
+
+  async *list(path: string): AsyncIterable<Entry> {
+    const prefix = prefixOf(path);
+    const seen = new Set<string>();
+    let found = false;
+    for await (const page of pages(this.lister('list', path), { Prefix: prefix, Delimiter: '/' })) {
+      if ((page.Contents?.length ?? 0) > 0 || (page.CommonPrefixes?.length ?? 0) > 0) found = true;
+      yield* childrenOfPage(path, prefix, page, seen);
+    }
+    if (!found && path !== '/') throw notFound(`No folder exists at '${path}'.`);
+  }
+
+  async *walk(path: string): AsyncIterable<Entry> {
+    const prefix = prefixOf(path);
+    const seen = new Set<string>();
+    let found = false;
+    for await (const object of this.objectsUnder(prefix, path, 'list')) {
+      found = true;
+      yield* descendantsOfObject(path, prefix, object, seen);
+    }
+    if (!found && path !== '/') throw notFound(`No folder exists at '${path}'.`);
+  }
+
+  async read(path: string): Promise<Readable> {
+    const object = await this.call('read', path, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: keyOf(path) })),
+    );
+    // In Node the SDK's body is the HTTP response stream itself: nothing is buffered.
+    return object.Body as Readable;
+  }
+
+  async write(path: string, body: Readable, options: WriteOptions = {}): Promise<Entry> {
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: keyOf(path), Body: body, ContentType: options.contentType },
+      partSize: UPLOAD_PART_BYTES,
+      queueSize: UPLOAD_QUEUE,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (error) {
+      // A failing source stream (client went away, size limit) is not the backend's fault.
+      if (body.errored) throw body.errored;
+      throw mapS3Error(error, {
+        operation: 'write',
+        path,
+        bucket: this.bucket,
+        timeoutMs: this.timeoutMs,
+        secrets: [this.settings.secretKey],
+      });
+    }
+    const written = await this.head(keyOf(path), path);
+    if (written === null) throw backendFailed(`S3 accepted '${path}' but does not show it afterwards.`);
+    return written;
+  }
+
+  async mkdir(path: string): Promise<Entry> {
+    if (path === '/') return ROOT_ENTRY;
+    const existing = await this.stat(path);
+    if (existing?.directory) return existing;
+    if (existing) throw conflict(`A file already exists at '${path}'.`);
+    await this.putMarker(path);
+    const now = new Date();
+    return folderEntry(path, now);
+  }
+
+  async remove(path: string): Promise<void> {
+    if (path === '/') throw invalid('The root folder cannot be removed; remove its contents instead.');
+    const key = keyOf(path);
+    if (await this.head(key, path)) {
+      await this.call('remove', path, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+    } else if ((await this.deleteUnder(prefixOf(path), path)) === 0) {
+      throw notFound(`Nothing exists at '${path}'.`);
+    }
+    await this.keepFolder(parentOf(path));
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    this.refuseIntoItself(from, to, 'copy');
+    const file = await this.head(keyOf(from), from);
+    if (file) {
+      await this.call('copy', from, () => copyObject(this.client, this.bucket, keyOf(from), keyOf(to), file.size));
+      return;
+    }
+    const source = prefixOf(from);
+    const target = prefixOf(to);
+    let copied = 0;
+    await forEachBounded(this.objectsUnder(source, from, 'list for copy'), COPY_CONCURRENCY, async (object) => {
+      const key = object.Key as string;
+      copied += 1;
+      await this.call('copy', from, () =>
+        copyObject(this.client, this.bucket, key, target + key.slice(source.length), object.Size ?? 0),
+      );
+    });
+    if (copied === 0) throw notFound(`Nothing exists at '${from}'.`);
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    this.refuseIntoItself(from, to, 'move');
+    // S3 has no rename: copy server-side, then delete the source (which keeps its parent alive).
+    await this.copy(from, to);
+    await this.remove(from);
+  }
+
+  async providerLink(path: string, expiresInSeconds: number): Promise<string | null> {
+    return this.call('sign a link to', path, () => presignGet(this.client, this.bucket, keyOf(path), expiresInSeconds));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

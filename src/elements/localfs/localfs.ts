@@ -1,0 +1,256 @@
+/**
+ * The localfs element: one instance is one folder `<FERRY_LOCALFS_BASE>/<root>` on the Ferry
+ * host, served with `node:fs/promises` and streams. Confinement against symbolic links is in
+ * `confine.ts`; folder reading and copying in `tree.ts`; error mapping in `fs-errors.ts`.
+ *
+ * Behaviour worth knowing:
+ * - The root folder is created on first use (the `ping` made when the instance is created).
+ * - `write` streams into a temp file `.ferry-upload-<hex>.tmp` in the target folder, then
+ *   renames it over the target: readers see the old file or the new one, never half of one,
+ *   and a crash leaves at most a stray temp file (never listed or copied). No fsync: a process
+ *   crash is covered, a power loss is left to the file system's rename ordering.
+ * - The root itself cannot be removed, moved or copied onto.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { copyFile, lstat, mkdir, open, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { invalid, notFound, conflict } from '../../errors.js';
+import type { Element, Entry, StorageInfo } from '../element.js';
+import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
+import { errorCode, fsError } from './fs-errors.js';
+import { children, copyTree } from './tree.js';
+
+// O_NOFOLLOW refuses a symlink at the last component; O_NONBLOCK keeps a FIFO from hanging open().
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+const READ_FLAGS = constants.O_RDONLY | NOFOLLOW | (constants.O_NONBLOCK ?? 0);
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW;
+
+function entry(p: string, s: Stats): Entry {
+  const directory = s.isDirectory();
+  return {
+    path: p,
+    directory,
+    size: directory ? 0 : s.size,
+    // birthtime is 0 where the file system does not record it.
+    createdDate: s.birthtimeMs > 0 ? s.birthtime : s.mtime,
+    modifiedDate: s.mtime,
+  };
+}
+
+function child(folder: string, name: string): string {
+  return folder === '/' ? `/${name}` : `${folder}/${name}`;
+}
+
+/** A localfs instance's backend. */
+export class LocalFsElement implements Element {
+  private readonly confine: Confinement;
+
+  constructor(base: string, rootSegments: string[]) {
+    this.confine = new Confinement(base, rootSegments);
+  }
+
+  async ping(): Promise<void> {
+    await this.confine.refresh();
+  }
+
+  async storage(): Promise<StorageInfo> {
+    const root = await this.confine.root();
+    try {
+      const s = await statfs(root);
+      return { total: s.blocks * s.bsize, used: (s.blocks - s.bfree) * s.bsize, shared: null };
+    } catch (e) {
+      throw fsError(e, '/', 'measure');
+    }
+  }
+
+  async stat(p: string): Promise<Entry | null> {
+    checkCanonical(p);
+    const found = await this.confine.existing(await this.confine.root(), p);
+    return found ? entry(p, found.stats) : null;
+  }
+
+  /** The existing folder at `p`, or notFound / invalid. */
+  private async folder(p: string): Promise<string> {
+    checkCanonical(p);
+    const found = await this.confine.existing(await this.confine.root(), p);
+    if (!found) throw notFound(`${p} does not exist`);
+    if (!found.stats.isDirectory()) throw invalid(`${p} is a file, not a folder`);
+    return found.abs;
+  }
+
+  async *list(p: string): AsyncIterable<Entry> {
+    const abs = await this.folder(p);
+    try {
+      for await (const batch of children(abs)) {
+        for (const c of batch) yield entry(child(p, c.name), c.stats);
+      }
+    } catch (e) {
+      throw fsError(e, p, 'list');
+    }
+  }
+
+  async *walk(p: string): AsyncIterable<Entry> {
+    const stack = [{ p, abs: await this.folder(p) }];
+    while (stack.length > 0) {
+      const folder = stack.pop()!;
+      try {
+        for await (const batch of children(folder.abs)) {
+          for (const c of batch) {
+            const cp = child(folder.p, c.name);
+            if (c.stats.isDirectory()) stack.push({ p: cp, abs: `${folder.abs}/${c.name}` });
+            yield entry(cp, c.stats);
+          }
+        }
+      } catch (e) {
+        // A folder removed while walking simply has no more descendants.
+        if (errorCode(e) === 'ENOENT' && folder.p !== p) continue;
+        throw fsError(e, folder.p, 'list');
+      }
+    }
+  }
+
+  async read(p: string): Promise<Readable> {
+    checkCanonical(p);
+    const found = await this.confine.existing(await this.confine.root(), p);
+    if (!found) throw notFound(`${p} does not exist`);
+    if (found.stats.isDirectory()) throw invalid(`${p} is a folder; only files can be downloaded`);
+    let handle: FileHandle;
+    try {
+      handle = await open(found.abs, READ_FLAGS);
+    } catch (e) {
+      throw fsError(e, p, 'read');
+    }
+    try {
+      // Whatever was checked above, the opened object must still be a regular file.
+      if (!(await handle.stat()).isFile()) throw notFound(`${p} does not exist`);
+    } catch (e) {
+      await handle.close();
+      throw fsError(e, p, 'read');
+    }
+    return handle.createReadStream();
+  }
+
+  async write(p: string, body: Readable): Promise<Entry> {
+    checkCanonical(p);
+    if (p === '/') throw invalid('a file needs a name: "/" is the root folder');
+    const root = await this.confine.root();
+    await this.confine.prepareParents(root, p);
+    const abs = this.confine.abs(root, p);
+    const existing = await lstatOrNull(abs, p);
+    if (existing?.isDirectory()) throw invalid(`${p} is a folder; a file cannot replace it`);
+
+    const temp = `${abs.slice(0, abs.lastIndexOf('/'))}/.ferry-upload-${randomBytes(8).toString('hex')}.tmp`;
+    let handle: FileHandle;
+    try {
+      handle = await open(temp, CREATE_FLAGS, 0o666);
+    } catch (e) {
+      throw fsError(e, p, 'write');
+    }
+    // The stream closes the handle when it finishes or fails.
+    const out = handle.createWriteStream();
+    let diskError: unknown;
+    out.once('error', (e) => (diskError = e));
+    let piped = false;
+    try {
+      await pipeline(body, out);
+      piped = true;
+      const stats = await lstat(temp);
+      await rename(temp, abs);
+      return entry(p, stats);
+    } catch (e) {
+      await unlink(temp).catch(() => undefined);
+      // A failure of the client's body (aborted upload, size limit) is not a disk failure:
+      // it goes up unchanged.
+      if (!piped && diskError === undefined) throw e;
+      throw fsError(diskError ?? e, p, 'write');
+    }
+  }
+
+  async mkdir(p: string): Promise<Entry> {
+    checkCanonical(p);
+    const root = await this.confine.root();
+    if (p !== '/') {
+      await this.confine.prepareParents(root, p);
+      const abs = this.confine.abs(root, p);
+      const existing = await lstatOrNull(abs, p);
+      if (existing?.isSymbolicLink()) throw invalid(`${p} is a symbolic link; Ferry does not follow symbolic links`);
+      if (existing && !existing.isDirectory()) throw conflict(`${p} already exists as a file`);
+      if (!existing) {
+        try {
+          await mkdir(abs);
+        } catch (e) {
+          if (errorCode(e) !== 'EEXIST') throw fsError(e, p, 'create');
+        }
+      }
+    }
+    const found = await this.confine.existing(root, p);
+    if (!found?.stats.isDirectory()) throw conflict(`${p} already exists and is not a folder`);
+    return entry(p, found.stats);
+  }
+
+  async remove(p: string): Promise<void> {
+    checkCanonical(p);
+    if (p === '/') throw invalid('the root folder of an instance cannot be deleted');
+    const found = await this.confine.existing(await this.confine.root(), p);
+    if (!found) throw notFound(`${p} does not exist`);
+    try {
+      // rm does not follow symlinks inside the tree: it removes the links themselves.
+      await rm(found.abs, { recursive: true });
+    } catch (e) {
+      throw fsError(e, p, 'delete');
+    }
+  }
+
+  /** Common checks of move and copy; returns the source and the absolute destination. */
+  private async prepareTransfer(from: string, to: string, action: string) {
+    checkCanonical(from);
+    checkCanonical(to);
+    if (from === '/') throw invalid(`the root folder of an instance cannot be ${action}`);
+    if (to === '/') throw conflict('/ already exists');
+    const root = await this.confine.root();
+    const source = await this.confine.existing(root, from);
+    if (!source) throw notFound(`${from} does not exist`);
+    if (to === from) throw conflict(`${to} already exists`);
+    if (to.startsWith(from + '/')) throw invalid(`a folder cannot be ${action} into itself (${from} → ${to})`);
+    const target = this.confine.abs(root, to);
+    if (await lstatOrNull(target, to)) throw conflict(`${to} already exists`);
+    await this.confine.prepareParents(root, to);
+    return { source, target };
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const { source, target } = await this.prepareTransfer(from, to, 'moved');
+    try {
+      await rename(source.abs, target);
+    } catch (e) {
+      if (errorCode(e) !== 'EXDEV') throw fsError(e, from, 'move');
+      // A mount point inside the root: copy across, then drop the original.
+      await this.copyAt(source.abs, source.stats, target, from);
+      await rm(source.abs, { recursive: true }).catch((e2: unknown) => {
+        throw fsError(e2, from, 'move');
+      });
+    }
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    const { source, target } = await this.prepareTransfer(from, to, 'copied');
+    await this.copyAt(source.abs, source.stats, target, from);
+  }
+
+  private async copyAt(source: string, stats: Stats, target: string, from: string): Promise<void> {
+    try {
+      if (stats.isDirectory()) await copyTree(source, target);
+      else await copyFile(source, target, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    } catch (e) {
+      // Leave nothing half-copied behind.
+      await rm(target, { recursive: true, force: true }).catch(() => undefined);
+      throw fsError(e, from, 'copy');
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing is held open between calls.
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The sftp element: the Element operations over an SFTP server, confined to a home directory.
+ *
+ * Shape of every operation: lease a connection from the pool, confine the path (confine.ts),
+ * then send the primitive requests. The part before any side effect runs through
+ * `pool.hold(..., idempotent)`, so an operation that meets a connection which broke since its
+ * last use (server restarted, socket closed) transparently retries on a fresh one. Streams and
+ * listings keep their lease until they end.
+ *
+ * SFTP has no server-side copy: copies stream each file through Ferry (bounded concurrency),
+ * reading and writing a few chunks at a time.
+ */
+import type { Readable } from 'node:stream';
+import type { Stats } from 'ssh2';
+import { conflict, invalid, notFound } from '../../errors.js';
+import type { Element, ElementContext, Entry, StorageInfo, WriteOptions } from '../element.js';
+import { SftpConnection } from './connection.js';
+import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt } from './confine.js';
+import { STATUS, sftpError, statusOf } from './errors.js';
+import { ConnectionPool, type PoolOptions } from './pool.js';
+import type { SftpSettings } from './settings.js';
+import { SftpReadStream } from './streams.js';
+import { fillAndPlace, openTemp } from './transfer.js';
+import { forEachLimited, listFolder, removeTree, toEntry, walkFolder } from './tree.js';
+
+/** Connections per element, and how long an unused one stays open. */
+export const DEFAULT_POOL: PoolOptions = { max: 4, idleMs: 30_000 };
+
+/** Files of a folder copy streamed at once. */
+const COPY_CONCURRENCY = 4;
+
+export class SftpElement implements Element {
+  private readonly pool: ConnectionPool<SftpConnection>;
+  private readonly home: HomeConfinement;
+
+  constructor(settings: SftpSettings, context: ElementContext, pool: PoolOptions = DEFAULT_POOL) {
+    this.home = new HomeConfinement(settings.homeDirectory);
+    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs), pool);
+  }
+
+  /** Connections open or opening now (tests observe the pool through it). */
+  get connections(): number {
+    return this.pool.size;
+  }
+
+  async ping(): Promise<void> {
+    // Resolving the home again is the round trip: realpath + stat of the home folder.
+    await this.pool.run((conn) => this.home.refresh(conn), true);
+  }
+
+  async storage(): Promise<StorageInfo> {
+    return this.pool.run(async (conn) => {
+      const home = await this.home.root(conn);
+      let info: Record<string, unknown>;
+      try {
+        info = await conn.call<Record<string, unknown>>((sftp, done) => sftp.ext_openssh_statvfs(home, done));
+      } catch (e) {
+        if (statusOf(e) === STATUS.OP_UNSUPPORTED) return { total: null, used: null, shared: null };
+        throw sftpError(e, '/', 'measure');
+      }
+      const unit = Number(info.f_frsize) || Number(info.f_bsize);
+      const total = Number(info.f_blocks) * unit;
+      const free = Number(info.f_bfree) * unit;
+      if (!Number.isFinite(total) || !Number.isFinite(free)) return { total: null, used: null, shared: null };
+      return { total, used: total - free, shared: null };
+    }, true);
+  }
+
+  async stat(p: string): Promise<Entry | null> {
+    checkCanonical(p);
+    return this.pool.run(async (conn) => {
+      const found = await this.home.existing(conn, p);
+      return found ? toEntry(p, found.stats) : null;
+    }, true);
+  }
+
+  async *list(p: string): AsyncIterable<Entry> {
+    checkCanonical(p);
+    const { value: abs, lease } = await this.pool.hold((conn) => this.folder(conn, p), true);
+    try {
+      yield* listFolder(lease.conn, abs, p);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async *walk(p: string): AsyncIterable<Entry> {
+    checkCanonical(p);
+    const { value: abs, lease } = await this.pool.hold((conn) => this.folder(conn, p), true);
+    try {
+      yield* walkFolder(lease.conn, abs, p);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async read(p: string): Promise<Readable> {
+    checkCanonical(p);
+    const { value: handle, lease } = await this.pool.hold(async (conn) => {
+      const found = await this.home.existing(conn, p);
+      if (!found) throw notFound(`${p} does not exist`);
+      if (isFolder(found.stats)) throw invalid(`${p} is a folder; only files can be downloaded`);
+      try {
+        return await conn.call<Buffer>((sftp, done) => sftp.open(found.abs, 'r', done));
+      } catch (e) {
+        throw sftpError(e, p, 'read');
+      }
+    }, true);
+    return new SftpReadStream(lease.conn, handle, p, () => lease.release());
+  }
+
+  async write(p: string, body: Readable, _options?: WriteOptions): Promise<Entry> {
+    checkCanonical(p);
+    if (p === '/') throw invalid('a file needs a name: "/" is the root folder');
+    const { value, lease } = await this.pool.hold(async (conn) => {
+      const target = await this.home.prepare(conn, p);
+      if (target.stats && isFolder(target.stats)) throw invalid(`${p} is a folder; a file cannot replace it`);
+      return { abs: target.abs, temp: await openTemp(conn, target.abs, p) };
+    }, true);
+    try {
+      await fillAndPlace(lease.conn, body, value.temp, value.abs, p);
+      return toEntry(p, await this.written(lease.conn, value.abs, p));
+    } finally {
+      lease.release();
+    }
+  }
+
+  async mkdir(p: string): Promise<Entry> {
+    checkCanonical(p);
+    return this.pool.run(async (conn) => {
+      if (p === '/') {
+        const root = await this.home.existing(conn, '/');
+        if (!root) throw notFound('the home directory does not exist');
+        return toEntry('/', root.stats);
+      }
+      const target = await this.home.prepare(conn, p);
+      if (target.stats) {
+        if (isFolder(target.stats)) return toEntry(p, target.stats);
+        if (isLink(target.stats)) throw linkRefused(p);
+        throw conflict(`${p} already exists as a file`);
+      }
+      await mkdirAt(conn, target.abs, p, p);
+      return toEntry(p, await this.written(conn, target.abs, p));
+    }, true);
+  }
+
+  async remove(p: string): Promise<void> {
+    checkCanonical(p);
+    if (p === '/') throw invalid('the root folder of an instance cannot be deleted');
+    // Idempotent enough to retry: a retry finishes a half-done recursive delete.
+    await this.pool.run(async (conn) => {
+      const found = await this.home.existing(conn, p);
+      if (!found) throw notFound(`${p} does not exist`);
+      if (isFolder(found.stats)) {
+        await removeTree(conn, found.abs, p);
+        return;
+      }
+      try {
+        await conn.call((sftp, done) => sftp.unlink(found.abs, done));
+      } catch (e) {
+        throw sftpError(e, p, 'delete');
+      }
+    }, true);
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    checkTransfer(from, to, 'moved');
+    const { value, lease } = await this.pool.hold((conn) => this.endpoints(conn, from, to), true);
+    try {
+      await lease.conn.call((sftp, done) => sftp.rename(value.source.abs, value.target, done));
+    } catch (e) {
+      if (statusOf(e) === STATUS.FAILURE && (await lstatOrNull(lease.conn, value.target, to))) {
+        throw conflict(`${to} already exists`);
+      }
+      throw sftpError(e, from, 'move');
+    } finally {
+      lease.release();
+    }
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    checkTransfer(from, to, 'copied');
+    const { value, lease } = await this.pool.hold((conn) => this.endpoints(conn, from, to), true);
+    try {
+      const { source, target } = value;
+      if (!isFolder(source.stats)) {
+        await copyFile(lease.conn, source.abs, target, from, to);
+        return;
+      }
+      await mkdirAt(lease.conn, target, to, to);
+      // The whole source tree is listed before anything is copied, so a copy can never chase
+      // its own output, and folders exist before the files that go in them.
+      const files: Entry[] = [];
+      for await (const entry of walkFolder(lease.conn, source.abs, from)) {
+        const destination = target + entry.path.slice(from.length);
+        if (entry.directory) await mkdirAt(lease.conn, destination, to + entry.path.slice(from.length), to);
+        else files.push(entry);
+      }
+      await forEachLimited(files, COPY_CONCURRENCY, async (file) => {
+        const suffix = file.path.slice(from.length);
+        await this.pool.run((conn) => copyFile(conn, source.abs + suffix, target + suffix, file.path, to + suffix), false);
+      });
+    } finally {
+      lease.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  /** The server path of the existing folder at `p`, or notFound / invalid. */
+  private async folder(conn: SftpConnection, p: string): Promise<string> {
+    const found = await this.home.existing(conn, p);
+    if (!found) throw notFound(`${p} does not exist`);
+    if (!isFolder(found.stats)) throw invalid(`${p} is a file, not a folder`);
+    return found.abs;
+  }
+
+  /** Confines both ends of a move or copy: the source exists, the target does not. */
+  private async endpoints(conn: SftpConnection, from: string, to: string) {
+    const source = await this.home.existing(conn, from);
+    if (!source) throw notFound(`${from} does not exist`);
+    const target = await this.home.prepare(conn, to);
+    if (target.stats) throw conflict(`${to} already exists`);
+    return { source, target: target.abs };
+  }
+
+  private async written(conn: SftpConnection, abs: string, p: string): Promise<Stats> {
+    const stats = await lstatOrNull(conn, abs, p);
+    if (!stats) throw notFound(`${p} vanished right after it was written`);
+    return stats;
+  }
+}
+
+function checkTransfer(from: string, to: string, action: string): void {
+  checkCanonical(from);
+  checkCanonical(to);
+  if (from === '/') throw invalid(`the root folder of an instance cannot be ${action}`);
+  if (to === '/' || to === from) throw conflict(`${to} already exists`);
+  if (to.startsWith(`${from}/`)) throw invalid(`a folder cannot be ${action} into itself (${from} → ${to})`);
+}
+
+/** Streams one server file to a new temp file and renames it into place. */
+async function copyFile(conn: SftpConnection, fromAbs: string, toAbs: string, from: string, to: string): Promise<void> {
+  let handle: Buffer;
+  try {
+    handle = await conn.call<Buffer>((sftp, done) => sftp.open(fromAbs, 'r', done));
+  } catch (e) {
+    throw sftpError(e, from, 'read');
+  }
+  const source = new SftpReadStream(conn, handle, from, () => undefined);
+  let temp;
+  try {
+    temp = await openTemp(conn, toAbs, to);
+  } catch (e) {
+    source.destroy();
+    throw e;
+  }
+  await fillAndPlace(conn, source, temp, toAbs, to);
+}

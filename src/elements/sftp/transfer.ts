@@ -1,0 +1,81 @@
+/**
+ * Putting bytes at a final name safely: every file is written under a hidden temp name in the
+ * destination folder, then renamed over the final name. A failed or aborted upload therefore
+ * never leaves a half file where the client expects one (the temp file is removed; if Ferry
+ * itself dies, a `.ferry-upload-*` file may remain, which listings hide).
+ *
+ * The rename uses OpenSSH's `posix-rename@openssh.com` (atomic replace) when the server has it;
+ * plain SFTP rename refuses to replace, so without the extension the old file is removed first.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { SftpConnection } from './connection.js';
+import { STATUS, sftpError, statusOf } from './errors.js';
+import { SftpWriteStream } from './streams.js';
+
+/** Names Ferry gives its temp files; listings skip them. */
+export const TEMP_PREFIX = '.ferry-upload-';
+
+export function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_PREFIX) && name.endsWith('.tmp');
+}
+
+function tempNameBeside(abs: string): string {
+  const folder = abs.slice(0, abs.lastIndexOf('/') + 1);
+  return `${folder}${TEMP_PREFIX}${randomBytes(8).toString('hex')}.tmp`;
+}
+
+/** Opens a fresh temp file beside `abs` (O_EXCL: never follows or reuses anything). */
+export async function openTemp(conn: SftpConnection, abs: string, p: string): Promise<{ temp: string; handle: Buffer }> {
+  const temp = tempNameBeside(abs);
+  try {
+    const handle = await conn.call<Buffer>((sftp, done) => sftp.open(temp, 'wx', 0o644, done));
+    return { temp, handle };
+  } catch (e) {
+    throw sftpError(e, p, 'write');
+  }
+}
+
+/** Streams `body` into the open temp file, then renames it to `abs`. Removes the temp on failure. */
+export async function fillAndPlace(
+  conn: SftpConnection,
+  body: Readable,
+  temp: { temp: string; handle: Buffer },
+  abs: string,
+  p: string,
+): Promise<void> {
+  try {
+    await pipeline(body, new SftpWriteStream(conn, temp.handle, p));
+    await renameOver(conn, temp.temp, abs, p);
+  } catch (e) {
+    await removeQuietly(conn, temp.temp);
+    throw e;
+  }
+}
+
+/** Renames `from` to `to`, replacing a file at `to`. */
+export async function renameOver(conn: SftpConnection, from: string, to: string, p: string): Promise<void> {
+  try {
+    await conn.call((sftp, done) => sftp.ext_openssh_rename(from, to, done));
+    return;
+  } catch (e) {
+    if (statusOf(e) !== STATUS.OP_UNSUPPORTED) throw sftpError(e, p, 'write');
+  }
+  // No atomic replace on this server: remove, then rename (a short window without the file).
+  try {
+    await conn.call((sftp, done) => sftp.unlink(to, done));
+  } catch (e) {
+    if (statusOf(e) !== STATUS.NO_SUCH_FILE) throw sftpError(e, p, 'write');
+  }
+  try {
+    await conn.call((sftp, done) => sftp.rename(from, to, done));
+  } catch (e) {
+    throw sftpError(e, p, 'write');
+  }
+}
+
+async function removeQuietly(conn: SftpConnection, abs: string): Promise<void> {
+  if (!conn.alive) return; // the server removes nothing for us then; the name stays hidden
+  await conn.call((sftp, done) => sftp.unlink(abs, done)).catch(() => undefined);
+}

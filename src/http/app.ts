@@ -1,0 +1,130 @@
+/**
+ * Builds the Fastify application: the Open Connectors-compatible API under /elements/api-v2.
+ * Cross-cutting behaviour lives here — request ids, CORS, the error mapping, the OpenAPI
+ * document — and each group of routes is a plugin in routes/.
+ */
+import crypto from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Store } from '../store/store.js';
+import type { InstanceService } from '../instances/service.js';
+import type { LinkSigner } from '../documents/links.js';
+import type { ChangeEvent } from '../documents/service.js';
+import { notFound } from '../errors.js';
+import { Authenticator, type Identity, type InternalIdentity } from './auth.js';
+import { errorHandler } from './errors.js';
+import { platformRoutes } from './routes/platform.js';
+import { instanceRoutes } from './routes/instances.js';
+import { documentRoutes } from './routes/documents.js';
+import { linkRoutes } from './routes/links.js';
+import { eventRoutes } from './routes/events.js';
+import type { AsyncIntake } from '../async/accept.js';
+
+export const API_BASE = '/elements/api-v2';
+
+const EXPOSED_HEADERS =
+  'Elements-Returned-Count, Elements-Total-Count, Elements-Request-Id, Elements-Next-Page-Token, Elements-Trace-Id, Elements-Error, Content-Disposition';
+
+/** Everything the routes need, built once at start (server.ts). */
+export interface Services {
+  config: Config;
+  store: Store;
+  instances: InstanceService;
+  auth: Authenticator;
+  links: LinkSigner;
+  /** Present when this node accepts asynchronous requests. */
+  intake?: AsyncIntake;
+  /** Change logs of replayed jobs, keyed by job id, read by the runner after the replay. */
+  jobChanges: Map<number, ChangeEvent[]>;
+  /** Wakes this node's sender (after a redelivery request). */
+  wakeSender?: () => void;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity: Identity | null;
+    internal: InternalIdentity | null;
+    changes: ChangeEvent[] | null;
+    /** The raw body of an asynchronous request, captured before parsing. */
+    asyncBody: Buffer | null;
+  }
+}
+
+export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
+  const { config } = services;
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.maxBody,
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+    genReqId: () => crypto.randomBytes(12).toString('hex'),
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: config.maxPathLength * 20 + 64 },
+  });
+
+  app.decorateRequest('identity', null);
+  app.decorateRequest('internal', null);
+  app.decorateRequest('changes', null);
+  app.decorateRequest('asyncBody', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('Elements-Request-Id', request.id);
+    reply.header('Access-Control-Allow-Origin', '*');
+    reply.header('Access-Control-Expose-Headers', EXPOSED_HEADERS);
+    request.internal = services.auth.takeInternal(request);
+  });
+
+  // Change logs of replayed jobs go back to the runner when the reply is sent.
+  app.addHook('onSend', async (request) => {
+    if (request.internal && request.changes) services.jobChanges.set(request.internal.jobId, request.changes);
+  });
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => {
+    errorHandler(notFound(`No route ${request.method} ${request.url.split('?')[0]}; see ${API_BASE}/docs`), request, reply);
+  });
+
+  await app.register(multipart, {
+    limits: { fields: 20, fieldSize: 64 * 1024, files: 1, parts: 25, headerPairs: 100, fileSize: Number.MAX_SAFE_INTEGER },
+  });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Ferry', version: '0.1.0', description: 'Open Connectors-compatible connector gateway' },
+      components: {
+        securitySchemes: { elements: { type: 'apiKey', in: 'header', name: 'Authorization' } },
+      },
+      security: [{ elements: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: `${API_BASE}/docs` });
+
+  app.options('*', async (_request, reply) => {
+    reply
+      .header('Access-Control-Allow-Methods', 'GET, POST, PUT, PATCH, DELETE, OPTIONS')
+      .header(
+        'Access-Control-Allow-Headers',
+        'Authorization, Content-Type, Elements-Async-Request, Elements-Async-Callback-Url, Idempotency-Key',
+      )
+      .header('Access-Control-Max-Age', '600')
+      .status(200)
+      .send();
+  });
+
+  await app.register(
+    async (api) => {
+      await api.register(platformRoutes, { services });
+      await api.register(instanceRoutes, { services });
+      await api.register(eventRoutes, { services });
+      await api.register(documentRoutes, { services });
+      await api.register(linkRoutes, { services });
+    },
+    { prefix: API_BASE },
+  );
+  return app as unknown as FastifyInstance;
+}

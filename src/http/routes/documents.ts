@@ -1,0 +1,241 @@
+/**
+ * The documents hub (DESIGN §1.4). Every route exists by path (`?path=/a/b`) and by id
+ * (`/{id}`, the path encoded twice). Routes only translate HTTP to the documents service; the
+ * hooks of this plugin authenticate (User + Element) and, with `Elements-Async-Request: true`,
+ * hand the request to the async intake instead of running it.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import { invalid } from '../../errors.js';
+import { DocumentsService, type DocumentObject } from '../../documents/service.js';
+import { normalisePath, pathFromId, ROOT } from '../../documents/paths.js';
+import { publicUrl } from '../../config.js';
+import { API_BASE, type Services } from '../app.js';
+import { flag, hubAuth, identityOf, pageHeaders, pagingQuery, tagList, type PluginOptions } from './common.js';
+
+type Query = Record<string, unknown>;
+type Req = FastifyRequest<{ Params: { id?: string }; Querystring: Query; Body: any }>;
+type Handler = (request: Req, reply: FastifyReply) => Promise<unknown>;
+
+const listQuery = {
+  type: 'object',
+  properties: {
+    path: { type: 'string' },
+    ...pagingQuery,
+    where: { type: 'string', maxLength: 2000 },
+    orderBy: { type: 'string', maxLength: 500 },
+    fetchTags: { type: 'boolean' },
+    text: { type: 'string', maxLength: 1000 },
+  },
+} as const;
+
+const pathBody = {
+  type: 'object',
+  properties: {
+    path: { type: 'string', minLength: 1 },
+    name: { type: 'string', minLength: 1 },
+    tags: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 255 }, maxItems: 100 },
+  },
+} as const;
+
+/** Streams a file with the headers a browser and the platform's clients expect. */
+export function sendDownload(reply: FastifyReply, file: { object: DocumentObject; stream: Readable }): FastifyReply {
+  const name = file.object.name;
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  reply
+    .header('Content-Type', file.object.properties.mimeType ?? 'application/octet-stream')
+    .header('Content-Length', String(file.object.size))
+    .header('Content-Disposition', `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`);
+  return reply.send(file.stream);
+}
+
+export async function documentRoutes(app: FastifyInstance, { services }: PluginOptions): Promise<void> {
+  const { config, store } = services;
+  app.addHook('onRequest', hubAuth(services));
+  if (services.intake) {
+    const intake = services.intake;
+    app.addHook('preParsing', (request, reply, payload) => intake.capture(request, payload));
+    app.addHook('preHandler', (request, reply) => intake.acceptIfAsync(request, reply));
+  }
+
+  /** The documents service of the request's instance; its change log is the request's. */
+  function docs(request: FastifyRequest): DocumentsService {
+    const instance = identityOf(request).instance;
+    if (!instance) throw new Error('hub route without instance');
+    const service = new DocumentsService(services.instances.element(instance), instance.id, store);
+    request.changes = service.changes;
+    return service;
+  }
+
+  /** The canonical path a request names, by id or `?path=`. */
+  function target(request: Req, fallback?: string): string {
+    if (request.params.id !== undefined) return pathFromId(request.params.id, config.maxPathLength);
+    const raw = request.query.path;
+    if (raw === undefined || raw === '') {
+      if (fallback !== undefined) return fallback;
+      throw invalid('The path query parameter is required, e.g. ?path=/folder/file.txt');
+    }
+    if (typeof raw !== 'string') throw invalid('path must be given once');
+    return normalisePath(raw, config.maxPathLength);
+  }
+
+  function destination(body: unknown): string {
+    const b = (body ?? {}) as { path?: unknown };
+    if (typeof b.path !== 'string' || !b.path) throw invalid('The body must name the destination: {"path": "/destination"}');
+    return normalisePath(b.path, config.maxPathLength);
+  }
+
+  /** Registers a route at `/<path>` and at its by-id twin. */
+  function both(
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    byPath: string,
+    byId: string | null,
+    options: { query?: object; body?: object },
+    handler: Handler,
+  ): void {
+    const schema: Record<string, unknown> = { tags: ['documents'] };
+    if (options.query) schema.querystring = options.query;
+    if (options.body) schema.body = options.body;
+    app.route({ method, url: `/hubs/documents${byPath}`, schema, handler: handler as any });
+    if (byId) app.route({ method, url: `/hubs/documents${byId}`, schema, handler: handler as any });
+  }
+
+  both('GET', '/ping', null, {}, async (request) => {
+    await docs(request).ping();
+    return { dateTime: new Date().toISOString(), endpoint: identityOf(request).instance?.elementKey };
+  });
+
+  both('GET', '/storage', null, {}, async (request) => docs(request).storage());
+
+  // ---- files ----------------------------------------------------------------------------
+
+  both('POST', '/files', '/files/:id', {}, async (request) => {
+    const path = target(request);
+    if (!request.isMultipart()) {
+      throw invalid('Upload with Content-Type multipart/form-data and the file in a part named "file"');
+    }
+    const part = await request.file();
+    if (!part) throw invalid('The multipart body has no part named "file"');
+    if (part.fieldname !== 'file') throw invalid(`The upload part must be named "file", not "${part.fieldname}"`);
+    const fieldTags = Object.values(part.fields)
+      .flat()
+      .filter((f: any) => f && f.type === 'field' && (f.fieldname === 'tags[]' || f.fieldname === 'tags'))
+      .map((f: any) => f.value);
+    const tags = tagList(request.query['tags[]'] ?? request.query.tags ?? (fieldTags.length ? fieldTags : undefined));
+    const object = await docs(request).upload(path, part.file, {
+      overwrite: flag(request.query.overwrite, 'overwrite', false),
+      tags,
+      contentType: part.mimetype,
+    });
+    if (part.file.truncated) throw invalid('The upload was truncated');
+    return object;
+  });
+
+  both('GET', '/files', '/files/:id', {}, async (request, reply) => sendDownload(reply, await docs(request).download(target(request))));
+
+  both('DELETE', '/files', '/files/:id', {}, async (request, reply) => {
+    await docs(request).remove(target(request), 'file');
+    return reply.status(200).send();
+  });
+
+  both('GET', '/files/metadata', '/files/:id/metadata', {}, async (request) => docs(request).metadata(target(request), 'file'));
+
+  both('PATCH', '/files/metadata', '/files/:id/metadata', { body: pathBody }, async (request) =>
+    patchMetadata(request, 'file'),
+  );
+
+  both('POST', '/files/copy', '/files/:id/copy', { body: pathBody }, async (request) => {
+    const dest = destination(request.body);
+    return docs(request).copy(target(request), dest, dest, {
+      expect: 'file',
+      overwrite: flag(request.query.overwrite, 'overwrite', false),
+      tags: tagList((request.body as any)?.tags),
+    });
+  });
+
+  both('GET', '/files/links', '/files/:id/links', {}, async (request) => {
+    const path = target(request);
+    const service = docs(request);
+    await service.metadata(path, 'file');
+    const identity = identityOf(request);
+    const expires = new Date(Date.now() + config.linkTtlSeconds * 1000);
+    const token = services.links.sign(identity.organizationId, identity.instance!.id, path, expires);
+    const link = `${publicUrl(config)}${API_BASE}/links/${token}`;
+    const element = services.instances.element(identity.instance!);
+    const providerLink = element.providerLink ? await element.providerLink(path, config.linkTtlSeconds) : null;
+    return { expires: expires.toISOString(), cloudElementsLink: link, providerViewLink: providerLink ?? link, providerLink };
+  });
+
+  // ---- folders --------------------------------------------------------------------------
+
+  both('POST', '/folders', null, { body: pathBody }, async (request) => {
+    let path = destination(request.body);
+    if (typeof (request.body as any)?.name === 'string' && path !== ROOT) path = DocumentsService.renamed(path, (request.body as any).name);
+    return docs(request).createFolder(path, tagList((request.body as any)?.tags));
+  });
+
+  both('DELETE', '/folders', '/folders/:id', {}, async (request, reply) => {
+    await docs(request).remove(target(request), 'folder');
+    return reply.status(200).send();
+  });
+
+  both('GET', '/folders/contents', '/folders/:id/contents', { query: listQuery }, async (request, reply) => {
+    const q = request.query as any;
+    const page = await docs(request).list(target(request, ROOT), {
+      pageSize: q.pageSize,
+      nextPage: q.nextPage,
+      where: q.where,
+      orderBy: q.orderBy,
+      fetchTags: q.fetchTags,
+    });
+    pageHeaders(reply, page.items.length, page.next);
+    return page.items;
+  });
+
+  both('GET', '/folders/metadata', '/folders/:id/metadata', {}, async (request) =>
+    docs(request).metadata(target(request, ROOT), 'folder'),
+  );
+
+  both('PATCH', '/folders/metadata', '/folders/:id/metadata', { body: pathBody }, async (request) =>
+    patchMetadata(request, 'folder'),
+  );
+
+  both('POST', '/folders/copy', '/folders/:id/copy', { body: pathBody }, async (request) => {
+    const requested = destination(request.body);
+    const name = (request.body as any)?.name;
+    const actual = typeof name === 'string' ? DocumentsService.renamed(requested, name) : requested;
+    return docs(request).copy(target(request), requested, actual, {
+      expect: 'folder',
+      overwrite: flag(request.query.overwrite, 'overwrite', false),
+      tags: tagList((request.body as any)?.tags),
+    });
+  });
+
+  both('GET', '/search', null, { query: listQuery }, async (request, reply) => {
+    const q = request.query as any;
+    if (typeof q.text !== 'string' || q.text === '') throw invalid('The text query parameter is required: ?text=report');
+    const page = await docs(request).search(q.text, target(request, ROOT), {
+      pageSize: q.pageSize,
+      nextPage: q.nextPage,
+      orderBy: q.orderBy,
+      where: q.where,
+    });
+    pageHeaders(reply, page.items.length, page.next);
+    return page.items;
+  });
+
+  async function patchMetadata(request: Req, expect: 'file' | 'folder') {
+    const path = target(request);
+    const body = (request.body ?? {}) as { path?: string; name?: string; tags?: unknown };
+    let dest: string | undefined = body.path !== undefined ? destination(body) : undefined;
+    if (typeof body.name === 'string') dest = DocumentsService.renamed(dest ?? path, body.name);
+    return docs(request).update(
+      path,
+      expect,
+      { path: dest, tags: tagList(body.tags) },
+      flag(request.query.overwrite, 'overwrite', false),
+    );
+  }
+}
+
+export type { Services };

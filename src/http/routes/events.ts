@@ -1,0 +1,196 @@
+/**
+ * Retrieval and replay of asynchronous events (DESIGN §1.5): events with their execution and
+ * delivery detail, stored results of async downloads, the deliveries listing and redelivery of
+ * queued notifications, and the account's webhook failure policy.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { invalid, notFound } from '../../errors.js';
+import type { DeliveryFilter, EventRecord, NotificationStatus } from '../../store/async.js';
+import { FAILURE_POLICY_SETTING } from '../../async/sender.js';
+import { identityOf, intParam, pageHeaders, pagingQuery, platformAuth, type PluginOptions } from './common.js';
+
+/** The platform's event JSON plus Ferry's execution and delivery detail. */
+export function presentEvent(e: EventRecord) {
+  let notifiedData: unknown = null;
+  if (e.notification) {
+    try {
+      notifiedData = JSON.parse(e.notification.body);
+    } catch {
+      notifiedData = null;
+    }
+  }
+  return {
+    id: e.id,
+    eventDate: e.createdDate.toISOString(),
+    status: e.status,
+    instanceId: e.instanceId,
+    callbackUrl: e.callbackUrl,
+    providerData: { method: e.method, url: e.url },
+    notifiedData,
+    execution: {
+      state: e.execution,
+      statusCode: e.statusCode,
+      startedDate: e.startedDate?.toISOString() ?? null,
+      finishedDate: e.finishedDate?.toISOString() ?? null,
+      durationMs: e.startedDate && e.finishedDate ? e.finishedDate.getTime() - e.startedDate.getTime() : null,
+    },
+    notification: e.notification
+      ? {
+          id: e.notification.id,
+          status: e.notification.status,
+          attempts: e.notification.attempts,
+          nextAttemptDate: e.notification.nextAttemptDate?.toISOString() ?? null,
+        }
+      : null,
+    deliveries: e.deliveries.map((d) => ({
+      date: d.at.toISOString(),
+      url: d.url,
+      statusCode: d.statusCode,
+      error: d.error,
+      durationMs: d.durationMs,
+    })),
+  };
+}
+
+const STATUSES: NotificationStatus[] = ['created', 'delivered', 'retry', 'queued'];
+
+/**
+ * The deliveries `where`: clauses on `status`, `config.url` and `channel` joined by `and`, each
+ * `field = 'value'` or `field in ('a', 'b')` (status only). Only the webhook channel exists.
+ */
+export function parseDeliveryWhere(raw: string | undefined): DeliveryFilter {
+  const filter: DeliveryFilter = {};
+  if (!raw || !raw.trim()) return filter;
+  if (raw.length > 2000) throw invalid('where is longer than 2000 characters');
+  const clause = /^\s*(status|config\.url|channel)\s*(=|in)\s*(?:'((?:[^']|'')*)'|\(([^)]*)\))\s*(?:and\s+|$)/i;
+  let rest = raw;
+  while (rest.trim()) {
+    const m = clause.exec(rest);
+    if (!m) {
+      throw invalid(
+        `Cannot parse where at "${rest.trim().slice(0, 40)}"; use status='queued', status in ('queued','retry'), config.url='https://...' or channel='webhook', joined by and`,
+      );
+    }
+    const field = m[1].toLowerCase();
+    const values =
+      m[2].toLowerCase() === 'in'
+        ? [...(m[4] ?? '').matchAll(/'((?:[^']|'')*)'/g)].map((v) => v[1].replace(/''/g, "'"))
+        : [(m[3] ?? '').replace(/''/g, "'")];
+    if (field === 'status') {
+      const bad = values.filter((v) => !STATUSES.includes(v.toLowerCase() as NotificationStatus));
+      if (bad.length) throw invalid(`Unknown delivery status ${bad.join(', ')}; use one of ${STATUSES.join(', ')}`);
+      filter.status = values.map((v) => v.toLowerCase() as NotificationStatus);
+    } else if (field === 'config.url') {
+      if (values.length !== 1) throw invalid("config.url takes one value: config.url='https://...'");
+      filter.url = values[0];
+    } else if (values.some((v) => v.toLowerCase() !== 'webhook')) {
+      throw invalid("The only delivery channel is 'webhook'");
+    }
+    rest = rest.slice(m[0].length);
+  }
+  return filter;
+}
+
+export async function eventRoutes(app: FastifyInstance, { services }: PluginOptions): Promise<void> {
+  const { store } = services;
+  app.addHook('onRequest', platformAuth(services));
+
+  async function listEvents(request: FastifyRequest<{ Querystring: any }>, instanceId?: number) {
+    const org = identityOf(request).organizationId;
+    if (instanceId !== undefined && !(await store.getInstance(org, instanceId))) {
+      throw notFound(`No instance ${instanceId} in your organization`);
+    }
+    return store.listEvents(org, { instanceId, limit: (request.query as any).pageSize, cursor: (request.query as any).nextPage });
+  }
+
+  async function oneEvent(request: FastifyRequest, eventId: string, instanceId?: string) {
+    const id = intParam(eventId, 'event id');
+    const event = await store.getEvent(identityOf(request).organizationId, id);
+    if (!event || (instanceId !== undefined && event.instanceId !== intParam(instanceId, 'instance id'))) {
+      throw notFound(`No event ${id} in your organization`);
+    }
+    return presentEvent(event);
+  }
+
+  const listSchema = { schema: { querystring: { type: 'object', properties: { ...pagingQuery } } } };
+
+  app.get<{ Querystring: any }>('/instances/events', listSchema, async (request, reply) => {
+    const page = await listEvents(request);
+    pageHeaders(reply, page.items.length, page.next);
+    return page.items.map(presentEvent);
+  });
+
+  app.get<{ Querystring: any; Params: { id: string } }>('/instances/:id/events', listSchema, async (request, reply) => {
+    const page = await listEvents(request, intParam(request.params.id, 'instance id'));
+    pageHeaders(reply, page.items.length, page.next);
+    return page.items.map(presentEvent);
+  });
+
+  app.get<{ Params: { eventId: string } }>('/instances/events/:eventId', async (request) =>
+    oneEvent(request, request.params.eventId),
+  );
+
+  app.get<{ Params: { id: string; eventId: string } }>('/instances/:id/events/:eventId', async (request) =>
+    oneEvent(request, request.params.eventId, request.params.id),
+  );
+
+  app.get<{ Params: { eventId: string } }>('/instances/events/:eventId/result', async (request, reply) => {
+    const id = intParam(request.params.eventId, 'event id');
+    const result = await store.getResult(identityOf(request).organizationId, id);
+    if (!result) throw notFound(`Event ${id} has no stored result (not a download, not finished, or past its retention)`);
+    return reply.header('Content-Type', result.contentType).header('Content-Length', String(result.data.length)).send(result.data);
+  });
+
+  const whereSchema = {
+    schema: { querystring: { type: 'object', properties: { where: { type: 'string', maxLength: 2000 }, ...pagingQuery } } },
+  };
+
+  app.get<{ Querystring: any }>('/notifications/subscriptions/deliveries', whereSchema, async (request, reply) => {
+    const filter = parseDeliveryWhere((request.query as any).where);
+    const page = await store.listDeliveries(identityOf(request).organizationId, filter, {
+      limit: (request.query as any).pageSize,
+      cursor: (request.query as any).nextPage,
+    });
+    pageHeaders(reply, page.items.length, page.next);
+    return page.items.map((d) => ({
+      notificationId: d.notificationId,
+      subscriptionId: d.subscriptionId,
+      eventId: d.eventId,
+      status: d.status,
+      channel: 'webhook',
+      config: { url: d.url },
+      createdDate: d.createdDate.toISOString(),
+      updatedDate: d.updatedDate.toISOString(),
+    }));
+  });
+
+  app.put<{ Querystring: any }>('/notifications/subscriptions/deliveries', whereSchema, async (request) => {
+    const filter = parseDeliveryWhere((request.query as any).where);
+    const redelivered = await store.redeliver(identityOf(request).organizationId, filter);
+    services.wakeSender?.();
+    return { redelivered };
+  });
+
+  app.get('/accounts/settings', async (request) => {
+    const settings = await store.getSettings(identityOf(request).organizationId);
+    return { [FAILURE_POLICY_SETTING]: 'retry', ...settings };
+  });
+
+  app.patch<{ Body: Record<string, unknown> }>(
+    '/accounts/settings',
+    { schema: { body: { type: 'object', maxProperties: 16 } } },
+    async (request) => {
+      const body = request.body ?? {};
+      const unknownKeys = Object.keys(body).filter((k) => k !== FAILURE_POLICY_SETTING);
+      if (unknownKeys.length) throw invalid(`Unknown account setting(s) ${unknownKeys.join(', ')}; known: ${FAILURE_POLICY_SETTING}`);
+      const policy = body[FAILURE_POLICY_SETTING];
+      if (policy !== undefined && policy !== 'retry' && policy !== 'queue') {
+        throw invalid(`${FAILURE_POLICY_SETTING} must be "retry" or "queue"`);
+      }
+      const org = identityOf(request).organizationId;
+      if (policy !== undefined) await store.setSettings(org, { [FAILURE_POLICY_SETTING]: policy as string });
+      const settings = await store.getSettings(org);
+      return { [FAILURE_POLICY_SETTING]: 'retry', ...settings };
+    },
+  );
+}

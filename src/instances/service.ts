@@ -1,0 +1,222 @@
+/**
+ * Instances: connected accounts of an element. This service validates configurations against
+ * the element's declared keys, encrypts secret values before they reach the store, checks that
+ * the backend answers before an instance is created or reconfigured, keeps one live `Element`
+ * per instance (connection pools live there), and shapes the platform's JSON.
+ *
+ * Secret configuration values are write-only: reads show "********", and "********" sent back in
+ * a PUT/PATCH means "keep the stored value", so clients can round-trip what they read.
+ */
+import { COMMON_CONFIG_KEYS, type ConfigKey, type Element, type ElementDefinition } from '../elements/element.js';
+import { ELEMENTS, findElement } from '../elements/catalog.js';
+import { FerryError, invalid, notFound } from '../errors.js';
+import type { MasterKey } from '../identity/crypto.js';
+import { isSealed } from '../identity/crypto.js';
+import { hashSecret, newSecret } from '../identity/secrets.js';
+import type { Instance, Store, User } from '../store/store.js';
+import type { Config } from '../config.js';
+
+export const MASK = '********';
+
+export interface InstanceInput {
+  elementKey: string;
+  name: string;
+  tags: string[];
+  configuration: Record<string, unknown>;
+}
+
+/** Every key an element accepts: its own, then the common event keys. */
+export function configKeys(def: ElementDefinition): ConfigKey[] {
+  const own = def.configuration.filter((k) => !COMMON_CONFIG_KEYS.some((c) => c.key === k.key));
+  return [...own, ...COMMON_CONFIG_KEYS];
+}
+
+export class InstanceService {
+  private readonly live = new Map<number, { version: number; element: Element }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly masterKey: MasterKey,
+    private readonly config: Config,
+  ) {}
+
+  definition(key: string): ElementDefinition {
+    const def = findElement(key);
+    if (!def) {
+      throw notFound(`No element "${key}"; available elements: ${ELEMENTS.map((e) => e.key).join(', ')}`);
+    }
+    return def;
+  }
+
+  /** Validates, pings the backend, and stores a new instance. Returns it with its token (shown once). */
+  async create(user: User, input: InstanceInput): Promise<{ instance: Instance; token: string }> {
+    const def = this.definition(input.elementKey);
+    const clear = this.validate(def, input.configuration, {});
+    await this.check(def, clear);
+    const token = newSecret();
+    const instance = await this.store.createInstance({
+      organizationId: user.organizationId,
+      userId: user.id,
+      elementKey: def.key,
+      name: input.name,
+      tags: input.tags,
+      configuration: this.seal(def, clear),
+      tokenHash: hashSecret(token),
+    });
+    return { instance, token };
+  }
+
+  async get(organizationId: number, id: number): Promise<Instance> {
+    const instance = await this.store.getInstance(organizationId, id);
+    if (!instance) throw notFound(`No instance ${id} in your organization`);
+    return instance;
+  }
+
+  /**
+   * Updates name, tags and/or configuration. `replace` (PUT) validates the given configuration
+   * as the whole; otherwise (PATCH) it is merged over the stored one. A changed configuration
+   * is checked against the backend before it is stored.
+   */
+  async update(
+    organizationId: number,
+    id: number,
+    patch: { name?: string; tags?: string[]; configuration?: Record<string, unknown> },
+    replace: boolean,
+  ): Promise<Instance> {
+    const current = await this.get(organizationId, id);
+    const def = this.definition(current.elementKey);
+    let configuration: Record<string, string> | undefined;
+    if (patch.configuration !== undefined) {
+      const stored = this.unseal(current);
+      const merged = replace ? patch.configuration : { ...stored, ...patch.configuration };
+      const clear = this.validate(def, merged, stored);
+      await this.check(def, clear);
+      configuration = this.seal(def, clear);
+    }
+    const updated = await this.store.updateInstance(organizationId, id, {
+      name: patch.name,
+      tags: patch.tags,
+      configuration,
+    });
+    if (!updated) throw notFound(`No instance ${id} in your organization`);
+    await this.forget(id);
+    return updated;
+  }
+
+  async setDisabled(organizationId: number, id: number, disabled: boolean): Promise<Instance> {
+    const updated = await this.store.updateInstance(organizationId, id, { disabled });
+    if (!updated) throw notFound(`No instance ${id} in your organization`);
+    return updated;
+  }
+
+  async remove(organizationId: number, id: number): Promise<void> {
+    if (!(await this.store.deleteInstance(organizationId, id))) throw notFound(`No instance ${id} in your organization`);
+    await this.forget(id);
+  }
+
+  /** The live backend of an instance, created on first use and rebuilt after a change. */
+  element(instance: Instance): Element {
+    const version = instance.updatedDate.getTime();
+    const cached = this.live.get(instance.id);
+    if (cached && cached.version === version) return cached.element;
+    if (cached) void cached.element.close().catch(() => {});
+    const element = this.definition(instance.elementKey).create(this.unseal(instance), this.context());
+    this.live.set(instance.id, { version, element });
+    return element;
+  }
+
+  /** Clear configuration values of an instance (secrets decrypted), for the backend and webhooks. */
+  unseal(instance: Instance): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(instance.configuration)) out[k] = isSealed(v) ? this.masterKey.decrypt(v) : v;
+    return out;
+  }
+
+  /** Configuration as clients see it: secrets masked. */
+  masked(instance: Instance): Record<string, string> {
+    const def = this.definition(instance.elementKey);
+    const secret = new Set(configKeys(def).filter((k) => k.secret).map((k) => k.key));
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(instance.configuration)) out[k] = secret.has(k) ? MASK : v;
+    return out;
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.live.values()];
+    this.live.clear();
+    await Promise.allSettled(all.map((l) => l.element.close()));
+  }
+
+  private async forget(id: number): Promise<void> {
+    const cached = this.live.get(id);
+    this.live.delete(id);
+    if (cached) await cached.element.close().catch(() => {});
+  }
+
+  private context() {
+    return { localfsBase: this.config.localfsBase, backendTimeoutMs: this.config.backendTimeoutMs };
+  }
+
+  /**
+   * Checks keys and values; returns the clear configuration with defaults applied. A masked
+   * value keeps the stored one.
+   */
+  private validate(
+    def: ElementDefinition,
+    given: Record<string, unknown>,
+    stored: Record<string, string>,
+  ): Record<string, string> {
+    const keys = configKeys(def);
+    const known = new Map(keys.map((k) => [k.key, k]));
+    const unknown = Object.keys(given).filter((k) => !known.has(k));
+    if (unknown.length > 0) {
+      throw invalid(
+        `Unknown configuration key(s) for element ${def.key}: ${unknown.join(', ')}. Known keys: ${keys.map((k) => k.key).join(', ')}`,
+      );
+    }
+    const out: Record<string, string> = {};
+    for (const k of keys) {
+      let value = given[k.key];
+      if (value === MASK && stored[k.key] !== undefined) value = stored[k.key];
+      if (value === undefined || value === null || value === '') {
+        if (k.default !== undefined) out[k.key] = k.default;
+        continue;
+      }
+      if (typeof value === 'boolean' || typeof value === 'number') value = String(value);
+      if (typeof value !== 'string') throw invalid(`Configuration key ${k.key} must be a string`);
+      if (value.length > 16384) throw invalid(`Configuration key ${k.key} is longer than 16384 characters`);
+      out[k.key] = value;
+    }
+    const missing = keys.filter((k) => k.required && out[k.key] === undefined).map((k) => k.key);
+    if (missing.length > 0) throw invalid(`Missing required configuration key(s) for element ${def.key}: ${missing.join(', ')}`);
+    const enabled = out['event.notification.enabled'];
+    if (enabled !== undefined && enabled !== 'true' && enabled !== 'false') {
+      throw invalid('Configuration key event.notification.enabled must be "true" or "false"');
+    }
+    return out;
+  }
+
+  /** Builds a throwaway element and pings it: the backend must answer before we store anything. */
+  private async check(def: ElementDefinition, clear: Record<string, string>): Promise<void> {
+    const element = def.create(clear, this.context());
+    try {
+      await element.ping();
+    } catch (e) {
+      if (e instanceof FerryError && (e.kind === 'unauthenticated' || e.kind === 'invalid')) throw e;
+      const message = e instanceof FerryError ? e.message : 'the backend did not answer';
+      const providerMessage = e instanceof FerryError ? (e.providerMessage ?? e.message) : String((e as Error)?.message ?? e);
+      throw invalid(`The ${def.key} backend did not answer with this configuration (${message}); check the configuration`, {
+        providerMessage,
+      });
+    } finally {
+      await element.close().catch(() => {});
+    }
+  }
+
+  private seal(def: ElementDefinition, clear: Record<string, string>): Record<string, string> {
+    const secret = new Set(configKeys(def).filter((k) => k.secret).map((k) => k.key));
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(clear)) out[k] = secret.has(k) ? this.masterKey.encrypt(v) : v;
+    return out;
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The durable half of asynchronous requests: events, jobs, notifications, deliveries,
+ * subscriptions, idempotency keys and stored results. Part of the `Store` interface.
+ *
+ * Glossary
+ * - event: one accepted asynchronous request, from acceptance to its delivered notification.
+ *   Its `status` is the platform's (DISPATCHED → CONSUMED → NOTIFIED); its `execution` is
+ *   Ferry's detail (dispatched → running → completed | failed).
+ * - job: the runnable part of an event, leased by one runner at a time. A job row exists only
+ *   while the event waits or runs; completion deletes it in the same transaction that stores
+ *   the outcome and creates the notification, so a crash leaves either the job or the outcome.
+ * - notification: the webhook body for one finished event, and its delivery state
+ *   (created → delivered | retry | queued). Deliveries are the attempts.
+ * - subscription: one callback URL of an organization; deactivated when retries run out, so
+ *   later notifications queue until it is reactivated.
+ */
+
+/** The request as the runner will replay it: never an Authorization header or other secret. */
+export interface CapturedRequest {
+  method: string;
+  /** Path and query under the API base, e.g. "/elements/api-v2/hubs/documents/files?path=/a". */
+  url: string;
+  headers: Record<string, string>;
+}
+
+export interface AcceptInput {
+  organizationId: number;
+  userId: number;
+  instanceId: number;
+  callbackUrl: string;
+  idempotencyKey: string | null;
+  request: CapturedRequest;
+  body: Buffer | null;
+}
+
+export interface Accepted {
+  eventId: number;
+  /** True when the idempotency key matched an earlier event (nothing new was stored). */
+  duplicate: boolean;
+}
+
+export interface ClaimedJob {
+  eventId: number;
+  organizationId: number;
+  userId: number;
+  instanceId: number;
+  request: CapturedRequest;
+  body: Buffer | null;
+  /** How many times this job was claimed before (takeovers after a lease expired). */
+  attempts: number;
+}
+
+export type ExecutionState = 'dispatched' | 'running' | 'completed' | 'failed';
+export type EventStatus = 'DISPATCHED' | 'CONSUMED' | 'NOTIFIED';
+export type NotificationStatus = 'created' | 'delivered' | 'retry' | 'queued';
+
+/** A stored non-JSON result (a download), served by resultUrl until it expires. */
+export interface StoredResult {
+  contentType: string;
+  data: Buffer;
+  expiresAt: Date;
+}
+
+export interface JobOutcome {
+  eventId: number;
+  execution: 'completed' | 'failed';
+  statusCode: number;
+  /** The notification's JSON body, complete (the store assigns nothing in it but notificationId). */
+  buildNotification: (notificationId: number) => string;
+  /** The `response` shown by the events API. */
+  response: unknown;
+  result?: StoredResult;
+  /** When true the notification is created as queued (account failure policy, or subscription inactive). */
+  queue?: boolean;
+}
+
+export interface DueNotification {
+  notificationId: number;
+  eventId: number;
+  organizationId: number;
+  instanceId: number;
+  subscriptionId: number;
+  url: string;
+  body: string;
+  /** Attempts made so far. */
+  attempts: number;
+  createdDate: Date;
+}
+
+export interface DeliveryRecord {
+  notificationId: number;
+  url: string;
+  at: Date;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  /** What the notification becomes after this attempt. */
+  next: { status: 'delivered' } | { status: 'retry'; at: Date } | { status: 'queued'; deactivate: boolean };
+}
+
+export interface DeliveryAttempt {
+  at: Date;
+  url: string;
+  statusCode: number | null;
+  error: string | null;
+  durationMs: number;
+}
+
+export interface EventRecord {
+  id: number;
+  organizationId: number;
+  instanceId: number;
+  userId: number;
+  createdDate: Date;
+  status: EventStatus;
+  execution: ExecutionState;
+  statusCode: number | null;
+  method: string;
+  url: string;
+  callbackUrl: string;
+  startedDate: Date | null;
+  finishedDate: Date | null;
+  response: unknown;
+  notification: {
+    id: number;
+    status: NotificationStatus;
+    body: string;
+    attempts: number;
+    nextAttemptDate: Date | null;
+  } | null;
+  deliveries: DeliveryAttempt[];
+}
+
+export interface DeliveryListing {
+  notificationId: number;
+  subscriptionId: number;
+  eventId: number;
+  url: string;
+  status: NotificationStatus;
+  createdDate: Date;
+  updatedDate: Date;
+}
+
+/** Filter of the deliveries API (parsed from CEQL by the HTTP layer). */
+export interface DeliveryFilter {
+  status?: NotificationStatus[];
+  url?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque cursor of the next page, null on the last. */
+  next: string | null;
+}
+
+export interface AsyncStore {
+  /** Stores events, jobs and bodies in one transaction (group commit); answers in input order. */
+  acceptEvents(inputs: AcceptInput[]): Promise<Accepted[]>;
+  /**
+   * Leases up to `limit` runnable jobs (ready, or leased with an expired lease) to `owner` for
+   * `leaseMs`, at most `perInstance` leased jobs per instance counting those already running.
+   */
+  claimJobs(owner: string, limit: number, leaseMs: number, perInstance: number): Promise<ClaimedJob[]>;
+  /** Extends the leases `owner` holds on these jobs. */
+  renewLeases(owner: string, eventIds: number[], leaseMs: number): Promise<void>;
+  /** Releases every lease (single-process stores at start: the previous process is gone). */
+  releaseAllLeases(): Promise<number>;
+  /** Records outcomes, deletes their jobs and creates their notifications, in one transaction. */
+  completeJobs(owner: string, outcomes: JobOutcome[]): Promise<void>;
+  /**
+   * Leases due notifications for delivery, oldest due first, leaving out those of the
+   * `excludeSubscriptions` (their callback origin is saturated on this node).
+   */
+  claimNotifications(owner: string, limit: number, leaseMs: number, excludeSubscriptions?: number[]): Promise<DueNotification[]>;
+  /** Gives leased notifications back (due again at once), e.g. when their origin is saturated. */
+  releaseNotifications(notificationIds: number[]): Promise<void>;
+  /** Records delivery attempts and the resulting notification states, in one transaction. */
+  recordDeliveries(records: DeliveryRecord[]): Promise<void>;
+  /** Earliest time a notification becomes due, or null (the sender sleeps until then). */
+  nextNotificationDue(): Promise<Date | null>;
+  getEvent(organizationId: number, eventId: number): Promise<EventRecord | null>;
+  listEvents(organizationId: number, options: { instanceId?: number; limit: number; cursor?: string }): Promise<Page<EventRecord>>;
+  listDeliveries(organizationId: number, filter: DeliveryFilter, options: { limit: number; cursor?: string }): Promise<Page<DeliveryListing>>;
+  /** Reactivates matching subscriptions and makes their queued notifications due now; returns how many. */
+  redeliver(organizationId: number, filter: DeliveryFilter): Promise<number>;
+  getResult(organizationId: number, eventId: number): Promise<StoredResult | null>;
+  /** Deletes expired results and idempotency keys older than `idempotencyBefore`. */
+  purgeExpired(now: Date, idempotencyBefore: Date): Promise<void>;
+  /** Counts for tests, metrics and benchmarks. */
+  asyncCounts(): Promise<{ jobs: number; events: number; notificationsPending: number }>;
+}

@@ -1,0 +1,20 @@
+/**
+ * Chooses the store implementation: PostgreSQL when a database URL is configured, else SQLite
+ * under the data dir. Migrations run here, before anything else touches the store.
+ */
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { Store } from './store.js';
+import { SqliteStore } from './sqlite/index.js';
+
+export async function openStore(config: Config): Promise<Store> {
+  let store: Store;
+  if (config.databaseUrl) {
+    const { PostgresStore } = await import('./postgres/index.js');
+    store = new PostgresStore({ url: config.databaseUrl });
+  } else {
+    store = new SqliteStore({ file: path.join(config.dataDir, 'ferry.db'), durability: config.durability });
+  }
+  await store.migrate();
+  return store;
+}

@@ -1,0 +1,118 @@
+/**
+ * Reading events back (with their notification and delivery attempts), stored results,
+ * purging and counts on PostgreSQL. A page of events is hydrated with two extra queries, not
+ * two per event.
+ */
+import type { EventRecord, Page, StoredResult } from '../async.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import { NOW_MS, type Db, type Row } from './db.js';
+
+function toEvent(r: Row, n: Row | undefined, deliveries: Row[]): EventRecord {
+  return {
+    id: r.id,
+    organizationId: r.organization_id,
+    instanceId: r.instance_id,
+    userId: r.user_id,
+    createdDate: new Date(r.created_at),
+    status: r.status,
+    execution: r.execution,
+    statusCode: r.status_code,
+    method: r.method,
+    url: r.url,
+    callbackUrl: r.callback_url,
+    startedDate: r.started_at == null ? null : new Date(r.started_at),
+    finishedDate: r.finished_at == null ? null : new Date(r.finished_at),
+    response: r.response == null ? null : JSON.parse(r.response),
+    notification: n
+      ? {
+          id: n.id,
+          status: n.status,
+          body: n.body,
+          attempts: n.attempts,
+          nextAttemptDate: n.due_at == null ? null : new Date(n.due_at),
+        }
+      : null,
+    deliveries: deliveries.map((d) => ({
+      at: new Date(d.at),
+      url: d.url,
+      statusCode: d.status_code,
+      error: d.error,
+      durationMs: d.duration_ms,
+    })),
+  };
+}
+
+async function hydrate(db: Db, events: Row[]): Promise<EventRecord[]> {
+  if (!events.length) return [];
+  const notifications = await db.query('SELECT * FROM notifications WHERE event_id = ANY($1::bigint[])', [
+    events.map((e) => e.id),
+  ]);
+  const byEvent = new Map(notifications.map((n) => [n.event_id as number, n]));
+  const deliveries = notifications.length
+    ? await db.query('SELECT * FROM deliveries WHERE notification_id = ANY($1::bigint[]) ORDER BY id', [
+        notifications.map((n) => n.id),
+      ])
+    : [];
+  const byNotification = new Map<number, Row[]>();
+  for (const d of deliveries) {
+    const list = byNotification.get(d.notification_id) ?? [];
+    list.push(d);
+    byNotification.set(d.notification_id, list);
+  }
+  return events.map((e) => {
+    const n = byEvent.get(e.id);
+    return toEvent(e, n, n ? byNotification.get(n.id) ?? [] : []);
+  });
+}
+
+export async function getEvent(db: Db, organizationId: number, eventId: number): Promise<EventRecord | null> {
+  const rows = await db.query('SELECT * FROM events WHERE organization_id = $1 AND id = $2', [organizationId, eventId], 'event_get');
+  return rows.length ? (await hydrate(db, rows))[0] : null;
+}
+
+export async function listEvents(
+  db: Db,
+  organizationId: number,
+  options: { instanceId?: number; limit: number; cursor?: string },
+): Promise<Page<EventRecord>> {
+  const before = options.cursor ? decodeCursor(options.cursor) : Number.MAX_SAFE_INTEGER;
+  const rows =
+    options.instanceId === undefined
+      ? await db.query('SELECT * FROM events WHERE organization_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3', [
+          organizationId,
+          before,
+          options.limit + 1,
+        ])
+      : await db.query(
+          'SELECT * FROM events WHERE organization_id = $1 AND instance_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4',
+          [organizationId, options.instanceId, before, options.limit + 1],
+        );
+  const more = rows.length > options.limit;
+  const page = rows.slice(0, options.limit);
+  return { items: await hydrate(db, page), next: more ? encodeCursor(page[page.length - 1].id) : null };
+}
+
+export async function getResult(db: Db, organizationId: number, eventId: number): Promise<StoredResult | null> {
+  const rows = await db.query(
+    `SELECT content_type, data, expires_at FROM results WHERE organization_id = $1 AND event_id = $2 AND expires_at > ${NOW_MS}`,
+    [organizationId, eventId],
+  );
+  return rows.length
+    ? { contentType: rows[0].content_type, data: rows[0].data, expiresAt: new Date(rows[0].expires_at) }
+    : null;
+}
+
+export async function purgeExpired(db: Db, now: Date, idempotencyBefore: Date): Promise<void> {
+  await db.tx(async (c) => {
+    await c.query('DELETE FROM results WHERE expires_at <= $1', [now.getTime()]);
+    await c.query('DELETE FROM idempotency_keys WHERE created_at <= $1', [idempotencyBefore.getTime()]);
+  });
+}
+
+export async function asyncCounts(db: Db): Promise<{ jobs: number; events: number; notificationsPending: number }> {
+  const [r] = await db.query(
+    `SELECT (SELECT count(*) FROM jobs) AS jobs, (SELECT count(*) FROM events) AS events,
+            (SELECT count(*) FROM notifications WHERE due_at IS NOT NULL) AS pending`,
+  );
+  return { jobs: r.jobs, events: r.events, notificationsPending: r.pending };
+}

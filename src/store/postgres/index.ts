@@ -1,0 +1,209 @@
+/**
+ * The PostgreSQL store (`pg`): several Ferry nodes share one database. Every method is one
+ * statement or one transaction on a pooled connection; the modules beside this file hold the
+ * SQL, grouped by concern (identity, tags, jobs, notifications, events), and this class only
+ * wires them to the `Store` interface.
+ *
+ * Differences from the SQLite store, by design:
+ * - `releaseAllLeases` is a no-op: other live nodes hold leases on a shared store, and the
+ *   leases of a node that died simply expire.
+ * - Lease, due and idempotency times come from the database clock, so nodes agree on them.
+ * - `onWake` delivers LISTEN/NOTIFY hints (`ferry_jobs` after an accept, `ferry_notifications`
+ *   after a completion or a redelivery) so idle runners and senders need not wait for a poll.
+ */
+import type {
+  AcceptInput,
+  Accepted,
+  ClaimedJob,
+  DeliveryFilter,
+  DeliveryListing,
+  DeliveryRecord,
+  DueNotification,
+  EventRecord,
+  JobOutcome,
+  Page,
+  StoredResult,
+} from '../async.js';
+import type { Instance, InstancePatch, NewInstance, Organization, Store, StoreCapabilities, User } from '../store.js';
+import { Db, type DbOptions } from './db.js';
+import * as events from './events.js';
+import * as identity from './identity.js';
+import * as jobs from './jobs.js';
+import { WakeListener } from './listen.js';
+import { migrate } from './migrations.js';
+import * as notifications from './notifications.js';
+import * as tags from './tags.js';
+
+/** `url`: a postgres:// URL; `schema`: created if missing, every connection uses it; `poolSize` (default 10). */
+export type PostgresOptions = DbOptions;
+
+export class PostgresStore implements Store {
+  readonly capabilities: StoreCapabilities = { name: 'postgres', shared: true };
+  private readonly db: Db;
+  private readonly wakes: WakeListener;
+
+  constructor(options: PostgresOptions) {
+    this.db = new Db(options);
+    this.wakes = new WakeListener(() => this.db.dedicatedClient());
+  }
+
+  async migrate(): Promise<void> {
+    await migrate(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.wakes.close();
+    await this.db.close();
+  }
+
+  /**
+   * Calls `fn` when another node (or this one) accepted jobs or made notifications due; a hint
+   * only, keep polling. Returns the unsubscribe function.
+   */
+  onWake(channel: 'jobs' | 'notifications', fn: () => void): () => void {
+    return this.wakes.listen(channel === 'jobs' ? jobs.JOBS_CHANNEL : jobs.NOTIFICATIONS_CHANNEL, fn);
+  }
+
+  // ---- identity, instances, settings ----------------------------------------------------------
+
+  countOrganizations(): Promise<number> {
+    return identity.countOrganizations(this.db);
+  }
+  createOrganization(input: { name: string; secretHash: string }): Promise<Organization> {
+    return identity.createOrganization(this.db, input);
+  }
+  createUser(input: {
+    organizationId: number;
+    emailAddress: string;
+    firstName: string;
+    lastName: string;
+    secretHash: string;
+  }): Promise<User> {
+    return identity.createUser(this.db, input);
+  }
+  findOrganizationBySecretHash(secretHash: string): Promise<Organization | null> {
+    return identity.findOrganizationBySecretHash(this.db, secretHash);
+  }
+  findUserBySecretHash(secretHash: string): Promise<User | null> {
+    return identity.findUserBySecretHash(this.db, secretHash);
+  }
+  getUser(id: number): Promise<User | null> {
+    return identity.getUser(this.db, id);
+  }
+  getOrganizationByName(name: string): Promise<Organization | null> {
+    return identity.getOrganizationByName(this.db, name);
+  }
+  setSecretHash(kind: 'organization' | 'user', id: number, secretHash: string): Promise<boolean> {
+    return identity.setSecretHash(this.db, kind, id, secretHash);
+  }
+  createInstance(input: NewInstance): Promise<Instance> {
+    return identity.createInstance(this.db, input);
+  }
+  getInstance(organizationId: number, id: number): Promise<Instance | null> {
+    return identity.getInstance(this.db, organizationId, id);
+  }
+  findInstanceByTokenHash(tokenHash: string): Promise<Instance | null> {
+    return identity.findInstanceByTokenHash(this.db, tokenHash);
+  }
+  listInstances(organizationId: number, filter?: { elementKey?: string; tags?: string[] }): Promise<Instance[]> {
+    return identity.listInstances(this.db, organizationId, filter);
+  }
+  updateInstance(organizationId: number, id: number, patch: InstancePatch): Promise<Instance | null> {
+    return identity.updateInstance(this.db, organizationId, id, patch);
+  }
+  deleteInstance(organizationId: number, id: number): Promise<boolean> {
+    return identity.deleteInstance(this.db, organizationId, id);
+  }
+  allInstances(): Promise<Instance[]> {
+    return identity.allInstances(this.db);
+  }
+  getSettings(organizationId: number): Promise<Record<string, string>> {
+    return identity.getSettings(this.db, organizationId);
+  }
+  setSettings(organizationId: number, settings: Record<string, string>): Promise<void> {
+    return identity.setSettings(this.db, organizationId, settings);
+  }
+
+  // ---- tags -------------------------------------------------------------------------------------
+
+  getTags(instanceId: number, paths: string[]): Promise<Map<string, string[]>> {
+    return tags.getTags(this.db, instanceId, paths);
+  }
+  setTags(instanceId: number, path: string, list: string[]): Promise<void> {
+    return tags.setTags(this.db, instanceId, path, list);
+  }
+  moveTags(instanceId: number, from: string, to: string): Promise<void> {
+    return tags.moveTags(this.db, instanceId, from, to);
+  }
+  copyTags(instanceId: number, from: string, to: string): Promise<void> {
+    return tags.copyTags(this.db, instanceId, from, to);
+  }
+  deleteTags(instanceId: number, path: string): Promise<void> {
+    return tags.deleteTags(this.db, instanceId, path);
+  }
+
+  // ---- asynchronous requests ----------------------------------------------------------------------
+
+  acceptEvents(inputs: AcceptInput[]): Promise<Accepted[]> {
+    return jobs.acceptEvents(this.db, inputs);
+  }
+  claimJobs(owner: string, limit: number, leaseMs: number, perInstance: number): Promise<ClaimedJob[]> {
+    return jobs.claimJobs(this.db, owner, limit, leaseMs, perInstance);
+  }
+  renewLeases(owner: string, eventIds: number[], leaseMs: number): Promise<void> {
+    return jobs.renewLeases(this.db, owner, eventIds, leaseMs);
+  }
+  /**
+   * A no-op on a shared store: the other nodes' leases are live, and releasing them would run
+   * their jobs twice. A dead node's leases expire on their own (FERRY_LEASE).
+   */
+  async releaseAllLeases(): Promise<number> {
+    return 0;
+  }
+  /** `owner` is not checked, as in SQLite: the first completion of a job wins, whoever ran it. */
+  completeJobs(_owner: string, outcomes: JobOutcome[]): Promise<void> {
+    return jobs.completeJobs(this.db, outcomes);
+  }
+  claimNotifications(
+    _owner: string,
+    limit: number,
+    leaseMs: number,
+    excludeSubscriptions?: number[],
+  ): Promise<DueNotification[]> {
+    return notifications.claimNotifications(this.db, limit, leaseMs, excludeSubscriptions);
+  }
+  releaseNotifications(notificationIds: number[]): Promise<void> {
+    return notifications.releaseNotifications(this.db, notificationIds);
+  }
+  recordDeliveries(records: DeliveryRecord[]): Promise<void> {
+    return notifications.recordDeliveries(this.db, records);
+  }
+  nextNotificationDue(): Promise<Date | null> {
+    return notifications.nextNotificationDue(this.db);
+  }
+  listDeliveries(
+    organizationId: number,
+    filter: DeliveryFilter,
+    options: { limit: number; cursor?: string },
+  ): Promise<Page<DeliveryListing>> {
+    return notifications.listDeliveries(this.db, organizationId, filter, options);
+  }
+  redeliver(organizationId: number, filter: DeliveryFilter): Promise<number> {
+    return notifications.redeliver(this.db, organizationId, filter);
+  }
+  getEvent(organizationId: number, eventId: number): Promise<EventRecord | null> {
+    return events.getEvent(this.db, organizationId, eventId);
+  }
+  listEvents(organizationId: number, options: { instanceId?: number; limit: number; cursor?: string }): Promise<Page<EventRecord>> {
+    return events.listEvents(this.db, organizationId, options);
+  }
+  getResult(organizationId: number, eventId: number): Promise<StoredResult | null> {
+    return events.getResult(this.db, organizationId, eventId);
+  }
+  purgeExpired(now: Date, idempotencyBefore: Date): Promise<void> {
+    return events.purgeExpired(this.db, now, idempotencyBefore);
+  }
+  asyncCounts(): Promise<{ jobs: number; events: number; notificationsPending: number }> {
+    return events.asyncCounts(this.db);
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Notifications and their deliveries on PostgreSQL: claiming due notifications (FOR UPDATE
+ * SKIP LOCKED, so several senders share the queue), recording attempts in batches, the
+ * deliveries listing and redelivery. Semantics mirror sqlite/async.ts.
+ */
+import type { DeliveryFilter, DeliveryListing, DeliveryRecord, DueNotification, Page } from '../async.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import { NOW_MS, run, type Db } from './db.js';
+import { NOTIFICATIONS_CHANNEL } from './jobs.js';
+
+/** Claimable: due and not leased. greatest() matches the expression index notifications_next. */
+const CLAIM = `
+WITH c AS MATERIALIZED (
+  SELECT id FROM notifications
+  WHERE due_at IS NOT NULL AND greatest(due_at, lease_until) <= ${NOW_MS} AND subscription_id <> ALL($3::int[])
+  ORDER BY greatest(due_at, lease_until), id LIMIT $1
+  FOR UPDATE SKIP LOCKED
+),
+u AS (
+  UPDATE notifications n SET lease_until = ${NOW_MS} + $2::bigint FROM c WHERE n.id = c.id
+  RETURNING n.id, n.event_id, n.organization_id, n.subscription_id, n.body, n.attempts, n.created_at, n.due_at
+)
+SELECT u.*, s.url, e.instance_id FROM u
+JOIN subscriptions s ON s.id = u.subscription_id
+JOIN events e ON e.id = u.event_id
+ORDER BY u.due_at, u.id`;
+
+export async function claimNotifications(
+  db: Db,
+  limit: number,
+  leaseMs: number,
+  excludeSubscriptions: number[] = [],
+): Promise<DueNotification[]> {
+  if (limit <= 0) return [];
+  const rows = await db.query(CLAIM, [limit, Math.round(leaseMs), excludeSubscriptions], 'claim_notifications');
+  return rows.map(
+    (r): DueNotification => ({
+      notificationId: r.id,
+      eventId: r.event_id,
+      organizationId: r.organization_id,
+      instanceId: r.instance_id,
+      subscriptionId: r.subscription_id,
+      url: r.url,
+      body: r.body,
+      attempts: r.attempts,
+      createdDate: new Date(r.created_at),
+    }),
+  );
+}
+
+export async function releaseNotifications(db: Db, notificationIds: number[]): Promise<void> {
+  if (!notificationIds.length) return;
+  await db.query('UPDATE notifications SET lease_until = 0 WHERE id = ANY($1::bigint[])', [notificationIds], 'release_notifications');
+}
+
+/**
+ * Several records of one notification in a batch count as that many attempts; the last one
+ * sets its state, any "delivered" marks the event NOTIFIED, any deactivation deactivates.
+ */
+export async function recordDeliveries(db: Db, records: DeliveryRecord[]): Promise<void> {
+  if (!records.length) return;
+  const perNotification = new Map<number, { count: number; last: DeliveryRecord; delivered: boolean; deactivate: boolean }>();
+  for (const d of records) {
+    const p = perNotification.get(d.notificationId) ?? { count: 0, last: d, delivered: false, deactivate: false };
+    p.count++;
+    p.last = d;
+    p.delivered ||= d.next.status === 'delivered';
+    p.deactivate ||= d.next.status === 'queued' && d.next.deactivate;
+    perNotification.set(d.notificationId, p);
+  }
+  // Id order: two senders updating overlapping notifications lock them in the same order.
+  const updates = [...perNotification.entries()].sort((a, b) => a[0] - b[0]);
+  await db.tx(async (c) => {
+    await run(
+      c,
+      `INSERT INTO deliveries (notification_id, at, url, status_code, error, duration_ms)
+       SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::int[])`,
+      [
+        records.map((d) => d.notificationId),
+        records.map((d) => d.at.getTime()),
+        records.map((d) => d.url),
+        records.map((d) => d.statusCode),
+        records.map((d) => d.error),
+        records.map((d) => Math.round(d.durationMs)),
+      ],
+      'deliveries_insert',
+    );
+    const changed = await run(
+      c,
+      `WITH u AS (
+         UPDATE notifications n SET status = r.status, attempts = n.attempts + r.cnt, due_at = r.due_at,
+           lease_until = 0, updated_at = ${NOW_MS}
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bool[], $6::bool[])
+           AS r(id, status, due_at, cnt, delivered, deactivate)
+         WHERE n.id = r.id
+         RETURNING n.event_id, n.subscription_id, r.delivered, r.deactivate
+       ),
+       notified AS (UPDATE events e SET status = 'NOTIFIED' FROM u WHERE e.id = u.event_id AND u.delivered)
+       SELECT DISTINCT subscription_id FROM u WHERE deactivate ORDER BY subscription_id`,
+      [
+        updates.map(([id]) => id),
+        updates.map(([, p]) => p.last.next.status),
+        updates.map(([, p]) => (p.last.next.status === 'retry' ? p.last.next.at.getTime() : null)),
+        updates.map(([, p]) => p.count),
+        updates.map(([, p]) => p.delivered),
+        updates.map(([, p]) => p.deactivate),
+      ],
+      'deliveries_update',
+    );
+    if (!changed.length) return;
+    const subs = changed.map((r) => r.subscription_id);
+    // This waits for completions holding the subscriptions FOR SHARE; the next statement's
+    // snapshot then includes the notifications they created.
+    await run(c, 'UPDATE subscriptions SET active = false WHERE id = ANY($1::int[])', [subs]);
+    await run(
+      c,
+      `UPDATE notifications SET status = 'queued', due_at = NULL, updated_at = ${NOW_MS}
+       WHERE subscription_id = ANY($1::int[]) AND due_at IS NOT NULL AND lease_until <= ${NOW_MS}`,
+      [subs],
+    );
+  });
+}
+
+export async function nextNotificationDue(db: Db): Promise<Date | null> {
+  const rows = await db.query(
+    `SELECT greatest(due_at, lease_until) AS t FROM notifications WHERE due_at IS NOT NULL
+     ORDER BY greatest(due_at, lease_until) LIMIT 1`,
+    [],
+    'next_notification_due',
+  );
+  return rows.length ? new Date(rows[0].t) : null;
+}
+
+function deliveryWhere(organizationId: number, filter: DeliveryFilter, args: unknown[]): string {
+  args.push(organizationId);
+  const parts = [`n.organization_id = $${args.length}`];
+  if (filter.status?.length) {
+    args.push(filter.status);
+    parts.push(`n.status = ANY($${args.length}::text[])`);
+  }
+  if (filter.url !== undefined) {
+    args.push(filter.url);
+    parts.push(`s.url = $${args.length}`);
+  }
+  return parts.join(' AND ');
+}
+
+export async function listDeliveries(
+  db: Db,
+  organizationId: number,
+  filter: DeliveryFilter,
+  options: { limit: number; cursor?: string },
+): Promise<Page<DeliveryListing>> {
+  const after = options.cursor ? decodeCursor(options.cursor) : 0;
+  const args: unknown[] = [];
+  const where = deliveryWhere(organizationId, filter, args);
+  args.push(after, options.limit + 1);
+  const rows = await db.query(
+    `SELECT n.id, n.subscription_id, n.event_id, n.status, n.created_at, n.updated_at, s.url
+     FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id
+     WHERE ${where} AND n.id > $${args.length - 1} ORDER BY n.id LIMIT $${args.length}`,
+    args,
+  );
+  const more = rows.length > options.limit;
+  const page = rows.slice(0, options.limit);
+  return {
+    items: page.map((r) => ({
+      notificationId: r.id,
+      subscriptionId: r.subscription_id,
+      eventId: r.event_id,
+      url: r.url,
+      status: r.status,
+      createdDate: new Date(r.created_at),
+      updatedDate: new Date(r.updated_at),
+    })),
+    next: more ? encodeCursor(page[page.length - 1].id) : null,
+  };
+}
+
+export async function redeliver(db: Db, organizationId: number, filter: DeliveryFilter): Promise<number> {
+  const n = await db.tx(async (c) => {
+    const subArgs: unknown[] = [organizationId];
+    if (filter.url !== undefined) subArgs.push(filter.url);
+    // Waits for completions holding these subscriptions FOR SHARE, as recordDeliveries does.
+    await run(
+      c,
+      `UPDATE subscriptions SET active = true WHERE organization_id = $1${filter.url !== undefined ? ' AND url = $2' : ''}`,
+      subArgs,
+    );
+    if (filter.status?.length && !filter.status.includes('queued')) return 0;
+    const args: unknown[] = [];
+    const where = deliveryWhere(organizationId, { ...filter, status: ['queued'] }, args);
+    const res = await c.query(
+      `UPDATE notifications SET status = 'created', due_at = ${NOW_MS}, updated_at = ${NOW_MS} WHERE id IN (
+         SELECT n.id FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE ${where})`,
+      args,
+    );
+    return res.rowCount ?? 0;
+  });
+  if (n > 0) db.notify(NOTIFICATIONS_CHANNEL);
+  return n;
+}

@@ -1,0 +1,414 @@
+/**
+ * SQLite implementation of the asynchronous half of the store (store/async.ts). Every method is
+ * one synchronous transaction, so claims never race inside the one process that owns the file.
+ */
+import type { Database, Statement } from 'better-sqlite3';
+import type {
+  AcceptInput,
+  Accepted,
+  AsyncStore,
+  ClaimedJob,
+  DeliveryFilter,
+  DeliveryListing,
+  DeliveryRecord,
+  DueNotification,
+  EventRecord,
+  JobOutcome,
+  Page,
+  StoredResult,
+} from '../async.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+
+type Row = Record<string, any>;
+
+const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+
+function toEvent(r: Row, n: Row | undefined, deliveries: Row[]): EventRecord {
+  return {
+    id: r.id,
+    organizationId: r.organization_id,
+    instanceId: r.instance_id,
+    userId: r.user_id,
+    createdDate: new Date(r.created_at),
+    status: r.status,
+    execution: r.execution,
+    statusCode: r.status_code,
+    method: r.method,
+    url: r.url,
+    callbackUrl: r.callback_url,
+    startedDate: r.started_at == null ? null : new Date(r.started_at),
+    finishedDate: r.finished_at == null ? null : new Date(r.finished_at),
+    response: r.response == null ? null : JSON.parse(r.response),
+    notification: n
+      ? {
+          id: n.id,
+          status: n.status,
+          body: n.body,
+          attempts: n.attempts,
+          nextAttemptDate: n.due_at == null ? null : new Date(n.due_at),
+        }
+      : null,
+    deliveries: deliveries.map((d) => ({
+      at: new Date(d.at),
+      url: d.url,
+      statusCode: d.status_code,
+      error: d.error,
+      durationMs: d.duration_ms,
+    })),
+  };
+}
+
+export abstract class SqliteAsyncStore implements AsyncStore {
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(protected readonly db: Database) {}
+
+  /** A prepared statement, compiled once per SQL text. */
+  protected stmt(sql: string): Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  async acceptEvents(inputs: AcceptInput[]): Promise<Accepted[]> {
+    const now = Date.now();
+    return this.db.transaction(() =>
+      inputs.map((input): Accepted => {
+        if (input.idempotencyKey) {
+          const seen = this.stmt(
+            'SELECT event_id FROM idempotency_keys WHERE instance_id = ? AND key = ? AND created_at > ?',
+          ).get(input.instanceId, input.idempotencyKey, now - IDEMPOTENCY_WINDOW_MS) as Row | undefined;
+          if (seen) return { eventId: seen.event_id, duplicate: true };
+        }
+        const { id } = this.stmt(
+          `INSERT INTO events (organization_id, instance_id, user_id, created_at, status, execution, method, url, callback_url)
+           VALUES (?, ?, ?, ?, 'DISPATCHED', 'dispatched', ?, ?, ?) RETURNING id`,
+        ).get(
+          input.organizationId,
+          input.instanceId,
+          input.userId,
+          now,
+          input.request.method,
+          input.request.url,
+          input.callbackUrl,
+        ) as Row;
+        this.stmt('INSERT INTO jobs (event_id, instance_id, request, body) VALUES (?, ?, ?, ?)').run(
+          id,
+          input.instanceId,
+          JSON.stringify({ ...input.request, organizationId: input.organizationId, userId: input.userId }),
+          input.body,
+        );
+        if (input.idempotencyKey) {
+          this.stmt('INSERT OR REPLACE INTO idempotency_keys (instance_id, key, event_id, created_at) VALUES (?, ?, ?, ?)').run(
+            input.instanceId,
+            input.idempotencyKey,
+            id,
+            now,
+          );
+        }
+        return { eventId: id, duplicate: false };
+      }),
+    )();
+  }
+
+  async claimJobs(owner: string, limit: number, leaseMs: number, perInstance: number): Promise<ClaimedJob[]> {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const running = new Map<number, number>();
+      for (const r of this.stmt('SELECT instance_id, count(*) AS n FROM jobs WHERE lease_until > ? GROUP BY instance_id').all(
+        now,
+      ) as Row[]) {
+        running.set(r.instance_id, r.n);
+      }
+      // "+lease_until" keeps the planner on the primary key: oldest runnable jobs first.
+      const candidates = this.stmt(
+        'SELECT event_id, instance_id FROM jobs WHERE +lease_until <= ? ORDER BY event_id LIMIT ?',
+      ).all(now, Math.max(limit * 8, 256)) as Row[];
+      const chosen: number[] = [];
+      for (const c of candidates) {
+        if (chosen.length >= limit) break;
+        const n = running.get(c.instance_id) ?? 0;
+        if (n >= perInstance) continue;
+        running.set(c.instance_id, n + 1);
+        chosen.push(c.event_id);
+      }
+      const lease = this.stmt(
+        'UPDATE jobs SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 WHERE event_id = ? RETURNING *',
+      );
+      const start = this.stmt(
+        "UPDATE events SET execution = 'running', started_at = ? WHERE id = ? AND execution IN ('dispatched', 'running')",
+      );
+      return chosen.map((eventId): ClaimedJob => {
+        const r = lease.get(owner, now + leaseMs, eventId) as Row;
+        start.run(now, eventId);
+        const request = JSON.parse(r.request);
+        return {
+          eventId,
+          instanceId: r.instance_id,
+          organizationId: request.organizationId,
+          userId: request.userId,
+          request: { method: request.method, url: request.url, headers: request.headers },
+          body: r.body ?? null,
+          attempts: r.attempts - 1,
+        };
+      });
+    })();
+  }
+
+  async renewLeases(owner: string, eventIds: number[], leaseMs: number): Promise<void> {
+    const until = Date.now() + leaseMs;
+    const renew = this.stmt('UPDATE jobs SET lease_until = ? WHERE event_id = ? AND lease_owner = ?');
+    this.db.transaction(() => {
+      for (const id of eventIds) renew.run(until, id, owner);
+    })();
+  }
+
+  async releaseAllLeases(): Promise<number> {
+    return this.db.transaction(() => {
+      const n = this.db.prepare('UPDATE jobs SET lease_until = 0, lease_owner = NULL WHERE lease_until > 0').run().changes;
+      this.db.prepare('UPDATE notifications SET lease_until = 0 WHERE lease_until > 0').run();
+      return n;
+    })();
+  }
+
+  async completeJobs(owner: string, outcomes: JobOutcome[]): Promise<void> {
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const o of outcomes) {
+        // The first completion wins; a job taken over after its lease expired may finish twice.
+        const job = this.stmt('DELETE FROM jobs WHERE event_id = ? RETURNING event_id').get(o.eventId);
+        if (!job) continue;
+        const ev = this.stmt(
+          `UPDATE events SET status = 'CONSUMED', execution = ?, status_code = ?, finished_at = ?, response = ?
+           WHERE id = ? RETURNING organization_id, callback_url`,
+        ).get(o.execution, o.statusCode, now, JSON.stringify(o.response ?? null), o.eventId) as Row;
+        const sub = this.subscription(ev.organization_id, ev.callback_url);
+        const queued = o.queue || !sub.active;
+        const { id } = this.stmt(
+          `INSERT INTO notifications (event_id, organization_id, subscription_id, body, status, due_at, created_at, updated_at)
+           VALUES (?, ?, ?, '', ?, ?, ?, ?) RETURNING id`,
+        ).get(o.eventId, ev.organization_id, sub.id, queued ? 'queued' : 'created', queued ? null : now, now, now) as Row;
+        this.stmt('UPDATE notifications SET body = ? WHERE id = ?').run(o.buildNotification(id), id);
+        if (o.result) {
+          this.stmt(
+            'INSERT OR REPLACE INTO results (event_id, organization_id, content_type, data, expires_at) VALUES (?, ?, ?, ?, ?)',
+          ).run(o.eventId, ev.organization_id, o.result.contentType, o.result.data, o.result.expiresAt.getTime());
+        }
+      }
+    })();
+    void owner;
+  }
+
+  private subscription(organizationId: number, url: string): { id: number; active: boolean } {
+    const r = this.stmt(
+      `INSERT INTO subscriptions (organization_id, url) VALUES (?, ?)
+       ON CONFLICT (organization_id, url) DO UPDATE SET url = excluded.url RETURNING id, active`,
+    ).get(organizationId, url) as Row;
+    return { id: r.id, active: r.active === 1 };
+  }
+
+  async claimNotifications(
+    owner: string,
+    limit: number,
+    leaseMs: number,
+    excludeSubscriptions: number[] = [],
+  ): Promise<DueNotification[]> {
+    const now = Date.now();
+    const exclude = excludeSubscriptions.length
+      ? ` AND n.subscription_id NOT IN (${excludeSubscriptions.map(() => '?').join(', ')})`
+      : '';
+    return this.db.transaction(() => {
+      const rows = this.stmt(
+        `SELECT n.id, n.event_id, n.organization_id, n.subscription_id, n.body, n.attempts, n.created_at, s.url, e.instance_id
+         FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id JOIN events e ON e.id = n.event_id
+         WHERE n.due_at <= ? AND n.lease_until <= ?${exclude} ORDER BY n.due_at LIMIT ?`,
+      ).all(now, now, ...excludeSubscriptions, limit) as Row[];
+      const lease = this.stmt('UPDATE notifications SET lease_until = ? WHERE id = ?');
+      return rows.map((r): DueNotification => {
+        lease.run(now + leaseMs, r.id);
+        return {
+          notificationId: r.id,
+          eventId: r.event_id,
+          organizationId: r.organization_id,
+          instanceId: r.instance_id,
+          subscriptionId: r.subscription_id,
+          url: r.url,
+          body: r.body,
+          attempts: r.attempts,
+          createdDate: new Date(r.created_at),
+        };
+      });
+    })();
+    void owner;
+  }
+
+  async releaseNotifications(notificationIds: number[]): Promise<void> {
+    const release = this.stmt('UPDATE notifications SET lease_until = 0 WHERE id = ?');
+    this.db.transaction(() => {
+      for (const id of notificationIds) release.run(id);
+    })();
+  }
+
+  async recordDeliveries(records: DeliveryRecord[]): Promise<void> {
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const d of records) {
+        this.stmt('INSERT INTO deliveries (notification_id, at, url, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)').run(
+          d.notificationId,
+          d.at.getTime(),
+          d.url,
+          d.statusCode,
+          d.error,
+          Math.round(d.durationMs),
+        );
+        const dueAt = d.next.status === 'retry' ? d.next.at.getTime() : null;
+        const n = this.stmt(
+          `UPDATE notifications SET status = ?, attempts = attempts + 1, due_at = ?, lease_until = 0, updated_at = ?
+           WHERE id = ? RETURNING event_id, subscription_id`,
+        ).get(d.next.status, dueAt, now, d.notificationId) as Row | undefined;
+        if (!n) continue;
+        if (d.next.status === 'delivered') {
+          this.stmt("UPDATE events SET status = 'NOTIFIED' WHERE id = ?").run(n.event_id);
+        } else if (d.next.status === 'queued' && d.next.deactivate) {
+          this.stmt('UPDATE subscriptions SET active = 0 WHERE id = ?').run(n.subscription_id);
+          this.stmt(
+            "UPDATE notifications SET status = 'queued', due_at = NULL, updated_at = ? WHERE subscription_id = ? AND due_at IS NOT NULL AND lease_until <= ?",
+          ).run(now, n.subscription_id, now);
+        }
+      }
+    })();
+  }
+
+  async nextNotificationDue(): Promise<Date | null> {
+    const r = this.stmt('SELECT min(max(due_at, lease_until)) AS t FROM notifications WHERE due_at IS NOT NULL').get() as Row;
+    return r.t == null ? null : new Date(r.t);
+  }
+
+  async getEvent(organizationId: number, eventId: number): Promise<EventRecord | null> {
+    const r = this.stmt('SELECT * FROM events WHERE organization_id = ? AND id = ?').get(organizationId, eventId) as
+      | Row
+      | undefined;
+    return r ? this.hydrate(r) : null;
+  }
+
+  private hydrate(r: Row): EventRecord {
+    const n = this.stmt('SELECT * FROM notifications WHERE event_id = ?').get(r.id) as Row | undefined;
+    const deliveries = n
+      ? (this.stmt('SELECT * FROM deliveries WHERE notification_id = ? ORDER BY id').all(n.id) as Row[])
+      : [];
+    return toEvent(r, n, deliveries);
+  }
+
+  async listEvents(
+    organizationId: number,
+    options: { instanceId?: number; limit: number; cursor?: string },
+  ): Promise<Page<EventRecord>> {
+    const before = options.cursor ? decodeCursor(options.cursor) : Number.MAX_SAFE_INTEGER;
+    const rows = (
+      options.instanceId === undefined
+        ? this.stmt('SELECT * FROM events WHERE organization_id = ? AND id < ? ORDER BY id DESC LIMIT ?').all(
+            organizationId,
+            before,
+            options.limit + 1,
+          )
+        : this.stmt(
+            'SELECT * FROM events WHERE organization_id = ? AND instance_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
+          ).all(organizationId, options.instanceId, before, options.limit + 1)
+    ) as Row[];
+    const more = rows.length > options.limit;
+    const page = rows.slice(0, options.limit);
+    return {
+      items: page.map((r) => this.hydrate(r)),
+      next: more ? encodeCursor(page[page.length - 1].id) : null,
+    };
+  }
+
+  private deliveryWhere(organizationId: number, filter: DeliveryFilter): { sql: string; args: unknown[] } {
+    const parts = ['n.organization_id = ?'];
+    const args: unknown[] = [organizationId];
+    if (filter.status?.length) {
+      parts.push(`n.status IN (${filter.status.map(() => '?').join(', ')})`);
+      args.push(...filter.status);
+    }
+    if (filter.url !== undefined) {
+      parts.push('s.url = ?');
+      args.push(filter.url);
+    }
+    return { sql: parts.join(' AND '), args };
+  }
+
+  async listDeliveries(
+    organizationId: number,
+    filter: DeliveryFilter,
+    options: { limit: number; cursor?: string },
+  ): Promise<Page<DeliveryListing>> {
+    const after = options.cursor ? decodeCursor(options.cursor) : 0;
+    const where = this.deliveryWhere(organizationId, filter);
+    const rows = this.db
+      .prepare(
+        `SELECT n.id, n.subscription_id, n.event_id, n.status, n.created_at, n.updated_at, s.url
+         FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id
+         WHERE ${where.sql} AND n.id > ? ORDER BY n.id LIMIT ?`,
+      )
+      .all(...where.args, after, options.limit + 1) as Row[];
+    const more = rows.length > options.limit;
+    const page = rows.slice(0, options.limit);
+    return {
+      items: page.map((r) => ({
+        notificationId: r.id,
+        subscriptionId: r.subscription_id,
+        eventId: r.event_id,
+        url: r.url,
+        status: r.status,
+        createdDate: new Date(r.created_at),
+        updatedDate: new Date(r.updated_at),
+      })),
+      next: more ? encodeCursor(page[page.length - 1].id) : null,
+    };
+  }
+
+  async redeliver(organizationId: number, filter: DeliveryFilter): Promise<number> {
+    const now = Date.now();
+    const where = this.deliveryWhere(organizationId, { ...filter, status: ['queued'] });
+    return this.db.transaction(() => {
+      const subs = this.db
+        .prepare(`SELECT id FROM subscriptions s WHERE s.organization_id = ?${filter.url !== undefined ? ' AND s.url = ?' : ''}`)
+        .all(...(filter.url !== undefined ? [organizationId, filter.url] : [organizationId])) as Row[];
+      const activate = this.stmt('UPDATE subscriptions SET active = 1 WHERE id = ?');
+      for (const s of subs) activate.run(s.id);
+      if (filter.status?.length && !filter.status.includes('queued')) return 0;
+      return this.db
+        .prepare(
+          `UPDATE notifications SET status = 'created', due_at = ?, updated_at = ? WHERE id IN (
+             SELECT n.id FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE ${where.sql})`,
+        )
+        .run(now, now, ...where.args).changes;
+    })();
+  }
+
+  async getResult(organizationId: number, eventId: number): Promise<StoredResult | null> {
+    const r = this.stmt('SELECT * FROM results WHERE organization_id = ? AND event_id = ? AND expires_at > ?').get(
+      organizationId,
+      eventId,
+      Date.now(),
+    ) as Row | undefined;
+    return r ? { contentType: r.content_type, data: r.data, expiresAt: new Date(r.expires_at) } : null;
+  }
+
+  async purgeExpired(now: Date, idempotencyBefore: Date): Promise<void> {
+    this.db.transaction(() => {
+      this.stmt('DELETE FROM results WHERE expires_at <= ?').run(now.getTime());
+      this.stmt('DELETE FROM idempotency_keys WHERE created_at <= ?').run(idempotencyBefore.getTime());
+    })();
+  }
+
+  async asyncCounts(): Promise<{ jobs: number; events: number; notificationsPending: number }> {
+    const jobs = (this.stmt('SELECT count(*) AS n FROM jobs').get() as Row).n;
+    const events = (this.stmt('SELECT count(*) AS n FROM events').get() as Row).n;
+    const pending = (this.stmt('SELECT count(*) AS n FROM notifications WHERE due_at IS NOT NULL').get() as Row).n;
+    return { jobs, events, notificationsPending: pending };
+  }
+}

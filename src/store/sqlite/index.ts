@@ -1,0 +1,283 @@
+/**
+ * The SQLite store (better-sqlite3@12, WAL): Ferry's zero set-up default. One process owns the
+ * database file; better-sqlite3 is synchronous, so every method runs to completion on the
+ * event loop and a transaction never interleaves with another. Durability: `normal` (WAL,
+ * synchronous=NORMAL: survives a process crash) or `fsync` (synchronous=FULL: survives power
+ * loss). Group commit happens above the store: `acceptEvents` takes a whole batch.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Durability } from '../../config.js';
+import type { Instance, InstancePatch, NewInstance, Organization, Store, StoreCapabilities, User } from '../store.js';
+import { descendantRange } from '../store.js';
+import { MIGRATIONS } from './migrations.js';
+import { SqliteAsyncStore } from './async.js';
+
+type Row = Record<string, any>;
+
+const toOrganization = (r: Row): Organization => ({ id: r.id, name: r.name, createdDate: new Date(r.created_at) });
+const toUser = (r: Row): User => ({
+  id: r.id,
+  organizationId: r.organization_id,
+  emailAddress: r.email,
+  firstName: r.first_name,
+  lastName: r.last_name,
+  createdDate: new Date(r.created_at),
+});
+const toInstance = (r: Row): Instance => ({
+  id: r.id,
+  organizationId: r.organization_id,
+  userId: r.user_id,
+  elementKey: r.element_key,
+  name: r.name,
+  tags: JSON.parse(r.tags),
+  configuration: JSON.parse(r.configuration),
+  disabled: r.disabled === 1,
+  valid: r.valid === 1,
+  createdDate: new Date(r.created_at),
+  updatedDate: new Date(r.updated_at),
+});
+
+export interface SqliteOptions {
+  /** Database file; ":memory:" for tests that need no file. */
+  file: string;
+  durability: Durability;
+}
+
+export class SqliteStore extends SqliteAsyncStore implements Store {
+  readonly capabilities: StoreCapabilities = { name: 'sqlite', shared: false };
+
+  constructor(options: SqliteOptions) {
+    if (options.file !== ':memory:') fs.mkdirSync(path.dirname(options.file), { recursive: true });
+    const db = new Database(options.file);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    super(db);
+  }
+
+  async migrate(): Promise<void> {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.pragma(`user_version = ${m.version}`);
+      })();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  // ---- identity -------------------------------------------------------------------------
+
+  async countOrganizations(): Promise<number> {
+    return (this.db.prepare('SELECT count(*) AS n FROM organizations').get() as Row).n;
+  }
+
+  async createOrganization(input: { name: string; secretHash: string }): Promise<Organization> {
+    const r = this.db
+      .prepare('INSERT INTO organizations (name, secret_hash, created_at) VALUES (?, ?, ?) RETURNING *')
+      .get(input.name, input.secretHash, Date.now()) as Row;
+    return toOrganization(r);
+  }
+
+  async createUser(input: {
+    organizationId: number;
+    emailAddress: string;
+    firstName: string;
+    lastName: string;
+    secretHash: string;
+  }): Promise<User> {
+    const r = this.db
+      .prepare(
+        `INSERT INTO users (organization_id, email, first_name, last_name, secret_hash, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+      )
+      .get(input.organizationId, input.emailAddress, input.firstName, input.lastName, input.secretHash, Date.now()) as Row;
+    return toUser(r);
+  }
+
+  async findOrganizationBySecretHash(secretHash: string): Promise<Organization | null> {
+    const r = this.stmt('SELECT * FROM organizations WHERE secret_hash = ?').get(secretHash) as Row | undefined;
+    return r ? toOrganization(r) : null;
+  }
+
+  async findUserBySecretHash(secretHash: string): Promise<User | null> {
+    const r = this.stmt('SELECT * FROM users WHERE secret_hash = ?').get(secretHash) as Row | undefined;
+    return r ? toUser(r) : null;
+  }
+
+  async getUser(id: number): Promise<User | null> {
+    const r = this.stmt('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+    return r ? toUser(r) : null;
+  }
+
+  async getOrganizationByName(name: string): Promise<Organization | null> {
+    const r = this.stmt('SELECT * FROM organizations WHERE name = ?').get(name) as Row | undefined;
+    return r ? toOrganization(r) : null;
+  }
+
+  async setSecretHash(kind: 'organization' | 'user', id: number, secretHash: string): Promise<boolean> {
+    const table = kind === 'organization' ? 'organizations' : 'users';
+    return this.db.prepare(`UPDATE ${table} SET secret_hash = ? WHERE id = ?`).run(secretHash, id).changes > 0;
+  }
+
+  // ---- instances ------------------------------------------------------------------------
+
+  async createInstance(input: NewInstance): Promise<Instance> {
+    const now = Date.now();
+    const r = this.db
+      .prepare(
+        `INSERT INTO instances (organization_id, user_id, element_key, name, tags, configuration, token_hash,
+           created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      )
+      .get(
+        input.organizationId,
+        input.userId,
+        input.elementKey,
+        input.name,
+        JSON.stringify(input.tags),
+        JSON.stringify(input.configuration),
+        input.tokenHash,
+        now,
+        now,
+      ) as Row;
+    return toInstance(r);
+  }
+
+  async getInstance(organizationId: number, id: number): Promise<Instance | null> {
+    const r = this.stmt('SELECT * FROM instances WHERE organization_id = ? AND id = ?').get(organizationId, id) as
+      | Row
+      | undefined;
+    return r ? toInstance(r) : null;
+  }
+
+  async findInstanceByTokenHash(tokenHash: string): Promise<Instance | null> {
+    const r = this.stmt('SELECT * FROM instances WHERE token_hash = ?').get(tokenHash) as Row | undefined;
+    return r ? toInstance(r) : null;
+  }
+
+  async listInstances(organizationId: number, filter: { elementKey?: string; tags?: string[] } = {}): Promise<Instance[]> {
+    const rows = (
+      filter.elementKey
+        ? this.stmt('SELECT * FROM instances WHERE organization_id = ? AND element_key = ? ORDER BY id').all(
+            organizationId,
+            filter.elementKey,
+          )
+        : this.stmt('SELECT * FROM instances WHERE organization_id = ? ORDER BY id').all(organizationId)
+    ) as Row[];
+    const wanted = filter.tags ?? [];
+    return rows.map(toInstance).filter((i) => wanted.every((t) => i.tags.includes(t)));
+  }
+
+  async updateInstance(organizationId: number, id: number, patch: InstancePatch): Promise<Instance | null> {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    if (patch.name !== undefined) sets.push('name = ?'), values.push(patch.name);
+    if (patch.tags !== undefined) sets.push('tags = ?'), values.push(JSON.stringify(patch.tags));
+    if (patch.configuration !== undefined) sets.push('configuration = ?'), values.push(JSON.stringify(patch.configuration));
+    if (patch.disabled !== undefined) sets.push('disabled = ?'), values.push(patch.disabled ? 1 : 0);
+    if (patch.valid !== undefined) sets.push('valid = ?'), values.push(patch.valid ? 1 : 0);
+    sets.push('updated_at = ?');
+    values.push(Date.now());
+    const r = this.db
+      .prepare(`UPDATE instances SET ${sets.join(', ')} WHERE organization_id = ? AND id = ? RETURNING *`)
+      .get(...values, organizationId, id) as Row | undefined;
+    return r ? toInstance(r) : null;
+  }
+
+  async deleteInstance(organizationId: number, id: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const n = this.db.prepare('DELETE FROM instances WHERE organization_id = ? AND id = ?').run(organizationId, id).changes;
+      if (n > 0) this.db.prepare('DELETE FROM document_tags WHERE instance_id = ?').run(id);
+      return n > 0;
+    })();
+  }
+
+  async allInstances(): Promise<Instance[]> {
+    return (this.db.prepare('SELECT * FROM instances ORDER BY id').all() as Row[]).map(toInstance);
+  }
+
+  // ---- tags -----------------------------------------------------------------------------
+
+  async getTags(instanceId: number, paths: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    const get = this.stmt('SELECT tags FROM document_tags WHERE instance_id = ? AND path = ?');
+    for (const p of paths) {
+      const r = get.get(instanceId, p) as Row | undefined;
+      if (r) out.set(p, JSON.parse(r.tags));
+    }
+    return out;
+  }
+
+  async setTags(instanceId: number, p: string, tags: string[]): Promise<void> {
+    if (tags.length === 0) {
+      this.stmt('DELETE FROM document_tags WHERE instance_id = ? AND path = ?').run(instanceId, p);
+    } else {
+      this.stmt('INSERT OR REPLACE INTO document_tags (instance_id, path, tags) VALUES (?, ?, ?)').run(
+        instanceId,
+        p,
+        JSON.stringify(tags),
+      );
+    }
+  }
+
+  private subtreeRows(instanceId: number, p: string): Row[] {
+    const [lo, hi] = descendantRange(p);
+    return this.db
+      .prepare('SELECT path, tags FROM document_tags WHERE instance_id = ? AND (path = ? OR (path >= ? AND path < ?))')
+      .all(instanceId, p, lo, hi) as Row[];
+  }
+
+  async moveTags(instanceId: number, from: string, to: string): Promise<void> {
+    this.db.transaction(() => {
+      const rows = this.subtreeRows(instanceId, from);
+      this.deleteSubtree(instanceId, to);
+      this.deleteSubtree(instanceId, from);
+      const put = this.stmt('INSERT OR REPLACE INTO document_tags (instance_id, path, tags) VALUES (?, ?, ?)');
+      for (const r of rows) put.run(instanceId, to + (r.path as string).slice(from.length), r.tags);
+    })();
+  }
+
+  async copyTags(instanceId: number, from: string, to: string): Promise<void> {
+    this.db.transaction(() => {
+      const rows = this.subtreeRows(instanceId, from);
+      this.deleteSubtree(instanceId, to);
+      const put = this.stmt('INSERT OR REPLACE INTO document_tags (instance_id, path, tags) VALUES (?, ?, ?)');
+      for (const r of rows) put.run(instanceId, to + (r.path as string).slice(from.length), r.tags);
+    })();
+  }
+
+  async deleteTags(instanceId: number, p: string): Promise<void> {
+    this.deleteSubtree(instanceId, p);
+  }
+
+  private deleteSubtree(instanceId: number, p: string): void {
+    const [lo, hi] = descendantRange(p);
+    this.stmt('DELETE FROM document_tags WHERE instance_id = ? AND (path = ? OR (path >= ? AND path < ?))').run(
+      instanceId,
+      p,
+      lo,
+      hi,
+    );
+  }
+
+  // ---- settings -------------------------------------------------------------------------
+
+  async getSettings(organizationId: number): Promise<Record<string, string>> {
+    const rows = this.stmt('SELECT key, value FROM account_settings WHERE organization_id = ?').all(organizationId) as Row[];
+    return Object.fromEntries(rows.map((r) => [r.key, r.value]));
+  }
+
+  async setSettings(organizationId: number, settings: Record<string, string>): Promise<void> {
+    const put = this.stmt('INSERT OR REPLACE INTO account_settings (organization_id, key, value) VALUES (?, ?, ?)');
+    this.db.transaction(() => {
+      for (const [k, v] of Object.entries(settings)) put.run(organizationId, k, v);
+    })();
+  }
+}

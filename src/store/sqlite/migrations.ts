@@ -1,0 +1,129 @@
+/**
+ * Numbered SQLite migrations. A migration is never edited once released: add the next number.
+ * Applied in order inside one transaction each; `PRAGMA user_version` records the last.
+ * Times are integers: milliseconds since the epoch (UTC).
+ */
+export const MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE organizations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  secret_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  organization_id INTEGER NOT NULL REFERENCES organizations(id),
+  email TEXT NOT NULL,
+  first_name TEXT NOT NULL,
+  last_name TEXT NOT NULL,
+  secret_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE instances (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  organization_id INTEGER NOT NULL REFERENCES organizations(id),
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  element_key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  tags TEXT NOT NULL,
+  configuration TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  valid INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX instances_org ON instances(organization_id, id);
+CREATE TABLE document_tags (
+  instance_id INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  tags TEXT NOT NULL,
+  PRIMARY KEY (instance_id, path)
+) WITHOUT ROWID;
+CREATE TABLE account_settings (
+  organization_id INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (organization_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  organization_id INTEGER NOT NULL,
+  instance_id INTEGER NOT NULL,
+  user_id INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  execution TEXT NOT NULL,
+  status_code INTEGER,
+  method TEXT NOT NULL,
+  url TEXT NOT NULL,
+  callback_url TEXT NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  response TEXT
+);
+CREATE INDEX events_org ON events(organization_id, id);
+CREATE INDEX events_instance ON events(instance_id, id);
+CREATE TABLE jobs (
+  event_id INTEGER PRIMARY KEY,
+  instance_id INTEGER NOT NULL,
+  request TEXT NOT NULL,
+  body BLOB,
+  lease_owner TEXT,
+  lease_until INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_lease ON jobs(lease_until, event_id);
+CREATE TABLE idempotency_keys (
+  instance_id INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  event_id INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (instance_id, key)
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  organization_id INTEGER NOT NULL,
+  url TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (organization_id, url)
+);
+CREATE TABLE notifications (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id INTEGER NOT NULL UNIQUE,
+  organization_id INTEGER NOT NULL,
+  subscription_id INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  due_at INTEGER,
+  lease_until INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX notifications_due ON notifications(due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX notifications_org ON notifications(organization_id, id);
+CREATE TABLE deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  notification_id INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  url TEXT NOT NULL,
+  status_code INTEGER,
+  error TEXT,
+  duration_ms INTEGER NOT NULL
+);
+CREATE INDEX deliveries_notification ON deliveries(notification_id, id);
+CREATE TABLE results (
+  event_id INTEGER PRIMARY KEY,
+  organization_id INTEGER NOT NULL,
+  content_type TEXT NOT NULL,
+  data BLOB NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+`,
+  },
+];

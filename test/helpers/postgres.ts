@@ -1,0 +1,58 @@
+/**
+ * PostgreSQL for tests: the server at 127.0.0.1:5432 (trust auth, database `test`), or the one
+ * `FERRY_TEST_DATABASE_URL` names. Each test takes a fresh schema so runs never see each other's
+ * rows; the store creates the schema at migrate(), the drop function removes it.
+ */
+import crypto from 'node:crypto';
+import pg from 'pg';
+
+const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+/** The test database URL. */
+export function pgUrl(): string {
+  return process.env.FERRY_TEST_DATABASE_URL || DEFAULT_URL;
+}
+
+/** Why PostgreSQL tests are skipped (one line). */
+export function pgSkipReason(): string {
+  return `PostgreSQL is not reachable at ${pgUrl().replace(/\/\/[^@/]*@/, '//')} (set FERRY_TEST_DATABASE_URL or start it)`;
+}
+
+let probe: Promise<string | null> | undefined;
+
+/** The test database URL when a connection succeeds, else null (tests then skip). */
+export function pgTestUrl(): Promise<string | null> {
+  probe ??= (async () => {
+    const url = pgUrl();
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return url;
+    } catch {
+      return null;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  })();
+  return probe;
+}
+
+/** A schema name no other run uses, and a function that drops it with everything in it. */
+export function freshSchema(url: string): { schema: string; drop(): Promise<void> } {
+  const schema = `ferry_test_${process.pid}_${crypto.randomBytes(5).toString('hex')}`;
+  return {
+    schema,
+    async drop() {
+      const client = new pg.Client({ connectionString: url });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      } finally {
+        await client.end().catch(() => {});
+      }
+    },
+  };
+}
