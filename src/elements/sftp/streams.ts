@@ -15,6 +15,8 @@ import { sftpError } from './errors.js';
 
 /** Bytes asked for per read request (OpenSSH serves up to 256 KiB; ssh2 splits if less). */
 const READ_CHUNK = 256 * 1024;
+/** Read requests in flight at once per stream (memory: this many chunks). */
+const READS_IN_FLIGHT = 4;
 /** Write requests in flight at once per stream. */
 const WRITES_IN_FLIGHT = 8;
 
@@ -22,9 +24,24 @@ async function closeHandle(conn: SftpConnection, handle: Buffer): Promise<void> 
   await conn.call((sftp, done) => sftp.close(handle, done));
 }
 
-/** Reads a file from an open handle; closes it (and calls `onClose`) when done or destroyed. */
+interface PendingRead {
+  offset: number;
+  buffer: Buffer;
+  /** Bytes read (0 at end of file); rejects with the request's error. */
+  result: Promise<number>;
+}
+
+/**
+ * Reads a file from an open handle with up to READS_IN_FLIGHT requests outstanding (one at a
+ * time would cost a round trip per chunk), pushing chunks in file order. Closes the handle (and
+ * calls `onClose`) when done or destroyed.
+ */
 export class SftpReadStream extends Readable {
-  private position = 0;
+  /** Offset of the next read request to send. */
+  private nextOffset = 0;
+  private pending: PendingRead[] = [];
+  private pumping = false;
+  private atEnd = false;
 
   constructor(
     private readonly conn: SftpConnection,
@@ -37,23 +54,51 @@ export class SftpReadStream extends Readable {
   }
 
   override _read(): void {
+    if (!this.pumping) void this.pump();
+  }
+
+  private send(): void {
+    const offset = this.nextOffset;
     const buffer = Buffer.allocUnsafe(READ_CHUNK);
-    this.conn
-      .call<number>((sftp, done) => sftp.read(this.handle, buffer, 0, READ_CHUNK, this.position, done))
-      .then(
-        (bytes) => {
-          if (!bytes) {
-            this.push(null);
-            return;
-          }
-          this.position += bytes;
-          this.push(bytes === READ_CHUNK ? buffer : buffer.subarray(0, bytes));
-        },
-        (e: unknown) => this.destroy(sftpError(e, this.path, 'read')),
-      );
+    this.nextOffset += READ_CHUNK;
+    const result = this.conn.call<number>((sftp, done) => sftp.read(this.handle, buffer, 0, READ_CHUNK, offset, done));
+    // Requests read ahead may be dropped unread (end of file, destroy): never unhandled.
+    result.catch(() => undefined);
+    this.pending.push({ offset, buffer, result });
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (;;) {
+        while (!this.atEnd && this.pending.length < READS_IN_FLIGHT) this.send();
+        const head = this.pending.shift();
+        if (!head) return;
+        const bytes = await head.result;
+        if (this.destroyed) return;
+        if (!bytes) {
+          this.atEnd = true;
+          this.pending = [];
+          this.push(null);
+          return;
+        }
+        if (bytes < READ_CHUNK) {
+          // A short read: usually the end of the file, but a server may also cap a read.
+          // Drop what was read ahead and go on right after the bytes we got.
+          this.pending = [];
+          this.nextOffset = head.offset + bytes;
+        }
+        if (!this.push(bytes === READ_CHUNK ? head.buffer : head.buffer.subarray(0, bytes))) return;
+      }
+    } catch (e) {
+      this.destroy(sftpError(e, this.path, 'read'));
+    } finally {
+      this.pumping = false;
+    }
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.pending = [];
     closeHandle(this.conn, this.handle)
       .catch(() => undefined)
       .finally(() => {

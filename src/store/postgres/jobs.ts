@@ -122,7 +122,7 @@ async function insertEvents(c: pg.PoolClient, inputs: AcceptInput[], fresh: numb
     c,
     `WITH e AS (
        INSERT INTO events (id, organization_id, instance_id, user_id, created_at, status, execution, method, url, callback_url)
-       SELECT id, org, inst, usr, $8, 'DISPATCHED', 'dispatched', method, url, cb
+       SELECT id, org, inst, usr, $8::bigint, 'DISPATCHED', 'dispatched', method, url, cb
        FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[])
          AS u(id, org, inst, usr, method, url, cb)
      )
@@ -304,7 +304,7 @@ export async function completeJobs(db: Db, outcomes: JobOutcome[]): Promise<void
     await run(
       c,
       `INSERT INTO notifications (id, event_id, organization_id, subscription_id, body, status, due_at, created_at, updated_at)
-       SELECT id, ev, org, sub, body, CASE WHEN q THEN 'queued' ELSE 'created' END, CASE WHEN q THEN NULL ELSE $7 END, $7, $7
+       SELECT id, ev, org, sub, body, CASE WHEN q THEN 'queued' ELSE 'created' END, CASE WHEN q THEN NULL ELSE $7::bigint END, $7::bigint, $7::bigint
        FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[], $6::bool[]) AS u(id, ev, org, sub, body, q)`,
       [
         rows.map((r) => r.id),
