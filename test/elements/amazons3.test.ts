@@ -362,7 +362,9 @@ describe('amazons3 against s3rver', { skip }, () => {
     }
     const growth = (peak - baseline) / 1024 / 1024;
     t.diagnostic(`RSS growth during the 200 MB round trip: ${growth.toFixed(1)} MB`);
-    assert.ok(growth < 120, `RSS grew by ${growth.toFixed(0)} MB for a 200 MB stream`);
+    // Live buffers are about (queue + 2) x 8 MiB parts; the rest is garbage the GC has not
+    // reclaimed yet (measured 75-115 MB here). Buffering the file would need over 200 MB.
+    assert.ok(growth < 150, `RSS grew by ${growth.toFixed(0)} MB for a 200 MB stream`);
     await element.remove('/big');
   });
 
