@@ -143,7 +143,7 @@ export class AsyncIntake {
         'An asynchronous request needs a callback URL: send the Elements-Async-Callback-Url header, or set the instance configuration event.notification.callback.url',
       );
     }
-    this.egress.checkUrl(callbackUrl);
+    checkCallbackUrl(this.egress, callbackUrl);
     const key = request.headers[IDEMPOTENCY_HEADER];
     if (Array.isArray(key) || (key !== undefined && (key.length === 0 || key.length > 255))) {
       throw invalid('Idempotency-Key must be sent once, 1 to 255 characters');
@@ -162,6 +162,21 @@ export class AsyncIntake {
       .status(200)
       .send({ eventId: accepted.eventId, eventStatus: 'dispatched' });
     return reply as unknown as void;
+  }
+}
+
+/**
+ * The egress policy's accept-time check, plus one thing it cannot see without DNS: `localhost`
+ * and every name under it are loopback by definition (RFC 6761), so they are refused here like
+ * 127.0.0.1 (a 400 before anything is stored) instead of being accepted and failing at send time.
+ */
+export function checkCallbackUrl(egress: EgressPolicy, callbackUrl: string): void {
+  const url = egress.checkUrl(callbackUrl);
+  const host = url.hostname.toLowerCase().replace(/\.$/, '');
+  if ((host === 'localhost' || host.endsWith('.localhost')) && !egress.checkAddress('127.0.0.1', url.hostname)) {
+    throw invalid(
+      `The URL host ${url.hostname} is a loopback address, which Ferry does not call; allow it with FERRY_EGRESS_ALLOW (e.g. 127.0.0.1/32,localhost)`,
+    );
   }
 }
 

@@ -18,6 +18,7 @@ import { forEachBounded } from '../../src/elements/amazons3/concurrency.js';
 import { copyParts, COPY_PART_BYTES, MAX_PARTS, MAX_SINGLE_COPY_BYTES, rangeHeader } from '../../src/elements/amazons3/copy.js';
 import { copySource } from '../../src/elements/amazons3/keys.js';
 import { mapS3Error } from '../../src/elements/amazons3/errors.js';
+import { UPLOAD_PART_BYTES } from '../../src/elements/amazons3/s3-element.js';
 import { parseS3Settings } from '../../src/elements/amazons3/settings.js';
 import { isFerryError } from '../../src/errors.js';
 import { startS3, type S3TestServer } from '../helpers/s3.js';
@@ -366,6 +367,15 @@ describe('amazons3 against s3rver', { skip }, () => {
     // reclaimed yet (measured 75-115 MB here). Buffering the file would need over 200 MB.
     assert.ok(growth < 150, `RSS grew by ${growth.toFixed(0)} MB for a 200 MB stream`);
     await element.remove('/big');
+  });
+
+  it('a source stream that fails mid-upload rejects with its own error and leaves no object', async () => {
+    const failure = new Error('client went away');
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(UPLOAD_PART_BYTES + 1024, 1)); // past one part: a multipart upload
+    setTimeout(() => source.destroy(failure), 200);
+    await assert.rejects(element.write('/broken.bin', source), (e: unknown) => e === failure);
+    assert.equal(await element.stat('/broken.bin'), null);
   });
 
   it('providerLink is a working presigned URL, or null without the presigner package', async () => {

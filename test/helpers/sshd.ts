@@ -50,6 +50,11 @@ export interface TestSshd {
   config: Record<string, string>;
   /** Kills sshd and its sessions, then starts it again on the same port. */
   restart(): Promise<void>;
+  /**
+   * Stops (SIGSTOP) every open session, leaving the listener serving new ones: the server
+   * "hangs" for existing connections. Resolves to a function that resumes them.
+   */
+  freeze(): Promise<() => Promise<void>>;
   /** Kills sshd and its sessions and removes every temp file. */
   stop(): Promise<void>;
 }
@@ -138,6 +143,11 @@ export async function startSshd(): Promise<TestSshd | null> {
       await kill();
       await start();
     },
+    async freeze() {
+      const pids = child?.pid === undefined ? [] : await descendants(child.pid);
+      signal(pids, 'SIGSTOP');
+      return async () => signal(pids, 'SIGCONT');
+    },
     async stop() {
       await kill();
       await fs.rm(dir, { recursive: true, force: true });
@@ -221,14 +231,18 @@ async function killTree(child: ChildProcess): Promise<void> {
   if (child.pid === undefined || child.exitCode !== null) return;
   const pids = await descendants(child.pid);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (const pid of [child.pid, ...pids]) {
+  signal([child.pid, ...pids], 'SIGKILL');
+  await exited;
+}
+
+function signal(pids: number[], name: NodeJS.Signals): void {
+  for (const pid of pids) {
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(pid, name);
     } catch {
       // already gone
     }
   }
-  await exited;
 }
 
 async function descendants(root: number): Promise<number[]> {

@@ -1,21 +1,16 @@
+import pg from 'pg';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import { freshSchema, pgTestUrl } from '../helpers/postgres.js';
 const url = (await pgTestUrl())!;
 const fs = freshSchema(url);
-const s = new PostgresStore({ url, schema: fs.schema });
-await s.migrate(); await s.migrate();
-const o = await s.createOrganization({ name: 'o', secretHash: 'h' });
-const u = await s.createUser({ organizationId: o.id, emailAddress: 'e', firstName: 'f', lastName: 'l', secretHash: 'uh' });
-const i = await s.createInstance({ organizationId: o.id, userId: u.id, elementKey: 'localfs', name: 'n', tags: ['a'], configuration: { root: 'x' }, tokenHash: 't' });
-console.log(o, u, i);
-const acc = await s.acceptEvents([1,2,3].map((n) => ({ organizationId: o.id, userId: u.id, instanceId: i.id, callbackUrl: 'http://x/cb', idempotencyKey: n === 3 ? 'k' : null, request: { method: 'GET', url: '/a', headers: {} }, body: n === 2 ? Buffer.from('hi') : null })));
-console.log(acc, await s.acceptEvents([{ organizationId: o.id, userId: u.id, instanceId: i.id, callbackUrl: 'http://x/cb', idempotencyKey: 'k', request: { method: 'GET', url: '/a', headers: {} }, body: null }]));
-const jobs = await s.claimJobs('me', 10, 1000, 2);
-console.log(jobs);
-await s.completeJobs('me', jobs.map((j) => ({ eventId: j.eventId, execution: 'completed', statusCode: 200, buildNotification: (id) => JSON.stringify({ notificationId: id }), response: { ok: 1 } })));
-console.log(await s.asyncCounts(), await s.nextNotificationDue());
-const ns = await s.claimNotifications('me', 10, 1000);
-console.log(ns);
-await s.recordDeliveries(ns.map((n) => ({ notificationId: n.notificationId, url: n.url, at: new Date(), durationMs: 3, statusCode: 200, error: null, next: { status: 'delivered' } })));
-console.log(JSON.stringify(await s.listEvents(o.id, { limit: 10 }), null, 1).slice(0, 1500));
-await s.close(); await fs.drop();
+const s = new PostgresStore({ url, schema: fs.schema, poolSize: 1 });
+await s.migrate();
+const c = new pg.Client(url); await c.connect();
+const tables = (await c.query(`SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> 'ferry_migrations'`, [fs.schema])).rows.map((r) => `${fs.schema}.${r.tablename}`);
+for (let i = 0; i < 3; i++) {
+  let t = Date.now();
+  await c.query(`TRUNCATE ${tables.join(', ')} RESTART IDENTITY`); const tr = Date.now() - t; t = Date.now();
+  await c.query(`BEGIN; ${tables.map((x) => `DELETE FROM ${x};`).join(' ')} COMMIT;`); const del = Date.now() - t;
+  console.log({ tr, del });
+}
+await c.end(); await s.close(); await fs.drop();

@@ -68,7 +68,7 @@ export class S3Element implements Element {
     }
   }
 
-  private lister(operation: string, path: string): ListPage {
+  private lister(operation: string, path: string | undefined): ListPage {
     return (input) =>
       this.call(operation, path, () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, ...input })));
   }
@@ -144,7 +144,7 @@ export class S3Element implements Element {
   async ping(): Promise<void> {
     // ListObjectsV2 rather than HeadBucket: a HEAD error has no body, so a wrong key, a denied
     // policy and a missing bucket would all look alike.
-    await this.lister('reach the bucket', '/')({ MaxKeys: 1 });
+    await this.lister(`list the bucket '${this.bucket}'`, undefined)({ MaxKeys: 1 });
   }
 
   async storage(): Promise<StorageInfo> {

@@ -20,7 +20,8 @@ import { invalid, notFound, conflict } from '../../errors.js';
 import type { Element, Entry, StorageInfo } from '../element.js';
 import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
 import { errorCode, fsError } from './fs-errors.js';
-import { children, copyTree } from './tree.js';
+import { copyTreeOffThread, warmCopyPool } from './copy-pool.js';
+import { children, COPY_FLAGS } from './tree.js';
 
 // O_NOFOLLOW refuses a symlink at the last component; O_NONBLOCK keeps a FIFO from hanging open().
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -53,6 +54,7 @@ export class LocalFsElement implements Element {
 
   async ping(): Promise<void> {
     await this.confine.refresh();
+    warmCopyPool();
   }
 
   async storage(): Promise<StorageInfo> {
@@ -241,8 +243,8 @@ export class LocalFsElement implements Element {
 
   private async copyAt(source: string, stats: Stats, target: string, from: string): Promise<void> {
     try {
-      if (stats.isDirectory()) await copyTree(source, target);
-      else await copyFile(source, target, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      if (stats.isDirectory()) await copyTreeOffThread(source, target);
+      else await copyFile(source, target, COPY_FLAGS);
     } catch (e) {
       // Leave nothing half-copied behind.
       await rm(target, { recursive: true, force: true }).catch(() => undefined);

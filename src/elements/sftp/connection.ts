@@ -41,6 +41,9 @@ export class SftpConnection {
     client.on('end', die);
     client.on('error', die);
     sftp.on('close', die);
+    // An 'error' event without a listener would crash the process; the requests in flight
+    // fail on their own, so noting the death is all there is to do.
+    sftp.on('error', die);
   }
 
   /**

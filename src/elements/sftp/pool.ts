@@ -90,8 +90,8 @@ export class ConnectionPool<C extends Poolable> {
 
   /**
    * Runs `fn` on a connection and keeps the connection leased for the caller (a stream or a
-   * listing goes on using it). When `fn` fails because the connection broke and `idempotent`
-   * is set, runs it once more on another connection.
+   * listing goes on using it). When `fn` fails because the connection was lost (closed under
+   * it, not merely slow) and `idempotent` is set, runs it once more on another connection.
    */
   async hold<T>(fn: (conn: C) => Promise<T>, idempotent: boolean): Promise<{ value: T; lease: Lease<C> }> {
     for (let attempt = 0; ; attempt++) {
@@ -99,9 +99,11 @@ export class ConnectionPool<C extends Poolable> {
       try {
         return { value: await fn(lease.conn), lease };
       } catch (e) {
-        const broken = isConnectionLost(e) || !lease.conn.alive;
-        lease.release(broken);
-        if (broken && idempotent && attempt === 0) continue;
+        const lost = isConnectionLost(e);
+        lease.release(lost || !lease.conn.alive);
+        // Only a lost connection is retried: a timeout already cost the caller its budget,
+        // and a slow server should not get the same work twice.
+        if (lost && idempotent && attempt === 0) continue;
         throw e;
       }
     }

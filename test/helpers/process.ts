@@ -1,0 +1,117 @@
+/**
+ * Ferry as a child process (`node dist/src/cli.js serve`), for tests that must kill the server
+ * the hard way: SIGKILL gives it no chance to finish anything, so whatever survives is what the
+ * store made durable. The process runs from the compiled tree next to this file, so build first.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The compiled CLI beside this compiled helper (dist/test/helpers → dist/src/cli.js). */
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+/** Why process tests cannot run here, or null when they can. */
+export function cliMissing(): string | null {
+  return fs.existsSync(CLI) ? null : `${CLI} is missing; build first (npx tsc -p tsconfig.json)`;
+}
+
+/** A TCP port nothing listens on right now (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface FerryProcessOptions {
+  dataDir: string;
+  port: number;
+  /** Added to (and overriding) the defaults below. */
+  env?: Record<string, string>;
+  /** How long to wait for the server to answer HTTP; default 20 s. */
+  readyTimeoutMs?: number;
+}
+
+export interface FerryProcess {
+  child: ChildProcess;
+  /** http://127.0.0.1:PORT/elements/api-v2 */
+  base: string;
+  /** What the process wrote to stderr (for failure messages). */
+  stderr(): string;
+  /** SIGKILL, resolving once the process is gone (its port is free again). */
+  kill(): Promise<void>;
+  /** SIGTERM (graceful), falling back to SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/**
+ * Starts `ferry serve` on `dataDir` and `port` and resolves once it answers HTTP. Rejects (with
+ * its stderr) if it exits first or does not answer within the timeout, killing it in that case.
+ */
+export async function startFerryProcess(options: FerryProcessOptions): Promise<FerryProcess> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    HOST: '127.0.0.1',
+    PORT: String(options.port),
+    FERRY_DATA_DIR: options.dataDir,
+    FERRY_LOG_LEVEL: 'silent',
+    FERRY_RATE_LIMIT: '0',
+    ...options.env,
+  };
+  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-8000);
+  });
+  const base = `http://127.0.0.1:${options.port}/elements/api-v2`;
+  const proc: FerryProcess = {
+    child,
+    base,
+    stderr: () => stderr,
+    async kill() {
+      const gone = exited(child);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await gone;
+    },
+    async stop(graceMs = 5000) {
+      const gone = exited(child);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`ferry serve exited (${child.exitCode ?? child.signalCode}) before answering: ${stderr}`);
+    }
+    try {
+      const res = await fetch(`${base}/elements`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      return proc; // any HTTP answer (401 without credentials) means it is serving
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await proc.kill();
+      throw new Error(`ferry serve did not answer on port ${options.port} in time: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

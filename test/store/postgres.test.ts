@@ -1,0 +1,194 @@
+/**
+ * The store conformance suite on PostgreSQL (a fresh schema per test), plus what only a shared
+ * store must do: two stores (two pools, as two nodes would have) claiming, migrating and
+ * accepting at the same time, and LISTEN/NOTIFY wake-ups. Skipped with a reason when the server
+ * is not reachable.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { AcceptInput } from '../../src/store/async.js';
+import { PostgresStore } from '../../src/store/postgres/index.js';
+import type { Store } from '../../src/store/store.js';
+import { freshSchema, pgSkipReason, pgTestUrl } from '../helpers/postgres.js';
+import { runStoreConformance } from './conformance.js';
+
+const url = await pgTestUrl();
+
+if (!url) {
+  it('PostgreSQL store', { skip: pgSkipReason() }, () => {});
+} else {
+  runStoreConformance('postgres', async () => {
+    const { schema, drop } = freshSchema(url);
+    const store = new PostgresStore({ url, schema, poolSize: 4 });
+    await store.migrate();
+    return {
+      store,
+      async cleanup() {
+        await store.close();
+        await drop();
+      },
+    };
+  });
+  sharedStoreTests(url);
+}
+
+function sharedStoreTests(url: string): void {
+  describe('postgres: several nodes on one database', () => {
+    let schema: { schema: string; drop(): Promise<void> };
+    let a: PostgresStore;
+    let b: PostgresStore;
+    let instanceId: number;
+    let base: Omit<AcceptInput, 'idempotencyKey'>;
+
+    before(async () => {
+      schema = freshSchema(url);
+      a = new PostgresStore({ url, schema: schema.schema, poolSize: 4 });
+      b = new PostgresStore({ url, schema: schema.schema, poolSize: 4 });
+      // Two nodes starting together both migrate; the advisory lock makes them take turns.
+      await Promise.all([a.migrate(), b.migrate(), a.migrate()]);
+      const org = await a.createOrganization({ name: 'org', secretHash: 'o' });
+      const user = await b.createUser({ organizationId: org.id, emailAddress: 'u@x', firstName: 'U', lastName: 'X', secretHash: 'u' });
+      const inst = await a.createInstance({
+        organizationId: org.id,
+        userId: user.id,
+        elementKey: 'localfs',
+        name: 'i',
+        tags: [],
+        configuration: {},
+        tokenHash: 't',
+      });
+      instanceId = inst.id;
+      base = {
+        organizationId: org.id,
+        userId: user.id,
+        instanceId,
+        callbackUrl: 'https://receiver.example/hook',
+        request: { method: 'GET', url: '/elements/api-v2/hubs/documents/ping', headers: {} },
+        body: null,
+      };
+    });
+
+    after(async () => {
+      await a?.close();
+      await b?.close();
+      await schema?.drop();
+    });
+
+    /** Leases every job there is, from both nodes at once, until none is left. */
+    async function drain(perInstance: number): Promise<number[]> {
+      const claimed: number[] = [];
+      const node = async (store: Store, name: string) => {
+        for (let idle = 0; idle < 3; ) {
+          const jobs = await store.claimJobs(name, 7, 60_000, perInstance);
+          if (!jobs.length) idle++;
+          claimed.push(...jobs.map((j) => j.eventId));
+          await store.completeJobs(name, jobs.map((j) => ({
+            eventId: j.eventId,
+            execution: 'completed' as const,
+            statusCode: 200,
+            response: null,
+            buildNotification: (id: number) => JSON.stringify({ notificationId: id }),
+          })));
+        }
+      };
+      await Promise.all([node(a, 'a1'), node(b, 'b1'), node(a, 'a2'), node(b, 'b2')]);
+      return claimed;
+    }
+
+    it('two nodes claiming 500 jobs concurrently never lease the same job twice', async () => {
+      const ids: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        ids.push(...(await a.acceptEvents(Array.from({ length: 100 }, () => ({ ...base, idempotencyKey: null })))).map((r) => r.eventId));
+      }
+      const claimed = await drain(1000);
+      assert.equal(claimed.length, 500);
+      assert.equal(new Set(claimed).size, 500, 'no job claimed twice');
+      assert.deepEqual([...claimed].sort((x, y) => x - y), ids);
+      assert.equal((await b.asyncCounts()).jobs, 0);
+    });
+
+    it('the per-instance limit holds across nodes', async () => {
+      await a.acceptEvents(Array.from({ length: 40 }, () => ({ ...base, idempotencyKey: null })));
+      const leased = (
+        await Promise.all(
+          Array.from({ length: 8 }, (_, i) => (i % 2 ? a : b).claimJobs(`n${i}`, 10, 60_000, 3)),
+        )
+      ).flat();
+      assert.equal(leased.length, 3, 'at most 3 of the instance run at once, whichever node claims');
+      await a.completeJobs('x', leased.map((j) => ({
+        eventId: j.eventId,
+        execution: 'completed' as const,
+        statusCode: 200,
+        response: null,
+        buildNotification: (id: number) => String(id),
+      })));
+      assert.equal((await drain(3)).length, 37);
+    });
+
+    it('one idempotency key accepted concurrently on two nodes makes one event', async () => {
+      const before = (await a.asyncCounts()).events;
+      for (let round = 0; round < 5; round++) {
+        const key = `key-${round}`;
+        const res = (
+          await Promise.all([
+            a.acceptEvents([{ ...base, idempotencyKey: key }]),
+            b.acceptEvents([{ ...base, idempotencyKey: key }, { ...base, idempotencyKey: `${key}-b` }]),
+            a.acceptEvents([{ ...base, idempotencyKey: `${key}-b` }]),
+            b.acceptEvents([{ ...base, idempotencyKey: key }]),
+          ])
+        ).flat();
+        const same = res.filter((_, i) => i !== 2 && i !== 3);
+        assert.equal(new Set(same.map((r) => r.eventId)).size, 1, `one eventId for ${key}`);
+        assert.equal(same.filter((r) => !r.duplicate).length, 1);
+        assert.equal(res[2].eventId, res[3].eventId);
+        assert.equal([res[2], res[3]].filter((r) => !r.duplicate).length, 1);
+      }
+      assert.equal((await a.asyncCounts()).events, before + 10);
+      await drain(1000);
+    });
+
+    it('LISTEN/NOTIFY wakes the other node after accepts and completions', async () => {
+      const wakes = { jobs: 0, notifications: 0 };
+      let resolveJobs!: () => void;
+      let resolveNotifications!: () => void;
+      const jobsWoken = new Promise<void>((r) => (resolveJobs = r));
+      const notificationsWoken = new Promise<void>((r) => (resolveNotifications = r));
+      const stopJobs = b.onWake('jobs', () => {
+        wakes.jobs++;
+        resolveJobs();
+      });
+      const stopNotifications = b.onWake('notifications', () => {
+        wakes.notifications++;
+        resolveNotifications();
+      });
+      try {
+        await new Promise((r) => setTimeout(r, 200)); // the listening connection is up
+        await a.acceptEvents([{ ...base, idempotencyKey: null }]);
+        await withTimeout(jobsWoken, 'jobs wake-up');
+        const jobs = await a.claimJobs('a', 10, 60_000, 10);
+        await a.completeJobs('a', jobs.map((j) => ({
+          eventId: j.eventId,
+          execution: 'completed' as const,
+          statusCode: 200,
+          response: null,
+          buildNotification: (id: number) => String(id),
+        })));
+        await withTimeout(notificationsWoken, 'notifications wake-up');
+        assert.ok(wakes.jobs >= 1 && wakes.notifications >= 1);
+      } finally {
+        stopJobs();
+        stopNotifications();
+      }
+    });
+  });
+}
+
+function withTimeout(p: Promise<void>, what: string): Promise<void> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<void>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no ${what} within 5 s`)), 5000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
