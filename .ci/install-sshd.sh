@@ -25,21 +25,22 @@ if [ ! -x /usr/sbin/sshd ]; then
   apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
   cleanup
   own_policy=""
+
+  # Should a system sshd have been started all the same (systemd socket activation), stop it
+  # and keep it from coming back: the tests never use port 22.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
+  if [ -f /run/sshd.pid ]; then
+    kill "$(cat /run/sshd.pid)" 2>/dev/null || true
+    rm -f /run/sshd.pid
+  fi
 fi
 
-# sshd refuses to start without its privilege-separation directory.
+# sshd refuses to start without its privilege-separation directory (/run is a tmpfs, so this
+# is needed after every boot, not only after the install).
 mkdir -p /run/sshd
 chmod 755 /run/sshd
-
-# If a system sshd got started anyway (systemd socket activation, an older install), stop it
-# and keep it from coming back; the tests never use port 22.
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
-fi
-if [ -f /run/sshd.pid ]; then
-  kill "$(cat /run/sshd.pid)" 2>/dev/null || true
-  rm -f /run/sshd.pid
-fi
 
 /usr/sbin/sshd -V 2>&1 | head -n 1 || true
 echo "install-sshd: /usr/sbin/sshd ready"

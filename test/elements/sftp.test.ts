@@ -21,13 +21,15 @@ import { after, before, describe, it } from 'node:test';
 import type { Element, ElementContext, Entry } from '../../src/elements/element.js';
 import { sftp } from '../../src/elements/sftp/index.js';
 import { SftpElement } from '../../src/elements/sftp/sftp.js';
+import { ConnectionPool } from '../../src/elements/sftp/pool.js';
+import { connectionLost } from '../../src/elements/sftp/errors.js';
 import { parseSftpSettings } from '../../src/elements/sftp/settings.js';
-import { isFerryError } from '../../src/errors.js';
-import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { backendTimeout, isFerryError, unauthenticated } from '../../src/errors.js';
+import { startSshd, whySshdUnavailable, type TestSshd } from '../helpers/sshd.js';
 import { readAll, rejectsWith, runElementConformance, streamOf } from './conformance.js';
 
 const server = await startSshd();
-const skip = server === null ? 'sshd is not available (see the line above)' : false;
+const skip = server === null ? `no test sshd: ${(await whySshdUnavailable()) ?? 'it failed to start'}` : false;
 const sshd = server as TestSshd;
 const context = (backendTimeoutMs = 10_000): ElementContext => ({ localfsBase: os.tmpdir(), backendTimeoutMs });
 
@@ -134,6 +136,17 @@ describe('sftp keys (needs sshd)', { skip }, () => {
     assert.throws(
       () => element({ password: '', private_key: b64(sshd.encryptedPrivateKeyPem) }),
       (e: unknown) => isFerryError(e, 'invalid') && e.message.includes("'private_key_passphrase'"),
+    );
+  });
+
+  it('a PKCS#8 key is refused with a hint, naming private_key', () => {
+    const { privateKey } = generateKeyPairSync('ed25519', {
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
+    assert.throws(
+      () => element({ private_key: b64(privateKey) }),
+      (e: unknown) => isFerryError(e, 'invalid') && e.message.includes("'private_key'") && /ssh-keygen/.test(e.message),
     );
   });
 
@@ -440,12 +453,39 @@ describe('sftp resilience, streaming and the pool (needs sshd)', { skip }, () =>
     }
   });
 
-  it('a connection that dies unnoticed is replaced and the idempotent operation retried', async () => {
+  it('a restart in the middle of a download fails that stream cleanly; the next read works', async () => {
+    const el = element({ home_directory: home });
+    const data = randomBytes(8 * 1024 * 1024);
+    try {
+      await el.write('/long.bin', streamOf(data));
+      const stream = await el.read('/long.bin');
+      let received = 0;
+      const drained = new Promise<unknown>((resolve) => {
+        stream.on('error', resolve);
+        stream.on('end', () => resolve(null));
+      });
+      // Take the first chunk, pause, restart the server under the open handle, then resume.
+      await new Promise((resolve) => stream.once('data', (chunk: Buffer) => resolve((received += chunk.length))));
+      stream.pause();
+      await sshd.restart();
+      stream.on('data', (chunk: Buffer) => (received += chunk.length));
+      stream.resume();
+      const failure = await drained;
+      // Bytes already read ahead may still arrive, but never the whole file, and the error is ours.
+      assert.ok(received < data.length, 'the stream cannot have completed');
+      assert.ok(isFerryError(failure, 'backend'), `expected a backend error, got ${String(failure)}`);
+      assert.ok((await readAll(await el.read('/long.bin'))).equals(data));
+    } finally {
+      await el.close();
+    }
+  });
+
+  it('a connection killed between operations is replaced at once', async () => {
     const el = new SftpElement(parseSftpSettings({ ...sshd.config, home_directory: home }), context(), { max: 1, idleMs: 30_000 });
     try {
       await el.ping();
-      // Kill the server's side while no request is in flight, then ask at once: the close may
-      // not have been seen yet, so either the pool drops the connection or stat retries.
+      // Kill the server's side while no request is in flight, then ask at once: either the
+      // pool already saw the close and drops the connection, or stat meets it and retries.
       await sshd.restart();
       assert.equal((await el.stat('/'))?.directory, true);
       assert.ok(el.connections <= 1);
@@ -622,5 +662,110 @@ describe('sftp resilience, streaming and the pool (needs sshd)', { skip }, () =>
     } finally {
       await el.close();
     }
+  });
+});
+
+describe('sftp connection pool (pure logic, fake connections)', () => {
+  class Fake {
+    static opened = 0;
+    readonly id = ++Fake.opened;
+    alive = true;
+    ended = false;
+    async end() {
+      this.ended = true;
+      this.alive = false;
+    }
+  }
+  const pool = (max = 4, idleMs = 30_000, connect = async () => new Fake()) => new ConnectionPool<Fake>(connect, { max, idleMs });
+
+  it('retries an idempotent operation once when its connection was lost', async () => {
+    const p = pool();
+    const seen: number[] = [];
+    const result = await p.run(async (conn) => {
+      seen.push(conn.id);
+      if (seen.length === 1) {
+        conn.alive = false;
+        throw connectionLost(new Error('socket closed'));
+      }
+      return 'done';
+    }, true);
+    assert.equal(result, 'done');
+    assert.equal(seen.length, 2);
+    assert.notEqual(seen[0], seen[1], 'the retry ran on another connection');
+    assert.equal(p.size, 1, 'the lost connection was dropped');
+    await p.close();
+  });
+
+  it('does not retry a non-idempotent operation, a timeout, or a second loss', async () => {
+    const p = pool();
+    let calls = 0;
+    await rejectsWith(p.run(async () => {
+      calls++;
+      throw connectionLost(new Error('gone'));
+    }, false), 'backend');
+    assert.equal(calls, 1);
+    calls = 0;
+    await rejectsWith(p.run(async () => {
+      calls++;
+      throw backendTimeout('slow');
+    }, true), 'backend_timeout');
+    assert.equal(calls, 1);
+    calls = 0;
+    await rejectsWith(p.run(async () => {
+      calls++;
+      throw connectionLost(new Error('gone again'));
+    }, true), 'backend');
+    assert.equal(calls, 2);
+    await p.close();
+  });
+
+  it('shares connections, opens at most max, and spreads load', async () => {
+    const p = pool(3);
+    const leases = await Promise.all(Array.from({ length: 9 }, () => p.acquire()));
+    assert.equal(p.size, 3);
+    const perConn = new Map<number, number>();
+    for (const l of leases) perConn.set(l.conn.id, (perConn.get(l.conn.id) ?? 0) + 1);
+    assert.deepEqual([...perConn.values()], [3, 3, 3]);
+    for (const l of leases) l.release();
+    // An idle connection is reused rather than a new one opened.
+    const again = await p.acquire();
+    assert.ok(perConn.has(again.conn.id));
+    again.release();
+    await p.close();
+  });
+
+  it('a failed connect reaches every waiter and leaves no slot behind', async () => {
+    let attempts = 0;
+    const p = pool(1, 30_000, async () => {
+      attempts++;
+      throw unauthenticated('rejected');
+    });
+    const results = await Promise.allSettled([p.acquire(), p.acquire(), p.acquire()]);
+    assert.ok(results.every((r) => r.status === 'rejected' && isFerryError(r.reason, 'unauthenticated')));
+    assert.equal(attempts, 1, 'one connect attempt served all three waiters');
+    assert.equal(p.size, 0);
+    await rejectsWith(p.acquire(), 'unauthenticated');
+    assert.equal(attempts, 2, 'the next operation tries again');
+    await p.close();
+  });
+
+  it('closes idle connections, skips dead ones, and refuses work after close', async () => {
+    const p = pool(4, 50);
+    const lease = await p.acquire();
+    const first = lease.conn;
+    lease.release();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(p.size, 0);
+    assert.equal(first.ended, true);
+    const second = await p.acquire();
+    second.conn.alive = false; // dies while leased
+    second.release();
+    assert.equal(p.size, 0);
+    const third = await p.acquire();
+    assert.notEqual(third.conn.id, second.conn.id);
+    third.release();
+    await p.close();
+    assert.equal(third.conn.ended, true);
+    await rejectsWith(p.acquire(), 'backend');
   });
 });

@@ -39,20 +39,47 @@ export function pgTestUrl(): Promise<string | null> {
   return probe;
 }
 
-/** A schema name no other run uses, and a function that drops it with everything in it. */
-export function freshSchema(url: string): { schema: string; drop(): Promise<void> } {
+async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export interface TestSchema {
+  /** A schema name no other run uses (the store creates it at migrate()). */
+  schema: string;
+  /**
+   * Deletes every row of every table but the migrations ledger: a migrated schema as good as
+   * new, much faster than dropping and migrating again (DDL is slow on a busy machine).
+   */
+  empty(): Promise<void>;
+  /** Drops the schema with everything in it. */
+  drop(): Promise<void>;
+}
+
+export function freshSchema(url: string): TestSchema {
   const schema = `ferry_test_${process.pid}_${crypto.randomBytes(5).toString('hex')}`;
   return {
     schema,
-    async drop() {
-      const client = new pg.Client({ connectionString: url });
-      client.on('error', () => {});
-      try {
-        await client.connect();
+    empty: () =>
+      withClient(url, async (client) => {
+        const { rows } = await client.query(
+          "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> 'ferry_migrations'",
+          [schema],
+        );
+        if (!rows.length) return;
+        // replica role: foreign keys are not checked, so table order does not matter.
+        const deletes = rows.map((r) => `DELETE FROM ${schema}.${r.tablename};`).join(' ');
+        await client.query(`BEGIN; SET LOCAL session_replication_role = replica; ${deletes} COMMIT;`);
+      }),
+    drop: () =>
+      withClient(url, async (client) => {
         await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      } finally {
-        await client.end().catch(() => {});
-      }
-    },
+      }),
   };
 }

@@ -61,7 +61,7 @@ export interface TestSshd {
 
 /** Starts a test sshd, or returns null (and logs one line why) when this machine cannot. */
 export async function startSshd(): Promise<TestSshd | null> {
-  const reason = await unavailableReason();
+  const reason = await whySshdUnavailable();
   if (reason) {
     console.log(`# sshd tests skipped: ${reason}`);
     return null;
@@ -156,7 +156,8 @@ export async function startSshd(): Promise<TestSshd | null> {
   };
 }
 
-async function unavailableReason(): Promise<string | null> {
+/** Why this machine cannot run the test sshd, or null when it can. */
+export async function whySshdUnavailable(): Promise<string | null> {
   if (process.platform !== 'linux') return 'needs Linux';
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root to run sshd';
   try {

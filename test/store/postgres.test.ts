@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AcceptInput } from '../../src/store/async.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Store } from '../../src/store/store.js';
-import { freshSchema, pgSkipReason, pgTestUrl } from '../helpers/postgres.js';
+import { freshSchema, pgSkipReason, pgTestUrl, type TestSchema } from '../helpers/postgres.js';
 import { runStoreConformance } from './conformance.js';
 
 const url = await pgTestUrl();
@@ -17,24 +17,22 @@ const url = await pgTestUrl();
 if (!url) {
   it('PostgreSQL store', { skip: pgSkipReason() }, () => {});
 } else {
+  // One fresh schema for the suite, emptied before each test; each test gets its own store
+  // (its own pool), as a restarted node would.
+  const suiteSchema = freshSchema(url);
+  after(() => suiteSchema.drop());
   runStoreConformance('postgres', async () => {
-    const { schema, drop } = freshSchema(url);
-    const store = new PostgresStore({ url, schema, poolSize: 4 });
+    await suiteSchema.empty();
+    const store = new PostgresStore({ url, schema: suiteSchema.schema, poolSize: 4 });
     await store.migrate();
-    return {
-      store,
-      async cleanup() {
-        await store.close();
-        await drop();
-      },
-    };
+    return { store, cleanup: () => store.close() };
   });
   sharedStoreTests(url);
 }
 
 function sharedStoreTests(url: string): void {
   describe('postgres: several nodes on one database', () => {
-    let schema: { schema: string; drop(): Promise<void> };
+    let schema: TestSchema;
     let a: PostgresStore;
     let b: PostgresStore;
     let instanceId: number;
@@ -123,6 +121,41 @@ function sharedStoreTests(url: string): void {
         buildNotification: (id: number) => String(id),
       })));
       assert.equal((await drain(3)).length, 37);
+    });
+
+    it('the per-instance limit holds under churn: claims of every size while jobs complete', async () => {
+      await a.acceptEvents(Array.from({ length: 150 }, () => ({ ...base, idempotencyKey: null })));
+      // Held from the moment a claim returns until its completion starts: a subset of what the
+      // database counts as leased, so exceeding the limit here means the database exceeded it.
+      let held = 0;
+      let most = 0;
+      let done = 0;
+      const loop = async (store: Store, name: string, limit: number) => {
+        for (let idle = 0; idle < 20 && done < 150; ) {
+          const jobs = await store.claimJobs(name, limit, 60_000, 3);
+          held += jobs.length;
+          most = Math.max(most, held);
+          if (!jobs.length) {
+            idle++;
+            await new Promise((r) => setTimeout(r, 5));
+            continue;
+          }
+          await new Promise((r) => setTimeout(r, Math.random() * 10));
+          held -= jobs.length;
+          done += jobs.length;
+          await store.completeJobs(name, jobs.map((j) => ({
+            eventId: j.eventId,
+            execution: 'completed' as const,
+            statusCode: 200,
+            response: null,
+            buildNotification: (id: number) => String(id),
+          })));
+        }
+      };
+      await Promise.all([1, 2, 3, 1, 2, 3].map((limit, i) => loop(i % 2 ? a : b, `c${i}`, limit)));
+      assert.equal(done, 150);
+      assert.ok(most <= 3, `at most 3 jobs of the instance leased at once, saw ${most}`);
+      assert.ok(most >= 2, 'the claimers did run in parallel');
     });
 
     it('one idempotency key accepted concurrently on two nodes makes one event', async () => {

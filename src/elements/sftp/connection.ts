@@ -19,7 +19,7 @@ import { FerryError, backendFailed, backendTimeout, unauthenticated } from '../.
 import { STATUS, connectionLost, isConnectionLost } from './errors.js';
 import { HOST_FINGERPRINT, type SftpSettings } from './settings.js';
 
-/** Seconds between SSH keepalives; three unanswered ones close a dead connection. */
+/** Milliseconds between SSH keepalives; three unanswered ones close a dead connection. */
 const KEEPALIVE_MS = 10_000;
 
 type Callback<T> = (err: Error | null | undefined, value?: T) => void;
@@ -89,7 +89,10 @@ export class SftpConnection {
       timer = setTimeout(() => reject(backendTimeout(`The SFTP server at ${where(settings)} did not answer within ${timeoutMs} ms.`)), timeoutMs + 1000);
     });
     try {
-      const sftp = await Promise.race([client.connect(config), timedOut]);
+      const connecting = client.connect(config);
+      // When the timer wins, the abandoned attempt still settles later: never unhandled.
+      connecting.catch(() => undefined);
+      const sftp = await Promise.race([connecting, timedOut]);
       return new SftpConnection(client, sftp, timeoutMs);
     } catch (e) {
       destroy(client);

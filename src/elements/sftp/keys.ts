@@ -26,6 +26,11 @@ function loadSsh2(): Ssh2 {
  * used. ssh2's own reason is kept as `providerMessage`: it never contains key material.
  */
 export function checkPrivateKey(pem: string, passphrase: string | null): void {
+  if (/-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/.test(pem)) {
+    throw invalid(
+      "The configuration key 'private_key' holds a PKCS#8 key, which the SFTP client cannot read: convert it to OpenSSH format with `ssh-keygen -p -f <key file>`.",
+    );
+  }
   const encrypted = /ENCRYPTED/.test(pem) || isEncryptedOpenSshKey(pem);
   if (encrypted && passphrase === null) {
     throw invalid("The configuration key 'private_key_passphrase' is required: the private key is encrypted.");

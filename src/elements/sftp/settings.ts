@@ -34,7 +34,7 @@ export const SFTP_CONFIG_KEYS: ConfigKey[] = [
     name: 'Private key',
     required: false,
     secret: true,
-    description: 'Base64 of a PEM private key (OpenSSH, PKCS#1 or PKCS#8); give this or password.',
+    description: "Base64 of a PEM private key: OpenSSH format ('BEGIN OPENSSH PRIVATE KEY', as ssh-keygen writes), or classic PEM RSA/EC ('BEGIN RSA/EC PRIVATE KEY'); PKCS#8 is not supported. Give this or password.",
   },
   { key: PRIVATE_KEY_PASSPHRASE, name: 'Private key passphrase', required: false, secret: true },
   {

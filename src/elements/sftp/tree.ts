@@ -20,7 +20,7 @@ export function toEntry(p: string, attrs: Attributes): Entry {
     directory,
     size: directory ? 0 : attrs.size,
     // SFTP v3 has no creation time; only the modification time is known.
-    modifiedDate: new Date(attrs.mtime * 1000),
+    modifiedDate: typeof attrs.mtime === 'number' ? new Date(attrs.mtime * 1000) : undefined,
   };
 }
 

@@ -24,6 +24,7 @@ import { NOW_MS, run, type Db, type Row } from './db.js';
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 /** Bodies above this are sent as binary parameters of their own INSERT, not hex in an array. */
 const INLINE_BODY_MAX = 256 * 1024;
+const CANDIDATE_FACTOR = 2;
 /** Advisory lock class of per-instance claim locks (two-int form: class, instance id). */
 const CLAIM_LOCK_CLASS = 0x46455259; // "FERY"
 
@@ -187,27 +188,27 @@ CROSS JOIN LATERAL (
 ORDER BY c.event_id LIMIT $1`;
 
 /**
- * The claim proper, run after the instances' advisory locks are held (so its snapshot sees
- * every lease other claimers of these instances committed): lock the candidates that are still
- * ready, keep those that fit in their instance's free slots, lease them, mark the events running.
+ * The claim proper, run once the candidates' instance locks are held, so its snapshot sees every
+ * lease that other claimers of these instances committed: rank the candidates still ready into
+ * their instance's free slots, lock (SKIP LOCKED) the oldest that fit, lease them and mark their
+ * events running. Ranking before locking keeps rows this claim will not take unlocked.
  */
 const LEASE = `
 WITH running AS (
   SELECT instance_id, count(*)::int AS n FROM jobs
   WHERE lease_until > ${NOW_MS} AND instance_id = ANY($1::int[]) GROUP BY instance_id
 ),
-locked AS MATERIALIZED (
-  SELECT event_id, instance_id FROM jobs
-  WHERE event_id = ANY($2::bigint[]) AND lease_until <= ${NOW_MS}
-  ORDER BY event_id FOR UPDATE SKIP LOCKED
+ranked AS (
+  SELECT j.event_id,
+         row_number() OVER (PARTITION BY j.instance_id ORDER BY j.event_id) + coalesce(r.n, 0) AS slot
+  FROM jobs j LEFT JOIN running r ON r.instance_id = j.instance_id
+  WHERE j.event_id = ANY($2::bigint[]) AND j.lease_until <= ${NOW_MS}
 ),
-chosen AS (
-  SELECT event_id FROM (
-    SELECT l.event_id,
-           row_number() OVER (PARTITION BY l.instance_id ORDER BY l.event_id) + coalesce(r.n, 0) AS slot
-    FROM locked l LEFT JOIN running r ON r.instance_id = l.instance_id
-  ) ranked
-  WHERE slot <= $3 ORDER BY event_id LIMIT $4
+chosen AS MATERIALIZED (
+  SELECT j.event_id FROM jobs j JOIN ranked k ON k.event_id = j.event_id
+  WHERE k.slot <= $3 AND j.lease_until <= ${NOW_MS}
+  ORDER BY j.event_id LIMIT $4
+  FOR UPDATE OF j SKIP LOCKED
 ),
 leased AS (
   UPDATE jobs j SET lease_owner = $5, lease_until = ${NOW_MS} + $6::bigint, attempts = j.attempts + 1
@@ -228,7 +229,9 @@ export async function claimJobs(
   perInstance: number,
 ): Promise<ClaimedJob[]> {
   if (limit <= 0 || perInstance <= 0) return [];
-  const candidates = await db.query(CANDIDATES, [limit, perInstance], 'claim_candidates');
+  // Twice as many candidates as wanted: a claimer that waited on another's instance locks
+  // then finds those jobs leased, and takes the next ones instead of coming back empty.
+  const candidates = await db.query(CANDIDATES, [limit * CANDIDATE_FACTOR, perInstance], 'claim_candidates');
   if (!candidates.length) return [];
   const instances = [...new Set(candidates.map((r) => r.instance_id as number))].sort((a, b) => a - b);
   const rows = await db.tx(async (c) => {
