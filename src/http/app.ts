@@ -29,6 +29,17 @@ export const API_BASE = '/elements/api-v2';
 const EXPOSED_HEADERS =
   'Elements-Returned-Count, Elements-Total-Count, Elements-Request-Id, Elements-Next-Page-Token, Elements-Trace-Id, Elements-Error, Content-Disposition';
 
+/**
+ * Request ids: 24 hex characters, unique per process run — a random 12-hex prefix chosen at
+ * start and a 12-hex counter — so no request pays for random bytes.
+ */
+const REQUEST_ID_PREFIX = crypto.randomBytes(6).toString('hex');
+let requestCounter = 0;
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 0xffffffffffff;
+  return REQUEST_ID_PREFIX + requestCounter.toString(16).padStart(12, '0');
+}
+
 /** Everything the routes need, built once at start (server.ts). */
 export interface Services {
   config: Config;
@@ -62,7 +73,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     requestTimeout: 0,
     connectionTimeout: 0,
     keepAliveTimeout: 65_000,
-    genReqId: () => crypto.randomBytes(12).toString('hex'),
+    genReqId: nextRequestId,
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: config.maxPathLength * 20 + 64 },
