@@ -98,11 +98,16 @@ function tokenize(source: string): Token[] {
   return tokens;
 }
 
+/** A token as an error message shows it: bounded, with control characters spelled out. */
 function describe(t: Token): string {
   if (t.kind === 'end') return 'the end of the expression';
-  if (t.kind === 'string') return `the string '${t.text.length > 40 ? t.text.slice(0, 40) + '…' : t.text}'`;
-  if (t.kind === 'other' && /[\u0000-\u001f\u007f]/.test(t.text)) return `the character U+${t.text.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  return `"${t.text}"`;
+  const shown = (t.text.length > 40 ? t.text.slice(0, 40) + '…' : t.text).replace(
+    /[\u0000-\u001f\u007f]/g,
+    (c) => `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+  );
+  if (t.kind === 'string') return `the string '${shown}'`;
+  if (t.kind === 'other' && shown !== t.text) return `the character ${shown}`;
+  return `"${shown}"`;
 }
 
 type Predicate = (o: Filterable) => boolean;
@@ -117,7 +122,8 @@ class Parser {
   }
 
   next(): Token {
-    return this.tokens[this.i++];
+    // The last token is 'end'; the cursor never moves past it.
+    return this.tokens[Math.min(this.i++, this.tokens.length - 1)];
   }
 
   unexpected(t: Token, wanted: string): never {

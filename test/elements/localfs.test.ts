@@ -4,6 +4,7 @@
  * the atomic write.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -286,6 +287,42 @@ describe('localfs write is atomic', () => {
       assert.ok(!e.message.includes(base), e.message);
       assert.match(e.message, /\/no\/such\/file\.txt/);
     }
+  });
+
+  it('stray upload temp files and special files are invisible', async () => {
+    const dir = path.join(base, 'r', 'specials');
+    await mkdir(dir);
+    await writeFile(path.join(dir, '.ferry-upload-0123456789abcdef.tmp'), 'half an upload');
+    await writeFile(path.join(dir, 'normal.txt'), 'ok');
+    execFileSync('mkfifo', [path.join(dir, 'pipe')]);
+    assert.deepEqual(await collect(element.list('/specials')), ['/specials/normal.txt']);
+    assert.equal(await element.stat('/specials/pipe'), null);
+    await rejectsWith(element.read('/specials/pipe'), 'not_found'); // and does not hang on the FIFO
+    await element.copy('/specials', '/specials-copy');
+    assert.deepEqual(await readdir(path.join(base, 'r', 'specials-copy')), ['normal.txt']);
+  });
+
+  it('copies a wide and deep tree exactly', async () => {
+    const src = path.join(base, 'r', 'wide');
+    const expected: string[] = [];
+    for (let d = 0; d < 20; d++) {
+      const folder = path.join(src, `d${d}`, 'x'.repeat(d % 5), `e${d}`);
+      await mkdir(folder, { recursive: true });
+      for (let f = 0; f < 15; f++) {
+        await writeFile(path.join(folder, `f${f}.txt`), `${d}/${f}`);
+        expected.push(path.relative(src, path.join(folder, `f${f}.txt`)));
+      }
+    }
+    await element.copy('/wide', '/wide-copy');
+    const copied = (await readdir(path.join(base, 'r', 'wide-copy'), { recursive: true, withFileTypes: true }))
+      .filter((d) => d.isFile())
+      .map((d) => path.relative(path.join(base, 'r', 'wide-copy'), path.join(d.parentPath ?? d.path, d.name)));
+    assert.deepEqual(copied.sort(), expected.sort());
+    for (const rel of expected) {
+      assert.equal(await readFile(path.join(base, 'r', 'wide-copy', rel), 'utf8'), await readFile(path.join(src, rel), 'utf8'));
+    }
+    await rejectsWith(element.copy('/wide', '/wide-copy'), 'conflict');
+    await rejectsWith(element.copy('/wide', '/wide/inside'), 'invalid');
   });
 
   it('storage reports the file system', async () => {

@@ -145,17 +145,14 @@ export class Confinement {
     const abs = this.abs(root, p);
     const stats = await lstatOrNull(abs, p);
     if (!stats || !(stats.isFile() || stats.isDirectory())) return null;
-    if (p !== '/') {
-      let real: string;
-      try {
-        real = await realpath(abs);
-      } catch (e) {
-        if (isMissing(e)) return null;
-        throw fsError(e, p, 'inspect');
-      }
-      if (real !== abs) return null;
+    let real: string;
+    try {
+      real = await realpath(abs);
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw fsError(e, p, 'inspect');
     }
-    return { abs, stats };
+    return real === abs ? { abs, stats } : null;
   }
 
   /**

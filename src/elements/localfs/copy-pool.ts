@@ -21,7 +21,6 @@ class CopyWorker {
 
   constructor(private readonly onGone: (w: CopyWorker) => void) {
     this.worker = new Worker(new URL('./copy-worker.js', import.meta.url));
-    this.worker.unref();
     this.worker.on('message', (reply: CopyReply) => {
       const p = this.pending.get(reply.id);
       if (!p) return;
@@ -39,6 +38,8 @@ class CopyWorker {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`copy worker exited with code ${code}`)));
+    // After the listeners: adding a 'message' listener references the worker again.
+    this.worker.unref();
   }
 
   run(request: CopyRequest): Promise<void> {

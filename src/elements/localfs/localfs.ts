@@ -1,7 +1,8 @@
 /**
  * The localfs element: one instance is one folder `<FERRY_LOCALFS_BASE>/<root>` on the Ferry
- * host, served with `node:fs/promises` and streams. Confinement against symbolic links is in
- * `confine.ts`; folder reading and copying in `tree.ts`; error mapping in `fs-errors.ts`.
+ * host, served with `node:fs/promises` and streams. Confinement against symbolic links (they
+ * are invisible and never followed) is in `confine.ts`; folder reading and the tree copy in
+ * `tree.ts`, run on worker threads by `copy-pool.ts`; error mapping in `fs-errors.ts`.
  *
  * Behaviour worth knowing:
  * - The root folder is created on first use (the `ping` made when the instance is created).
