@@ -68,14 +68,15 @@ export function freshSchema(url: string): TestSchema {
     schema,
     empty: () =>
       withClient(url, async (client) => {
+        // Newest table first: a table is created after the tables its foreign keys point to.
         const { rows } = await client.query(
-          "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> 'ferry_migrations'",
+          `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'ferry_migrations' ORDER BY c.oid DESC`,
           [schema],
         );
         if (!rows.length) return;
-        // replica role: foreign keys are not checked, so table order does not matter.
-        const deletes = rows.map((r) => `DELETE FROM ${schema}.${r.tablename};`).join(' ');
-        await client.query(`BEGIN; SET LOCAL session_replication_role = replica; ${deletes} COMMIT;`);
+        const deletes = rows.map((r) => `DELETE FROM ${schema}.${r.relname};`).join(' ');
+        await client.query(`BEGIN; ${deletes} COMMIT;`);
       }),
     drop: () =>
       withClient(url, async (client) => {

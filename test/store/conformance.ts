@@ -523,10 +523,13 @@ export function runStoreConformance(
     test("claimJobs: a saturated instance's backlog does not hide other instances' jobs", async (store) => {
       const t = await tenant(store);
       const other = { ...t, instance: await addInstance(store, t, 'other') };
-      const backlog = await accept(store, t, 300);
+      const backlog = await accept(store, t, 1000);
       const [late] = await accept(store, other, 1);
       const first = await store.claimJobs('r', 10, LONG, 1);
       assert.deepEqual(first.map((j) => j.eventId), [backlog[0], late]);
+      assert.deepEqual(await store.claimJobs('r', 10, LONG, 1), [], 'both instances are at their limit');
+      await store.completeJobs('r', [outcome(backlog[0])]);
+      assert.deepEqual((await store.claimJobs('r', 10, LONG, 1)).map((j) => j.eventId), [backlog[1]]);
     });
 
     test('renewLeases: extends only the owner’s leases', async (store) => {

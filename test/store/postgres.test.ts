@@ -1,11 +1,13 @@
 /**
- * The store conformance suite on PostgreSQL (a fresh schema per test), plus what only a shared
- * store must do: two stores (two pools, as two nodes would have) claiming, migrating and
- * accepting at the same time, and LISTEN/NOTIFY wake-ups. Skipped with a reason when the server
- * is not reachable.
+ * The store conformance suite on PostgreSQL (a fresh schema for the run, emptied before each
+ * test), plus what only a shared store must do: two stores (two pools, as two nodes would have)
+ * claiming, migrating and accepting at the same time, the per-instance limit across them, and
+ * LISTEN/NOTIFY wake-ups including a dropped listening connection. Skipped with a reason when
+ * the server is not reachable.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import type { AcceptInput } from '../../src/store/async.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Store } from '../../src/store/store.js';
@@ -92,6 +94,26 @@ function sharedStoreTests(url: string): void {
       await Promise.all([node(a, 'a1'), node(b, 'b1'), node(a, 'a2'), node(b, 'b2')]);
       return claimed;
     }
+
+    it('nodes migrating a fresh schema at the same time apply each migration once', async () => {
+      const fresh = freshSchema(url);
+      const nodes = Array.from({ length: 3 }, () => new PostgresStore({ url, schema: fresh.schema, poolSize: 2 }));
+      const admin = new pg.Client({ connectionString: url });
+      try {
+        await Promise.all(nodes.map((n) => n.migrate()));
+        await Promise.all(nodes.map((n) => n.migrate()));
+        await admin.connect();
+        const { rows } = await admin.query(`SELECT version, count(*)::int AS n FROM ${fresh.schema}.ferry_migrations GROUP BY version`);
+        assert.ok(rows.length >= 1);
+        assert.ok(rows.every((r) => r.n === 1), 'each version recorded once');
+        const org = await nodes[0].createOrganization({ name: 'x', secretHash: 'x' });
+        assert.equal((await nodes[2].getOrganizationByName('x'))?.id, org.id, 'every node sees the same tables');
+      } finally {
+        await Promise.all(nodes.map((n) => n.close()));
+        await admin.end();
+        await fresh.drop();
+      }
+    });
 
     it('two nodes claiming 500 jobs concurrently never lease the same job twice', async () => {
       const ids: number[] = [];
@@ -212,6 +234,40 @@ function sharedStoreTests(url: string): void {
         stopJobs();
         stopNotifications();
       }
+    });
+
+    it('a dropped listening connection reconnects, wakes its handlers once and listens again', async () => {
+      let wakes = 0;
+      let wake: () => void = () => {};
+      const next = () => new Promise<void>((r) => (wake = r));
+      const stop = b.onWake('jobs', () => {
+        wakes++;
+        wake();
+      });
+      const admin = new pg.Client({ connectionString: url });
+      try {
+        await admin.connect();
+        let pid: number | undefined;
+        for (let i = 0; i < 50 && !pid; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [
+            `ferry-listen:${schema.schema}`,
+          ]);
+          pid = rows[0]?.pid;
+        }
+        assert.ok(pid, 'the listening connection is up');
+        const reconnected = next();
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        await withTimeout(reconnected, 'wake-up after reconnecting');
+        assert.equal(wakes, 1, 'one wake-up for whatever was missed');
+        const woken = next();
+        await a.acceptEvents([{ ...base, idempotencyKey: null }]);
+        await withTimeout(woken, 'jobs wake-up on the new connection');
+      } finally {
+        stop();
+        await admin.end();
+      }
+      await drain(1000);
     });
   });
 }

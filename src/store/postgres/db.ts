@@ -12,6 +12,10 @@ import pg from 'pg';
 /** Milliseconds since the epoch on the database clock, fixed for the whole statement. */
 export const NOW_MS = 'floor(extract(epoch from statement_timestamp()) * 1000)::bigint';
 
+/** LISTEN/NOTIFY channels: jobs were accepted; notifications became due. */
+export const JOBS_CHANNEL = 'ferry_jobs';
+export const NOTIFICATIONS_CHANNEL = 'ferry_notifications';
+
 /** Something that runs queries: the pool (autocommit) or a client inside a transaction. */
 export type Queryable = pg.Pool | pg.PoolClient;
 
@@ -21,6 +25,20 @@ export type Row = Record<string, any>;
 export async function run(q: Queryable, text: string, values: unknown[] = [], name?: string): Promise<Row[]> {
   const res = await q.query(name ? { name: `ferry_${name}`, text, values } : { text, values });
   return res.rows;
+}
+
+/**
+ * Reserves `n` ids of a sequence, ascending, with the statement's database time: rows can then
+ * be written in one multi-row INSERT whose values (a notification body) depend on their ids.
+ */
+export async function nextIds(c: pg.PoolClient, sequence: string, n: number): Promise<{ ids: number[]; now: number }> {
+  const rows = await run(
+    c,
+    `SELECT nextval('${sequence}') AS id, ${NOW_MS} AS now FROM generate_series(1, $1)`,
+    [n],
+    `nextval_${sequence}`,
+  );
+  return { ids: rows.map((r) => r.id as number).sort((a, b) => a - b), now: rows[0].now };
 }
 
 const INT8_OID = 20;
@@ -70,7 +88,9 @@ export class Db {
 
   /** A client that is not in the pool (LISTEN needs a long-lived connection of its own). */
   dedicatedClient(): pg.Client {
-    return new pg.Client({ connectionString: this.pool.options.connectionString, types, application_name: 'ferry-listen' });
+    // Named after the schema too, so an operator can tell which deployment's listener it is.
+    const name = `ferry-listen${this.schema ? `:${this.schema}` : ''}`;
+    return new pg.Client({ connectionString: this.pool.options.connectionString, types, application_name: name });
   }
 
   query(text: string, values: unknown[] = [], name?: string): Promise<Row[]> {

@@ -2,6 +2,9 @@
  * Reading events back (with their notification and delivery attempts), stored results,
  * purging and counts on PostgreSQL. A page of events is hydrated with two extra queries, not
  * two per event.
+ *
+ * Each export implements the `Store` method of the same name (documented in store.ts and
+ * async.ts), taking the connection layer as its first argument.
  */
 import type { EventRecord, Page, StoredResult } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';

@@ -2,6 +2,9 @@
  * Organizations, users, instances and account settings on PostgreSQL: plain rows, mapped to
  * the store's types exactly as the SQLite store maps them (JSON text for tags and
  * configuration, millisecond times to Date).
+ *
+ * Each export implements the `Store` method of the same name (documented in store.ts and
+ * async.ts), taking the connection layer as its first argument.
  */
 import type { Instance, InstancePatch, NewInstance, Organization, User } from '../store.js';
 import { NOW_MS, run, type Db, type Row } from './db.js';

@@ -25,10 +25,12 @@ import type {
   StoredResult,
 } from '../async.js';
 import type { Instance, InstancePatch, NewInstance, Organization, Store, StoreCapabilities, User } from '../store.js';
-import { Db, type DbOptions } from './db.js';
+import * as accept from './accept.js';
+import * as claim from './claim.js';
+import * as complete from './complete.js';
+import { Db, JOBS_CHANNEL, NOTIFICATIONS_CHANNEL, type DbOptions } from './db.js';
 import * as events from './events.js';
 import * as identity from './identity.js';
-import * as jobs from './jobs.js';
 import { WakeListener } from './listen.js';
 import { migrate } from './migrations.js';
 import * as notifications from './notifications.js';
@@ -61,7 +63,7 @@ export class PostgresStore implements Store {
    * only, keep polling. Returns the unsubscribe function.
    */
   onWake(channel: 'jobs' | 'notifications', fn: () => void): () => void {
-    return this.wakes.listen(channel === 'jobs' ? jobs.JOBS_CHANNEL : jobs.NOTIFICATIONS_CHANNEL, fn);
+    return this.wakes.listen(channel === 'jobs' ? JOBS_CHANNEL : NOTIFICATIONS_CHANNEL, fn);
   }
 
   // ---- identity, instances, settings ----------------------------------------------------------
@@ -145,13 +147,13 @@ export class PostgresStore implements Store {
   // ---- asynchronous requests ----------------------------------------------------------------------
 
   acceptEvents(inputs: AcceptInput[]): Promise<Accepted[]> {
-    return jobs.acceptEvents(this.db, inputs);
+    return accept.acceptEvents(this.db, inputs);
   }
   claimJobs(owner: string, limit: number, leaseMs: number, perInstance: number): Promise<ClaimedJob[]> {
-    return jobs.claimJobs(this.db, owner, limit, leaseMs, perInstance);
+    return claim.claimJobs(this.db, owner, limit, leaseMs, perInstance);
   }
   renewLeases(owner: string, eventIds: number[], leaseMs: number): Promise<void> {
-    return jobs.renewLeases(this.db, owner, eventIds, leaseMs);
+    return claim.renewLeases(this.db, owner, eventIds, leaseMs);
   }
   /**
    * A no-op on a shared store: the other nodes' leases are live, and releasing them would run
@@ -162,7 +164,7 @@ export class PostgresStore implements Store {
   }
   /** `owner` is not checked, as in SQLite: the first completion of a job wins, whoever ran it. */
   completeJobs(_owner: string, outcomes: JobOutcome[]): Promise<void> {
-    return jobs.completeJobs(this.db, outcomes);
+    return complete.completeJobs(this.db, outcomes);
   }
   claimNotifications(
     _owner: string,

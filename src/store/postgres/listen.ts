@@ -112,9 +112,12 @@ export class WakeListener {
     this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 
+  /** Nobody listens any more: close the connection; the next subscriber starts afresh. */
   private stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.everConnected = false;
+    this.retryMs = RETRY_MIN_MS;
     const client = this.client;
     this.client = null;
     client?.end().catch(() => {});

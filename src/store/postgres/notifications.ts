@@ -2,11 +2,13 @@
  * Notifications and their deliveries on PostgreSQL: claiming due notifications (FOR UPDATE
  * SKIP LOCKED, so several senders share the queue), recording attempts in batches, the
  * deliveries listing and redelivery. Semantics mirror sqlite/async.ts.
+ *
+ * Each export implements the `Store` method of the same name (documented in store.ts and
+ * async.ts), taking the connection layer as its first argument.
  */
 import type { DeliveryFilter, DeliveryListing, DeliveryRecord, DueNotification, Page } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import { NOW_MS, run, type Db } from './db.js';
-import { NOTIFICATIONS_CHANNEL } from './jobs.js';
+import { NOTIFICATIONS_CHANNEL, NOW_MS, run, type Db } from './db.js';
 
 /** Claimable: due and not leased. greatest() matches the expression index notifications_next. */
 const CLAIM = `

@@ -2,6 +2,9 @@
  * Document tags on PostgreSQL. A folder's descendants are the byte-wise range of
  * `descendantRange` (store.ts); `document_tags.path` is COLLATE "C" so that range means bytes,
  * whatever the database's default collation. Moves and copies run in one transaction.
+ *
+ * Each export implements the `Store` method of the same name (documented in store.ts and
+ * async.ts), taking the connection layer as its first argument.
  */
 import type pg from 'pg';
 import { descendantRange } from '../store.js';
