@@ -21,10 +21,4 @@ runStoreConformance(
       },
     };
   },
-  {
-    skip: {
-      "claimJobs: a saturated instance's backlog does not hide other instances' jobs":
-        'known SQLite limitation: claimJobs only looks at the oldest max(limit*8, 256) runnable jobs, so a saturated instance with a longer backlog hides later instances (see store report)',
-    },
-  },
 );

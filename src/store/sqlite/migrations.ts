@@ -126,4 +126,9 @@ CREATE TABLE results (
 );
 `,
   },
+  {
+    version: 2,
+    // Per-instance job lookups: fair claims when one instance's backlog fills the claim window.
+    sql: `CREATE INDEX jobs_instance ON jobs(instance_id, event_id);`,
+  },
 ];
