@@ -21,6 +21,8 @@ import type { EgressPolicy } from './egress.js';
 export const ASYNC_HEADER = 'elements-async-request';
 export const CALLBACK_HEADER = 'elements-async-callback-url';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** Longest callback URL accepted (PostgreSQL indexes subscriptions by URL). */
+export const MAX_CALLBACK_URL = 2048;
 
 /** Headers never stored with a job: secrets, hop-by-hop headers, and the async controls. */
 const DROPPED_HEADERS = new Set([
@@ -171,6 +173,9 @@ export class AsyncIntake {
  * 127.0.0.1 (a 400 before anything is stored) instead of being accepted and failing at send time.
  */
 export function checkCallbackUrl(egress: EgressPolicy, callbackUrl: string): void {
+  if (callbackUrl.length > MAX_CALLBACK_URL) {
+    throw invalid(`The callback URL is longer than ${MAX_CALLBACK_URL} characters; use a shorter URL`);
+  }
   const url = egress.checkUrl(callbackUrl);
   const host = url.hostname.toLowerCase().replace(/\.$/, '');
   if ((host === 'localhost' || host.endsWith('.localhost')) && !egress.checkAddress('127.0.0.1', url.hostname)) {
