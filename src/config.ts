@@ -13,6 +13,7 @@ export interface Config {
   host: string;
   dataDir: string;
   databaseUrl: string | null;
+  databaseSchema: string | null;
   durability: Durability;
   localfsBase: string;
   masterKey: string | null;
@@ -51,6 +52,7 @@ export const SETTINGS: Setting[] = [
   { env: 'HOST', default: '127.0.0.1', description: 'Address to listen on (`0.0.0.0` for all interfaces).' },
   { env: 'FERRY_DATA_DIR', default: './data', description: 'Where the SQLite database, the master key and credentials.json live.' },
   { env: 'FERRY_DATABASE_URL', default: '', description: 'A `postgres://` URL selects the PostgreSQL store (several nodes); empty = SQLite under the data dir.' },
+  { env: 'FERRY_DATABASE_SCHEMA', default: '', description: 'PostgreSQL schema holding Ferry\'s tables (created if missing); empty = the connection\'s default (`public`). Nodes of one cluster use the same.' },
   { env: 'FERRY_DURABILITY', default: 'normal', description: '`fsync` makes every (batched) commit fsync: power-loss safe. `normal` survives a process crash.' },
   { env: 'FERRY_LOCALFS_BASE', default: '<dataDir>/files', description: 'Folder under which every `localfs` instance root must lie.' },
   { env: 'FERRY_MASTER_KEY', default: '(generated)', description: 'Base64 of 32 bytes encrypting backend credentials and signature keys at rest; generated into `<dataDir>/master.key` when absent.' },
@@ -114,6 +116,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const jitter = Number(env.FERRY_RETRY_JITTER ?? DEFAULTS.FERRY_RETRY_JITTER);
   if (!(jitter >= 0 && jitter < 1)) throw new Error('FERRY_RETRY_JITTER must be in [0, 1)');
   const databaseUrl = env.FERRY_DATABASE_URL || null;
+  if (env.FERRY_DATABASE_SCHEMA && !/^[a-z_][a-z0-9_]{0,62}$/.test(env.FERRY_DATABASE_SCHEMA)) {
+    throw new Error('FERRY_DATABASE_SCHEMA must be a lower-case identifier (letters, digits, _)');
+  }
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new Error('FERRY_DATABASE_URL must start with postgres:// or postgresql://');
   }
@@ -122,6 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     host,
     dataDir,
     databaseUrl,
+    databaseSchema: env.FERRY_DATABASE_SCHEMA || null,
     durability: oneOf(env, 'FERRY_DURABILITY', ['normal', 'fsync'] as const),
     localfsBase: path.resolve(env.FERRY_LOCALFS_BASE || path.join(dataDir, 'files')),
     masterKey: env.FERRY_MASTER_KEY || null,

@@ -11,7 +11,7 @@ export async function openStore(config: Config): Promise<Store> {
   let store: Store;
   if (config.databaseUrl) {
     const { PostgresStore } = await import('./postgres/index.js');
-    store = new PostgresStore({ url: config.databaseUrl });
+    store = new PostgresStore({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined });
   } else {
     store = new SqliteStore({ file: path.join(config.dataDir, 'ferry.db'), durability: config.durability });
   }
