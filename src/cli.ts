@@ -9,6 +9,8 @@ import { startFerry } from './server.js';
 import { openStore } from './store/index.js';
 import { hashSecret, newSecret } from './identity/secrets.js';
 import { listen } from './listen.js';
+import { MasterKey } from './identity/crypto.js';
+import { rotateMasterKey } from './identity/rotate.js';
 
 const program = new Command();
 program.name('ferry').description('Self-hosted connector gateway with asynchronous requests and signed webhooks');
@@ -72,6 +74,28 @@ user
         secretHash: hashSecret(secret),
       });
       process.stdout.write(JSON.stringify({ id: created.id, emailAddress: opts.email, userSecret: secret }, null, 2) + '\n');
+    } finally {
+      await store.close();
+    }
+  });
+
+program
+  .command('rotate-master-key')
+  .description('Re-encrypt every stored secret under a new master key (stop all nodes first)')
+  .option('--new-key <base64>', 'the new key (base64 of 32 bytes); default: a random one')
+  .action(async (opts: { newKey?: string }) => {
+    const config = loadConfig();
+    const store = await openStore(config);
+    try {
+      const current = MasterKey.load(config.masterKey, config.dataDir);
+      const next = opts.newKey ? MasterKey.fromBase64(opts.newKey) : MasterKey.generate();
+      const result = await rotateMasterKey(store, config.dataDir, current, next, { writeKeyFile: !config.masterKey });
+      process.stdout.write(`Re-encrypted ${result.values} secret value(s) of ${result.instances} instance(s).\n`);
+      if (config.masterKey) {
+        process.stdout.write(`FERRY_MASTER_KEY is set in the environment: set it to the new key before starting Ferry:\n${result.newKey}\n`);
+      } else {
+        process.stdout.write(`The new key is in ${config.dataDir}/master.key.\n`);
+      }
     } finally {
       await store.close();
     }

@@ -15,6 +15,7 @@ import { InstanceService } from './instances/service.js';
 import { Authenticator } from './http/auth.js';
 import { buildApp, type Services } from './http/app.js';
 import { LinkSigner } from './documents/links.js';
+import { RateLimiter } from './http/ratelimit.js';
 import { AsyncIntake } from './async/accept.js';
 import { Runner } from './async/runner.js';
 import { Sender } from './async/sender.js';
@@ -56,6 +57,7 @@ export async function startFerry(config: Config, options: { logger?: Logger; pri
     auth,
     links: new LinkSigner(masterKey),
     jobChanges: new Map(),
+    rateLimiter: config.rateLimitPerMinute > 0 ? new RateLimiter(config.rateLimitPerMinute) : undefined,
   };
   const runsApi = config.role !== 'worker';
   const runsWorker = config.role !== 'api';

@@ -12,28 +12,44 @@ import path from 'node:path';
 const PREFIX = 'enc:v1:';
 
 export class MasterKey {
-  private constructor(private readonly key: Buffer) {}
+  /**
+   * `previous` keys only decrypt: they let a rotation that stopped half-way (some values
+   * re-encrypted, some not) still read everything.
+   */
+  private constructor(
+    private readonly key: Buffer,
+    private readonly previous: Buffer[] = [],
+  ) {}
 
   /** Parses a base64 (or base64url) 32-byte key; throws naming the problem. */
   static fromBase64(text: string): MasterKey {
-    const key = Buffer.from(text.trim(), 'base64');
-    if (key.length !== 32) throw new Error('FERRY_MASTER_KEY must be the base64 of exactly 32 bytes (openssl rand -base64 32)');
-    return new MasterKey(key);
+    return new MasterKey(parseKey(text));
   }
 
   static generate(): MasterKey {
     return new MasterKey(crypto.randomBytes(32));
   }
 
-  /** The configured key, else the one in the data dir, else a new one written there. */
+  /**
+   * The configured key, else the key file in the data dir (first line current, later lines
+   * previous keys kept during a rotation), else a new key written there.
+   */
   static load(configured: string | null, dataDir: string): MasterKey {
     if (configured) return MasterKey.fromBase64(configured);
-    const file = path.join(dataDir, 'master.key');
-    if (fs.existsSync(file)) return MasterKey.fromBase64(fs.readFileSync(file, 'utf8'));
+    const file = keyFile(dataDir);
+    if (fs.existsSync(file)) {
+      const [current, ...previous] = fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+      return new MasterKey(parseKey(current ?? ''), previous.map(parseKey));
+    }
     fs.mkdirSync(dataDir, { recursive: true });
     const key = MasterKey.generate();
     fs.writeFileSync(file, key.toBase64() + '\n', { mode: 0o600, flag: 'wx' });
     return key;
+  }
+
+  /** This key as current with `older` kept for decryption only. */
+  withPrevious(older: MasterKey): MasterKey {
+    return new MasterKey(this.key, [older.key, ...older.previous]);
   }
 
   /** A key for another purpose (link signing), derived so the master key itself is never reused. */
@@ -43,6 +59,11 @@ export class MasterKey {
 
   toBase64(): string {
     return this.key.toString('base64');
+  }
+
+  /** Current key then previous keys, as the key file lists them. */
+  allBase64(): string[] {
+    return [this.key, ...this.previous].map((k) => k.toString('base64'));
   }
 
   encrypt(plain: string): string {
@@ -55,10 +76,29 @@ export class MasterKey {
   decrypt(sealed: string): string {
     if (!isSealed(sealed)) throw new Error('not an encrypted value');
     const [iv, tag, ct] = sealed.slice(PREFIX.length).split(':').map((p) => Buffer.from(p, 'base64url'));
-    const decipher = crypto.createDecipheriv('aes-256-gcm', this.key, iv);
-    decipher.setAuthTag(tag);
-    return Buffer.concat([decipher.update(ct), decipher.final()]).toString('utf8');
+    let failure: unknown;
+    for (const key of [this.key, ...this.previous]) {
+      try {
+        const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv);
+        decipher.setAuthTag(tag);
+        return Buffer.concat([decipher.update(ct), decipher.final()]).toString('utf8');
+      } catch (e) {
+        failure = e;
+      }
+    }
+    throw new Error('cannot decrypt a stored secret with the master key (was FERRY_MASTER_KEY changed?)', { cause: failure });
   }
+}
+
+function parseKey(text: string): Buffer {
+  const key = Buffer.from(text.trim(), 'base64');
+  if (key.length !== 32) throw new Error('FERRY_MASTER_KEY must be the base64 of exactly 32 bytes (openssl rand -base64 32)');
+  return key;
+}
+
+/** Where the generated master key lives. */
+export function keyFile(dataDir: string): string {
+  return path.join(dataDir, 'master.key');
 }
 
 export function isSealed(value: string): boolean {

@@ -15,15 +15,19 @@ export interface PluginOptions {
 export function platformAuth(services: Services) {
   return async (request: FastifyRequest) => {
     request.identity = await services.auth.platform(request.headers.authorization);
+    services.rateLimiter?.take(request.identity.organizationId);
   };
 }
 
 /** onRequest hook for hub routes: User + Element, or a replayed job's identity. */
 export function hubAuth(services: Services) {
   return async (request: FastifyRequest) => {
-    request.identity = request.internal
-      ? await services.auth.internal(request.internal)
-      : await services.auth.hub(request.headers.authorization);
+    if (request.internal) {
+      request.identity = await services.auth.internal(request.internal);
+      return;
+    }
+    request.identity = await services.auth.hub(request.headers.authorization);
+    services.rateLimiter?.take(request.identity.organizationId);
   };
 }
 

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { startTestServer } from '../helpers/server.js';
+
+const run = promisify(execFile);
+const cli = new URL('../../src/cli.js', import.meta.url).pathname;
+
+test('rotate-master-key re-encrypts every secret; instances keep working; the old key is gone', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-rotate-'));
+  try {
+    let srv = await startTestServer({}, dir);
+    const inst = await srv.instance('localfs', { root: 'r', 'event.notification.signature.key': 'rotating-signature-key' });
+    await srv.close();
+    const oldKey = fs.readFileSync(path.join(dir, 'master.key'), 'utf8').trim();
+    const before = fs.readFileSync(path.join(dir, 'ferry.db'));
+
+    const { stdout } = await run(process.execPath, [cli, 'rotate-master-key'], {
+      env: { ...process.env, FERRY_DATA_DIR: dir, FERRY_LOG_LEVEL: 'silent' },
+    });
+    assert.match(stdout, /Re-encrypted 1 secret value\(s\) of 1 instance\(s\)/);
+    const keys = fs.readFileSync(path.join(dir, 'master.key'), 'utf8').trim().split('\n');
+    assert.equal(keys.length, 1, 'the old key is dropped once every value is re-encrypted');
+    assert.notEqual(keys[0], oldKey);
+    assert.equal((fs.statSync(path.join(dir, 'master.key')).mode & 0o777).toString(8), '600');
+    assert.ok(!before.includes(Buffer.from('rotating-signature-key')));
+
+    srv = await startTestServer({}, dir);
+    try {
+      const res = await srv.api('/hubs/documents/ping', { headers: { authorization: inst.auth } });
+      assert.equal(res.status, 200);
+      const got: any = await (await srv.api(`/instances/${inst.id}`)).json();
+      assert.equal(got.configuration['event.notification.signature.key'], '********');
+      // The server decrypts the secret with the new key (the sender signs with it).
+      const stored = await srv.ferry.store.getInstance(got.user ? 1 : 1, inst.id);
+      assert.ok(stored);
+      assert.ok(stored.configuration['event.notification.signature.key'].startsWith('enc:v1:'));
+    } finally {
+      await srv.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
