@@ -4,7 +4,7 @@
  * document — and each group of routes is a plugin in routes/.
  */
 import crypto from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -14,9 +14,10 @@ import type { Store } from '../store/store.js';
 import type { InstanceService } from '../instances/service.js';
 import type { LinkSigner } from '../documents/links.js';
 import type { ChangeEvent } from '../documents/service.js';
-import { notFound } from '../errors.js';
+import { invalid, notFound } from '../errors.js';
 import { Authenticator, type Identity, type InternalIdentity } from './auth.js';
 import { errorHandler } from './errors.js';
+import type { RateLimiter } from './ratelimit.js';
 import { platformRoutes } from './routes/platform.js';
 import { instanceRoutes } from './routes/instances.js';
 import { documentRoutes } from './routes/documents.js';
@@ -40,6 +41,13 @@ function nextRequestId(): string {
   return REQUEST_ID_PREFIX + requestCounter.toString(16).padStart(12, '0');
 }
 
+/** Headers every response carries, errors included. */
+function commonHeaders(reply: FastifyReply, requestId: string): void {
+  reply.header('Elements-Request-Id', requestId);
+  reply.header('Access-Control-Allow-Origin', '*');
+  reply.header('Access-Control-Expose-Headers', EXPOSED_HEADERS);
+}
+
 /** Everything the routes need, built once at start (server.ts). */
 export interface Services {
   config: Config;
@@ -51,6 +59,8 @@ export interface Services {
   intake?: AsyncIntake;
   /** Change logs of replayed jobs, keyed by job id, read by the runner after the replay. */
   jobChanges: Map<number, ChangeEvent[]>;
+  /** Per-organization request limit (absent = unlimited). */
+  rateLimiter?: RateLimiter;
   /** Wakes this node's sender (after a redelivery request). */
   wakeSender?: () => void;
 }
@@ -73,10 +83,21 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     requestTimeout: 0,
     connectionTimeout: 0,
     keepAliveTimeout: 65_000,
+    forceCloseConnections: true,
     genReqId: nextRequestId,
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: config.maxPathLength * 20 + 64 },
+    // A URL the router cannot decode (bad percent-encoding) or an over-long id is refused before
+    // any hook runs; answer it like every other error, with the request id and the error body.
+    frameworkErrors: (error, request, reply) => {
+      commonHeaders(reply, request.id);
+      const message =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? 'A URL segment (an object id) is too long; the path limit is FERRY_MAX_PATH characters'
+          : 'The URL is not valid percent-encoding; encode each part with encodeURIComponent';
+      errorHandler(invalid(message), request, reply);
+    },
   });
 
   app.decorateRequest('identity', null);
@@ -84,10 +105,22 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.decorateRequest('changes', null);
   app.decorateRequest('asyncBody', null);
 
+  // JSON routes take JSON only: without this, Fastify's built-in text/plain parser would turn a
+  // text body into a string and the client would get a schema 400 instead of the 415 it needs.
+  app.removeContentTypeParser('text/plain');
+  // Many platform clients send `Content-Type: application/json` on every request, bodiless
+  // DELETE and PUT /enabled included: an empty body is "no body", not a JSON error. Routes that
+  // need a body still refuse it through their schema.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString();
+    if (text === '') return done(null, undefined);
+    return parseJson(request, text, done);
+  });
+
   app.addHook('onRequest', async (request, reply) => {
-    reply.header('Elements-Request-Id', request.id);
-    reply.header('Access-Control-Allow-Origin', '*');
-    reply.header('Access-Control-Expose-Headers', EXPOSED_HEADERS);
+    commonHeaders(reply, request.id);
     request.internal = services.auth.takeInternal(request);
   });
 
