@@ -16,6 +16,30 @@ import { parseOrderBy, parseWhere } from './ceql.js';
 import { mimeType } from './mime.js';
 import { baseName, isWithin, joinPath, objectId, parentPath, ROOT } from './paths.js';
 
+/**
+ * Check-then-act sequences ("nothing is there" → write) must not interleave for one
+ * destination, or two concurrent uploads without `overwrite` both pass the check and both
+ * answer 200 while one silently replaces the other. Operations that create something at a path
+ * run one at a time per (instance, path) in this process. (Several nodes sharing one backend
+ * need the element to create without replacing; see the element contract.)
+ */
+const busyPaths = new Map<string, Promise<void>>();
+
+async function exclusive<T>(instanceId: number, path: string, work: () => Promise<T>): Promise<T> {
+  const key = `${instanceId}\u0000${path}`;
+  const previous = busyPaths.get(key) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = previous.then(() => new Promise<void>((resolve) => (release = resolve)));
+  busyPaths.set(key, mine);
+  await previous;
+  try {
+    return await work();
+  } finally {
+    release();
+    if (busyPaths.get(key) === mine) busyPaths.delete(key);
+  }
+}
+
 /** A file or folder as the hub API shows it. */
 export interface DocumentObject {
   id: string;
@@ -89,6 +113,14 @@ export class DocumentsService {
     options: { overwrite: boolean; tags?: string[]; contentType?: string },
   ): Promise<DocumentObject> {
     if (path === ROOT) throw invalid('path must name a file, not the root folder');
+    return exclusive(this.instanceId, path, () => this.uploadNow(path, body, options));
+  }
+
+  private async uploadNow(
+    path: string,
+    body: Readable,
+    options: { overwrite: boolean; tags?: string[]; contentType?: string },
+  ): Promise<DocumentObject> {
     const existing = await this.element.stat(path);
     if (existing?.directory) throw conflict(`${path} is a folder; choose another file path`);
     if (existing && !options.overwrite) {
@@ -119,6 +151,10 @@ export class DocumentsService {
 
   async createFolder(path: string, tags?: string[]): Promise<DocumentObject> {
     if (path === ROOT) throw conflict('The root folder already exists');
+    return exclusive(this.instanceId, path, () => this.createFolderNow(path, tags));
+  }
+
+  private async createFolderNow(path: string, tags?: string[]): Promise<DocumentObject> {
     const existing = await this.element.stat(path);
     if (existing) throw conflict(`Something already exists at ${path}; choose another folder path`);
     await this.requireParentNotFile(path);
@@ -144,11 +180,13 @@ export class DocumentsService {
     if (source.directory && isWithin(actualPath, from)) {
       throw invalid(`Cannot copy the folder ${from} into itself (${actualPath}); choose a destination outside it`);
     }
-    await this.clearDestination(actualPath, options.overwrite);
-    await this.element.copy(from, actualPath);
-    await this.tags.copyTags(this.instanceId, from, actualPath);
-    if (options.tags !== undefined) await this.tags.setTags(this.instanceId, actualPath, options.tags);
-    return this.recordTree(requestedPath, actualPath);
+    return exclusive(this.instanceId, actualPath, async () => {
+      await this.clearDestination(actualPath, options.overwrite);
+      await this.element.copy(from, actualPath);
+      await this.tags.copyTags(this.instanceId, from, actualPath);
+      if (options.tags !== undefined) await this.tags.setTags(this.instanceId, actualPath, options.tags);
+      return this.recordTree(requestedPath, actualPath);
+    });
   }
 
   /** PATCH of metadata: `path` moves/renames, `tags` replaces the tags. */
@@ -166,10 +204,13 @@ export class DocumentsService {
         throw invalid(`Cannot move the folder ${path} into itself (${patch.path}); choose a destination outside it`);
       }
       if (patch.path === ROOT) throw invalid('The destination path must not be the root folder');
-      await this.clearDestination(patch.path, overwrite);
-      await this.element.move(path, patch.path);
-      await this.tags.moveTags(this.instanceId, path, patch.path);
-      current = patch.path;
+      const to = patch.path;
+      await exclusive(this.instanceId, to, async () => {
+        await this.clearDestination(to, overwrite);
+        await this.element.move(path, to);
+        await this.tags.moveTags(this.instanceId, path, to);
+      });
+      current = to;
     }
     if (patch.tags !== undefined) await this.tags.setTags(this.instanceId, current, patch.tags);
     if (entry.directory && current !== path) return this.recordTree(current, current);

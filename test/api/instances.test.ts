@@ -83,6 +83,18 @@ describe('instances API', () => {
     assert.equal(await hubPing(`User ${USER_SECRET}, Element ${body.token}`), 200);
   });
 
+  it('accepts the element named by its numeric id', async () => {
+    const elements = await json(await srv.api('/elements'));
+    const id = elements.find((e: any) => e.key === 'localfs').id;
+    const body = await json(
+      await srv.api('/instances', { method: 'POST', json: { element: { id }, name: 'by-id', configuration: { root: 'by-id' } } }),
+    );
+    assert.equal(body.element.key, 'localfs');
+    assert.equal(body.element.id, id);
+    await json(await srv.api('/instances', { method: 'POST', json: { element: { id: 987654 }, name: 'x', configuration: { root: 'x' } } }), 404);
+    await json(await srv.api(`/instances/${body.id}`, { method: 'DELETE' }));
+  });
+
   it('refuses bad configurations with a 400 naming the key', async () => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ['missing root', {}, /root/],

@@ -194,6 +194,13 @@ describe('platform API', () => {
     await checkError(await fetch(`${srv.base.replace('/elements/api-v2', '')}/other`), 404);
   });
 
+  it('answers a URL with bad percent-encoding with 400 and the error body', async () => {
+    for (const p of ['/elements/%E0%A4%A', '/hubs/documents/files/%/metadata', '/instances/%zz']) {
+      const body = await checkError(await srv.api(p), 400);
+      assert.match(body.message, /encod/);
+    }
+  });
+
   it('answers an unsupported method on a known path with a 404 or 405 error body', async () => {
     const res = await srv.api('/hubs', { method: 'DELETE' });
     assert.ok(res.status === 404 || res.status === 405, `status ${res.status}`);

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { invalid, notFound } from '../../errors.js';
+import { ELEMENTS } from '../../elements/catalog.js';
 import { configKeys, MASK, type InstanceService } from '../../instances/service.js';
 import type { Instance, Store } from '../../store/store.js';
 import { identityOf, intParam, platformAuth, tagList, type PluginOptions } from './common.js';
@@ -27,6 +28,14 @@ interface InstanceBody {
   name?: string;
   tags?: string[];
   configuration?: Record<string, unknown>;
+}
+
+/** Platform clients may name the element by its numeric id (`{"element": {"id": 1}}`). */
+function keyOfElementId(id: number | undefined): string | undefined {
+  if (id === undefined) return undefined;
+  const def = ELEMENTS.find((e) => e.id === id);
+  if (!def) throw notFound(`No element with id ${id}; GET /elements lists them`);
+  return def.key;
 }
 
 /** The platform's instance JSON; `token` only when just created. */
@@ -69,7 +78,7 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
   for (const base of ['/instances', '/elements/:key/instances']) {
     app.post<{ Body: InstanceBody; Params: { key?: string } }>(base, { schema: { body: instanceBody } }, async (request) => {
       const body = request.body ?? {};
-      const elementKey = request.params.key ?? body.element?.key;
+      const elementKey = request.params.key ?? body.element?.key ?? keyOfElementId(body.element?.id);
       if (!elementKey) throw invalid('Name the element: {"element": {"key": "localfs"}, ...}');
       if (request.params.key && body.element?.key && body.element.key !== request.params.key) {
         throw invalid(`The body names element ${body.element.key} but the URL names ${request.params.key}`);
