@@ -247,8 +247,11 @@ export class LocalFsElement implements Element {
       if (stats.isDirectory()) await copyTreeOffThread(source, target);
       else await copyFile(source, target, COPY_FLAGS);
     } catch (e) {
-      // Leave nothing half-copied behind.
-      await rm(target, { recursive: true, force: true }).catch(() => undefined);
+      // Leave nothing half-copied behind — but a target that already existed (EEXIST: another
+      // writer got there first) is theirs, not ours to delete.
+      if ((e as NodeJS.ErrnoException)?.code !== 'EEXIST') {
+        await rm(target, { recursive: true, force: true }).catch(() => undefined);
+      }
       throw fsError(e, from, 'copy');
     }
   }
