@@ -159,7 +159,8 @@ export class Runner {
       response = { events: changes };
     } else if (contentType.includes('json') || !ok) {
       response = parseJson(res.body);
-    } else if (res.rawPayload.length === 0) {
+    } else if (res.rawPayload.length === 0 && !contentType) {
+      // No body at all (nothing to fetch). An empty body WITH a type is an empty file: a result.
       response = {};
     } else {
       const expiresAt = new Date(Date.now() + this.config.resultRetentionMs);

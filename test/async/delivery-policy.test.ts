@@ -8,6 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { FAST_ASYNC, startReceiver, startTestServer, type ReceivedHook, type Receiver, type TestServer } from '../helpers/server.js';
 
 const POLICY = 'notification.webhook.failure.policy';
@@ -124,6 +125,54 @@ test('a redirect is not followed: it counts as a failure and is retried', async 
   assert.deepEqual(e.deliveries.map((d: any) => d.statusCode), [302, 200]);
   assert.equal(seen.length, 2);
   assert.equal(target.seen.length, 0, 'the redirect target was never called');
+});
+
+/** A receiver that never answers the first `hang` requests (until closed), then answers 200. */
+async function hangingReceiver(hang: number): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    requests++;
+    req.resume();
+    if (requests > hang) req.on('end', () => res.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/slow`,
+    requests: () => requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test('a receiver that does not answer in time is retried, and does not hold up other receivers', async () => {
+  const slow = await hangingReceiver(6);
+  const healthy = await receiver(() => ({ status: 200 }));
+  try {
+    // More hanging attempts than FERRY_ORIGIN_CONCURRENCY (4) allows at once to that origin.
+    const stuck = await Promise.all(Array.from({ length: 6 }, () => asyncPing(slow.url)));
+    const t0 = Date.now();
+    while (slow.requests() < 4 && Date.now() - t0 < 5000) await sleep(10);
+    assert.ok(slow.requests() >= 4, 'the slow receiver holds its origin slots');
+    const sent = Date.now();
+    const other = await asyncPing(healthy.r.url);
+    await healthy.r.waitFor(1, 1500, (h) => h.body?.eventId === other);
+    assert.ok(Date.now() - sent < 1500, 'a healthy receiver is served while another one hangs');
+    // FAST_ASYNC's FERRY_DELIVERY_TIMEOUT is 2 s: each hanging attempt times out and is retried.
+    for (const eventId of stuck) {
+      const e = await eventUntil(eventId, (x) => x.status === 'NOTIFIED', 15_000);
+      assert.match(e.deliveries[0].error, /timed out/);
+      assert.equal(e.deliveries[0].statusCode, null);
+      assert.ok(e.deliveries[0].durationMs >= 1900, `attempt lasted ${e.deliveries[0].durationMs} ms`);
+      assert.equal(e.deliveries.at(-1).statusCode, 200);
+    }
+  } finally {
+    await slow.close();
+  }
 });
 
 test('410 Gone stops at once: queued, subscription deactivated, later notifications queue until redelivered', async () => {

@@ -248,6 +248,13 @@ describe('callback URL and async header rules', () => {
     }
   });
 
+  test('bad credentials → 401 before anything is stored', async () => {
+    const before = await latestEventId();
+    const res = await getJson(await asyncHub('/ping', {}, rx.url, `User ${USER_SECRET}, Element not-a-token`));
+    assert.equal(res.status, 401);
+    assert.equal(await latestEventId(), before);
+  });
+
   test('Elements-Async-Request must be true or false', async () => {
     const before = await latestEventId();
     const maybe = await getJson(await asyncHub('/ping', { headers: { 'Elements-Async-Request': 'maybe' } }));
@@ -280,6 +287,18 @@ describe('asynchronous uploads and downloads', () => {
     assert.deepEqual(meta.body.tags, ['a', 'b']);
   });
 
+  test('an empty file downloads asynchronously as a stored result too', async () => {
+    await upload('/async/empty.txt', '');
+    const eventId = await dispatched(await asyncHub('/files?path=/async/empty.txt'));
+    const hook = await hookOf(eventId);
+    assert.equal(hook.body.statusCode, 200, JSON.stringify(hook.body));
+    assert.deepEqual(Object.keys(hook.body.response).sort(), ['contentType', 'resultUrl', 'size']);
+    assert.equal(hook.body.response.size, 0);
+    const res = await srv.api(hook.body.response.resultUrl.slice(srv.base.length));
+    assert.equal(res.status, 200);
+    assert.equal((await res.arrayBuffer()).byteLength, 0);
+  });
+
   test('a download returns {contentType, size, resultUrl}; resultUrl serves the bytes to the organization only', async () => {
     const content = crypto.randomBytes(70_000);
     await upload('/async/down.bin', content);
@@ -301,7 +320,66 @@ describe('asynchronous uploads and downloads', () => {
   });
 });
 
+describe('other operations replayed asynchronously', () => {
+  test('a nested folder copy lists the folder and every descendant', async () => {
+    await upload('/tree/a.txt', 'a');
+    await upload('/tree/sub/b.txt', 'b');
+    await upload('/tree/sub/deeper/c.txt', 'c');
+    const eventId = await dispatched(await asyncHub('/folders/copy?path=/tree', { method: 'POST', json: { path: '/tree-copy' } }));
+    const hook = await hookOf(eventId);
+    assert.equal(hook.body.eventStatus, 'completed', JSON.stringify(hook.body));
+    const listed = hook.body.response.events.map((e: any) => `${e.metadata.type} ${e.path} ${e.metadata.path}`).sort();
+    assert.deepEqual(listed, [
+      'file /tree-copy/a.txt /tree-copy/a.txt',
+      'file /tree-copy/sub/b.txt /tree-copy/sub/b.txt',
+      'file /tree-copy/sub/deeper/c.txt /tree-copy/sub/deeper/c.txt',
+      'folder /tree-copy /tree-copy',
+      'folder /tree-copy/sub /tree-copy/sub',
+      'folder /tree-copy/sub/deeper /tree-copy/sub/deeper',
+    ]);
+    assert.equal(fs.readFileSync(path.join(srv.config.localfsBase, 'e2e', 'tree-copy', 'sub', 'deeper', 'c.txt'), 'utf8'), 'c');
+  });
+
+  test('a rename by PATCH and a delete report the objects they touched', async () => {
+    await upload('/ops/old.txt', 'old');
+    const renamed = await dispatched(await asyncHub('/files/metadata?path=/ops/old.txt', { method: 'PATCH', json: { path: '/ops/new.txt' } }));
+    const rh = await hookOf(renamed);
+    assert.equal(rh.body.eventStatus, 'completed', JSON.stringify(rh.body));
+    assert.ok(rh.body.response.events.some((e: any) => e.metadata.path === '/ops/new.txt' && e.metadata.type === 'file'), JSON.stringify(rh.body.response));
+    const deleted = await dispatched(await asyncHub('/folders?path=/ops', { method: 'DELETE' }));
+    const dh = await hookOf(deleted);
+    assert.equal(dh.body.eventStatus, 'completed', JSON.stringify(dh.body));
+    assert.ok(dh.body.response.events.some((e: any) => e.path === '/ops' && e.metadata.type === 'folder'), JSON.stringify(dh.body.response));
+    assert.ok(!fs.existsSync(path.join(srv.config.localfsBase, 'e2e', 'ops')));
+  });
+
+  test('a JSON read returns the synchronous body; a by-id download works too', async () => {
+    await upload('/reads/one.txt', 'one');
+    await upload('/reads/two.txt', 'two two');
+    const sync = await getJson(await hub('/folders/contents?path=/reads'));
+    assert.equal(sync.status, 200);
+    const listing = await dispatched(await asyncHub('/folders/contents?path=/reads'));
+    const lh = await hookOf(listing);
+    assert.equal(lh.body.statusCode, 200);
+    assert.deepEqual(lh.body.response, sync.body);
+
+    const id = encodeURIComponent(encodeURIComponent('/reads/two.txt'));
+    const byId = await dispatched(await asyncHub(`/files/${id}`));
+    const bh = await hookOf(byId);
+    assert.equal(bh.body.statusCode, 200, JSON.stringify(bh.body));
+    const res = await srv.api(bh.body.response.resultUrl.slice(srv.base.length));
+    assert.equal(await res.text(), 'two two');
+  });
+});
+
 describe('failures and idempotency', () => {
+  test('a malformed Idempotency-Key → 400', async () => {
+    const before = await latestEventId();
+    const res = await getJson(await asyncHub('/ping', { headers: { 'Idempotency-Key': 'k'.repeat(256) } }));
+    assert.equal(res.status, 400);
+    assert.equal(await latestEventId(), before);
+  });
+
   test('a failing job → eventStatus failed, the error status and body', async () => {
     const eventId = await dispatched(
       await asyncHub('/folders/copy?path=/does/not/exist', { method: 'POST', json: { path: '/nowhere' } }),
@@ -333,6 +411,11 @@ describe('failures and idempotency', () => {
     );
     assert.notEqual(otherKey, first);
     await hookOf(otherKey);
+    // Keys are per instance: the same key on another instance is another event.
+    const other = await srv.instance('localfs', { root: 'e2e-idem' }, 'idem');
+    const elsewhere = await dispatched(await asyncHub('/ping', { headers: { 'Idempotency-Key': key } }, rx.url, other.auth));
+    assert.notEqual(elsewhere, first);
+    assert.equal((await hookOf(elsewhere)).body.instanceId, other.id);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(rx.hooks.filter((h) => h.body?.eventId === first).length, 1, 'one webhook for the key');
     const events: any[] = (await getJson(await srv.api(`/instances/${inst.id}/events?pageSize=500`))).body;
@@ -374,6 +457,16 @@ describe('event retrieval', () => {
       assert.ok(list.body.some((e: any) => e.id === eventId));
       const all = await getJson(await srv.api('/instances/events'));
       assert.ok(all.body.some((e: any) => e.id === eventId));
+      // Paging: newest first, an opaque token to the next page, no overlap.
+      const first = await srv.api(`/instances/${inst.id}/events?pageSize=2`);
+      const page1: any[] = await first.json();
+      assert.equal(page1.length, 2);
+      assert.equal(first.headers.get('elements-returned-count'), '2');
+      const token = first.headers.get('elements-next-page-token');
+      assert.ok(token);
+      const page2: any[] = await (await srv.api(`/instances/${inst.id}/events?pageSize=2&nextPage=${encodeURIComponent(token)}`)).json();
+      assert.ok(page2.length > 0);
+      assert.ok(page1[0].id > page1[1].id && page1[1].id > page2[0].id);
       const other = await srv.instance('localfs', { root: 'e2e-other' }, 'other');
       assert.equal((await srv.api(`/instances/${other.id}/events/${eventId}`)).status, 404);
       assert.equal((await srv.api('/instances/events/999999999')).status, 404);
@@ -463,6 +556,58 @@ describe('event retrieval', () => {
     // And its user cannot use the first organization's instance token.
     const cross = await hub('/ping', {}, `User ${userSecret}, Element ${inst.token}`);
     assert.equal(cross.status, 401);
+  });
+});
+
+describe('fairness between instances', () => {
+  test('one instance’s backlog neither stalls another instance nor exceeds its concurrency limit', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-e2e-fair-'));
+    const receiver = await startReceiver();
+    const env = { ...FAST_ASYNC, FERRY_INSTANCE_CONCURRENCY: '1', FERRY_JOB_CONCURRENCY: '2' };
+    let server: TestServer | null = await startTestServer({ ...env, FERRY_ROLE: 'api' }, dir);
+    try {
+      const busy = await server.instance('localfs', { root: 'busy' }, 'busy');
+      const quiet = await server.instance('localfs', { root: 'quiet' }, 'quiet');
+      const send = async (i: { auth: string }) => {
+        const res = await server!.api('/hubs/documents/ping', {
+          headers: { authorization: i.auth, 'elements-async-request': 'true', 'elements-async-callback-url': receiver.url },
+        });
+        return dispatched(res);
+      };
+      // A burst on one instance, stored by an API-only node, then one job of another instance.
+      const burst: number[] = [];
+      for (let i = 0; i < 400; i += 20) burst.push(...(await Promise.all(Array.from({ length: 20 }, () => send(busy)))));
+      const lone = await send(quiet);
+      await server.close();
+      server = await startTestServer(env, dir);
+
+      await hookOf(lone, receiver, 20_000);
+      await receiver.waitFor(burst.length + 1, 30_000);
+      const events: any[] = [];
+      let next: string | null = '';
+      while (next !== null) {
+        const res: Response = await server.api(`/instances/events?pageSize=500${next ? `&nextPage=${next}` : ''}`);
+        events.push(...((await res.json()) as any[]));
+        next = res.headers.get('elements-next-page-token');
+      }
+      const lonely = events.find((e) => e.id === lone);
+      const busyEvents = events.filter((e) => e.instanceId === busy.id);
+      assert.equal(busyEvents.length, burst.length);
+      const finished = (e: any) => Date.parse(e.execution.finishedDate);
+      const before = busyEvents.filter((e) => finished(e) < finished(lonely)).length;
+      assert.ok(before <= 10, `${before} of the burst's jobs finished before the other instance's single job`);
+      // FERRY_INSTANCE_CONCURRENCY=1: the burst's jobs never overlap.
+      const runs = busyEvents
+        .map((e) => [Date.parse(e.execution.startedDate), finished(e)])
+        .sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < runs.length; i++) {
+        assert.ok(runs[i][0] >= runs[i - 1][1], `busy jobs ${i - 1} and ${i} overlapped: ${runs[i - 1]} / ${runs[i]}`);
+      }
+    } finally {
+      await server?.close();
+      await receiver.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

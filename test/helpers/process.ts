@@ -34,6 +34,8 @@ export interface FerryProcessOptions {
   port: number;
   /** Added to (and overriding) the defaults below. */
   env?: Record<string, string>;
+  /** Extra node flags (e.g. `--cpu-prof`), placed before the script. */
+  execArgv?: string[];
   /** How long to wait for the server to answer HTTP; default 20 s. */
   readyTimeoutMs?: number;
 }
@@ -70,7 +72,7 @@ export async function startFerryProcess(options: FerryProcessOptions): Promise<F
     FERRY_RATE_LIMIT: '0',
     ...options.env,
   };
-  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...(options.execArgv ?? []), CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {
