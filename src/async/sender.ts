@@ -124,6 +124,9 @@ export class Sender {
     } catch {
       // keep polling
     }
+    // Due notifications of a saturated origin would make the next due time "now" forever; each
+    // finished attempt wakes the sender anyway, so poll gently meanwhile.
+    if (this.saturated().length > 0) delay = Math.max(delay, 50);
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => this.wake(), Math.max(delay, 5));
     this.timer.unref();
@@ -187,7 +190,10 @@ export class Sender {
   private async headers(n: DueNotification): Promise<Record<string, string>> {
     const instance = await this.store.getInstance(n.organizationId, n.instanceId);
     const key = instance ? this.instances.unseal(instance)['event.notification.signature.key'] : undefined;
-    return signNotification(n.body, key || undefined, `msg_${n.notificationId}`, Math.floor(Date.now() / 1000));
+    // Stable across retries (receivers dedupe on it) and unique across stores: the creation
+    // time keeps a fresh data dir's notification 1 from repeating an old one's id.
+    const webhookId = `msg_${n.notificationId}_${n.createdDate.getTime().toString(36)}`;
+    return signNotification(n.body, key || undefined, webhookId, Math.floor(Date.now() / 1000));
   }
 }
 

@@ -193,7 +193,7 @@ export async function redeliver(db: Db, organizationId: number, filter: Delivery
     const args: unknown[] = [];
     const where = deliveryWhere(organizationId, { ...filter, status: ['queued'] }, args);
     const res = await c.query(
-      `UPDATE notifications SET status = 'created', due_at = ${NOW_MS}, updated_at = ${NOW_MS} WHERE id IN (
+      `UPDATE notifications SET status = 'created', due_at = ${NOW_MS}, attempts = 0, updated_at = ${NOW_MS} WHERE id IN (
          SELECT n.id FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE ${where})`,
       args,
     );

@@ -400,7 +400,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
       if (filter.status?.length && !filter.status.includes('queued')) return 0;
       return this.db
         .prepare(
-          `UPDATE notifications SET status = 'created', due_at = ?, updated_at = ? WHERE id IN (
+          `UPDATE notifications SET status = 'created', due_at = ?, attempts = 0, updated_at = ? WHERE id IN (
              SELECT n.id FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE ${where.sql})`,
         )
         .run(now, now, ...where.args).changes;
