@@ -19,7 +19,14 @@ export async function bootstrap(store: Store, config: Config, print: (line: stri
   if ((await store.countOrganizations()) > 0) return { created: false, credentialsFile };
   const organizationSecret = config.orgSecret ?? newSecret();
   const userSecret = config.userSecret ?? newSecret();
-  const org = await store.createOrganization({ name: 'default', secretHash: hashSecret(organizationSecret) });
+  let org;
+  try {
+    org = await store.createOrganization({ name: 'default', secretHash: hashSecret(organizationSecret) });
+  } catch (e) {
+    // Another node of the cluster bootstrapped the shared database first (unique name).
+    if ((await store.countOrganizations()) > 0) return { created: false, credentialsFile };
+    throw e;
+  }
   await store.createUser({
     organizationId: org.id,
     emailAddress: 'admin@localhost',

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import pg from 'pg';
 import os from 'node:os';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
@@ -497,9 +498,7 @@ describe('event retrieval', () => {
       assert.deepEqual(waiting.deliveries, []);
 
       // The database (and its WAL) never holds a secret of the caller or the instance.
-      const bytes = Buffer.concat(
-        ['ferry.db', 'ferry.db-wal'].filter((f) => fs.existsSync(path.join(dir, f))).map((f) => fs.readFileSync(path.join(dir, f))),
-      );
+      const bytes = await storedBytes(api, dir);
       assert.ok(bytes.includes('stored bytes'), 'the job (with its body) is in the database');
       for (const secret of [USER_SECRET, ORG_SECRET, i.token, signatureKey, 'cookie-secret-value']) {
         assert.equal(bytes.includes(secret), false, `a secret (${secret.slice(0, 6)}…) is stored in ferry.db`);
@@ -638,3 +637,27 @@ describe('body limit', () => {
     assert.equal((await hookOf(ok)).body.eventStatus, 'completed');
   });
 });
+
+/** Everything the store holds, as bytes: the SQLite files, or a dump of the PostgreSQL tables. */
+async function storedBytes(server: TestServer, dir: string): Promise<Buffer> {
+  if (server.ferry.store.capabilities.name === 'sqlite') {
+    return Buffer.concat(
+      ['ferry.db', 'ferry.db-wal'].filter((f) => fs.existsSync(path.join(dir, f))).map((f) => fs.readFileSync(path.join(dir, f))),
+    );
+  }
+  const client = new pg.Client({ connectionString: server.config.databaseUrl ?? undefined });
+  await client.connect();
+  try {
+    const schema = server.config.databaseSchema;
+    const parts: Buffer[] = [];
+    for (const table of ['organizations', 'users', 'instances', 'events', 'jobs', 'idempotency_keys']) {
+      const { rows } = await client.query(`SELECT t::text AS row FROM ${schema}.${table} t`);
+      for (const r of rows) parts.push(Buffer.from(r.row));
+    }
+    const jobs = await client.query(`SELECT body FROM ${schema}.jobs WHERE body IS NOT NULL`);
+    for (const r of jobs.rows) parts.push(r.body);
+    return Buffer.concat(parts);
+  } finally {
+    await client.end();
+  }
+}

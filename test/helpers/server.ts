@@ -6,7 +6,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import crypto from 'node:crypto';
+import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config.js';
+import { pgUrl } from './postgres.js';
 import { startFerry, type Ferry } from '../../src/server.js';
 
 export const USER_SECRET = 'test-user-secret-0123456789abcdef0123456789';
@@ -26,10 +29,37 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/**
+ * The store backend tests run on: SQLite unless FERRY_TEST_BACKEND=postgres, in which case each
+ * data dir gets its own PostgreSQL schema (named after the dir, so a restart on the same dir
+ * finds the same data).
+ */
+export function testBackend(): 'sqlite' | 'postgres' {
+  return process.env.FERRY_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
+}
+
+function schemaFor(dir: string): string {
+  return `ferry_t_${crypto.createHash('sha256').update(dir).digest('hex').slice(0, 20)}`;
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: pgUrl() });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 /** Starts Ferry on a temp data dir; `env` adds or overrides FERRY_* settings. */
 export async function startTestServer(env: Record<string, string> = {}, dataDir?: string): Promise<TestServer> {
   const dir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-test-'));
+  const backendEnv: Record<string, string> =
+    testBackend() === 'postgres' ? { FERRY_DATABASE_URL: pgUrl(), FERRY_DATABASE_SCHEMA: schemaFor(dir) } : {};
   const config = loadConfig({
+    ...backendEnv,
     PORT: '0',
     HOST: '127.0.0.1',
     FERRY_DATA_DIR: dir,
@@ -69,7 +99,10 @@ export async function startTestServer(env: Record<string, string> = {}, dataDir?
     },
     async close() {
       await ferry.close();
-      if (!dataDir) fs.rmSync(dir, { recursive: true, force: true });
+      if (!dataDir) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        if (backendEnv.FERRY_DATABASE_SCHEMA) await dropSchema(backendEnv.FERRY_DATABASE_SCHEMA);
+      }
     },
   };
 }
