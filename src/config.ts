@@ -25,6 +25,9 @@ export interface Config {
   resultRetentionMs: number;
   maxBody: number;
   maxPathLength: number;
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  bodyTimeoutMs: number;
   backendTimeoutMs: number;
   linkTtlSeconds: number;
   jobConcurrency: number;
@@ -64,10 +67,13 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RESULT_RETENTION', default: '259200', description: 'Seconds a download produced by an async job is kept for its `resultUrl`.' },
   { env: 'FERRY_MAX_BODY', default: '1048576', description: 'Largest JSON body (bytes) of a synchronous request.' },
   { env: 'FERRY_MAX_PATH', default: '4096', description: 'Longest document path (characters); single names are limited to 255 bytes.' },
+  { env: 'FERRY_HEADERS_TIMEOUT', default: '10000', description: 'Milliseconds a client may take to send its request headers; slower connections are closed.' },
+  { env: 'FERRY_IDLE_TIMEOUT', default: '60000', description: 'Milliseconds a connection may stay silent while a request is received or a response sent; a request still being handled is not cut.' },
+  { env: 'FERRY_BODY_TIMEOUT', default: '30000', description: 'Milliseconds a non-upload (JSON) request body may take to arrive; multipart uploads are bound only by FERRY_IDLE_TIMEOUT.' },
   { env: 'FERRY_BACKEND_TIMEOUT', default: '30000', description: 'Milliseconds one backend operation (S3, SFTP) may take before 504.' },
   { env: 'FERRY_LINK_TTL', default: '3600', description: 'Seconds a signed download link stays valid.' },
-  { env: 'FERRY_JOB_CONCURRENCY', default: '16', description: 'Async jobs one node runs at once.' },
-  { env: 'FERRY_INSTANCE_CONCURRENCY', default: '4', description: 'Async jobs of one instance run at once.' },
+  { env: 'FERRY_JOB_CONCURRENCY', default: '32', description: 'Async jobs one node runs at once.' },
+  { env: 'FERRY_INSTANCE_CONCURRENCY', default: '8', description: 'Async jobs of one instance run at once.' },
   { env: 'FERRY_LEASE', default: '30000', description: 'Milliseconds a claimed job is leased; renewed by heartbeat while it runs, taken over when it expires.' },
   { env: 'FERRY_DELIVERY_TIMEOUT', default: '15000', description: 'Milliseconds one webhook attempt may take.' },
   { env: 'FERRY_RETRY_SCHEDULE', default: '4,16,64,256,1024,4096,16384,65536,262144', description: 'Seconds after the first failure of each retry (comma-separated; fractions allowed).' },
@@ -139,6 +145,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     resultRetentionMs: int(env, 'FERRY_RESULT_RETENTION', 1) * 1000,
     maxBody: int(env, 'FERRY_MAX_BODY', 1024),
     maxPathLength: int(env, 'FERRY_MAX_PATH', 16),
+    headersTimeoutMs: int(env, 'FERRY_HEADERS_TIMEOUT', 100),
+    idleTimeoutMs: int(env, 'FERRY_IDLE_TIMEOUT', 100),
+    bodyTimeoutMs: int(env, 'FERRY_BODY_TIMEOUT', 100),
     backendTimeoutMs: int(env, 'FERRY_BACKEND_TIMEOUT', 1),
     linkTtlSeconds: int(env, 'FERRY_LINK_TTL', 1),
     jobConcurrency: int(env, 'FERRY_JOB_CONCURRENCY', 1),

@@ -49,6 +49,7 @@ export async function startFerry(config: Config, options: { logger?: Logger; pri
 
   const instances = new InstanceService(store, masterKey, config);
   const auth = new Authenticator(store);
+  instances.onChange = () => auth.forgetInstances();
   const egress = createEgressPolicy(config.egressAllow);
   const services: Services = {
     config,

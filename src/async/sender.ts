@@ -20,8 +20,12 @@ import type { Store } from '../store/store.js';
 import { retryDelayMs } from './backoff.js';
 import { deliver } from './deliver.js';
 import { signNotification } from './signing.js';
+import { GroupCommit } from './accept.js';
 
 export const FAILURE_POLICY_SETTING = 'notification.webhook.failure.policy';
+
+/** How long a signature key is cached by the sender. */
+const KEY_CACHE_MS = 5_000;
 
 export class Sender {
   readonly owner = `sender-${crypto.randomBytes(6).toString('hex')}`;
@@ -34,6 +38,12 @@ export class Sender {
   private stopped = false;
   private readonly increments: number[];
   private readonly pending = new Set<Promise<void>>();
+  private readonly keys = new Map<number, { key: string | undefined; until: number }>();
+  /** Delivery outcomes of one event-loop turn are recorded in one transaction. */
+  private readonly recorder = new GroupCommit<DeliveryRecord, null>(async (records) => {
+    await this.store.recordDeliveries(records);
+    return records.map(() => null);
+  });
 
   constructor(
     private readonly store: Store,
@@ -63,7 +73,9 @@ export class Sender {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await Promise.allSettled([...this.pending]);
+    // A claim in progress may still start attempts: wait for it, then for every attempt.
+    while (this.claiming) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
   /** A lease long enough to cover one attempt with room to spare. */
@@ -89,6 +101,10 @@ export class Sender {
         const due = await this.store.claimNotifications(this.owner, free, this.leaseMs, this.saturated());
         const deferred: number[] = [];
         for (const n of due) {
+          if (this.stopped) {
+            deferred.push(n.notificationId);
+            continue;
+          }
           const origin = originOf(n.url);
           const busy = this.inFlight.get(origin) ?? 0;
           let subs = this.subscriptionsOf.get(origin);
@@ -163,7 +179,7 @@ export class Sender {
       };
     }
     try {
-      await this.store.recordDeliveries([record]);
+      await this.recorder.add(record);
     } catch (e) {
       this.log.error({ err: e, notificationId: n.notificationId }, 'recording a delivery failed; it will be retried after its lease');
     } finally {
@@ -187,9 +203,23 @@ export class Sender {
     return { status: 'retry', at: new Date(Date.now() + Math.max(delay, retryAfterMs ?? 0)) };
   }
 
-  private async headers(n: DueNotification): Promise<Record<string, string>> {
+  /**
+   * The instance's signature key, cached briefly: a key changed by PATCH applies to deliveries
+   * starting up to KEY_CACHE_MS later.
+   */
+  private async signatureKey(n: DueNotification): Promise<string | undefined> {
+    const now = Date.now();
+    const cached = this.keys.get(n.instanceId);
+    if (cached && cached.until > now) return cached.key;
     const instance = await this.store.getInstance(n.organizationId, n.instanceId);
-    const key = instance ? this.instances.unseal(instance)['event.notification.signature.key'] : undefined;
+    const key = instance ? this.instances.unseal(instance)['event.notification.signature.key'] || undefined : undefined;
+    if (this.keys.size > 10_000) this.keys.clear();
+    this.keys.set(n.instanceId, { key, until: now + KEY_CACHE_MS });
+    return key;
+  }
+
+  private async headers(n: DueNotification): Promise<Record<string, string>> {
+    const key = await this.signatureKey(n);
     // Stable across retries (receivers dedupe on it) and unique across stores: the creation
     // time keeps a fresh data dir's notification 1 from repeating an old one's id.
     const webhookId = `msg_${n.notificationId}_${n.createdDate.getTime().toString(36)}`;

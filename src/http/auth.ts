@@ -31,10 +31,46 @@ export interface InternalIdentity {
 
 export const INTERNAL_HEADER = 'x-ferry-internal';
 
+/**
+ * How long a successful lookup of a secret is reused. Changes made through this node (instance
+ * update, disable, delete) take effect at once; changes made by another node of a cluster within
+ * this time.
+ */
+export const AUTH_CACHE_MS = 1000;
+
+/** A small time-bounded memo of successful lookups (misses are never cached). */
+class Memo<T> {
+  private readonly entries = new Map<string, { value: T; until: number }>();
+
+  async get(key: string, load: () => Promise<T | null>): Promise<T | null> {
+    const now = Date.now();
+    const hit = this.entries.get(key);
+    if (hit && hit.until > now) return hit.value;
+    const value = await load();
+    if (value !== null) {
+      if (this.entries.size > 50_000) this.entries.clear();
+      this.entries.set(key, { value, until: now + AUTH_CACHE_MS });
+    }
+    return value;
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
 export class Authenticator {
   private readonly internalToken = crypto.randomBytes(32).toString('hex');
+  private readonly users = new Memo<User>();
+  private readonly organizations = new Memo<Organization>();
+  private readonly instances = new Memo<Instance>();
 
   constructor(private readonly store: Store) {}
+
+  /** Forgets cached instances (after any instance change on this node). */
+  forgetInstances(): void {
+    this.instances.clear();
+  }
 
   /** The header value the runner sends for a job. */
   internalHeader(identity: InternalIdentity): string {
@@ -83,7 +119,8 @@ export class Authenticator {
       const org = await this.organization(creds.organization);
       if (org.id !== user.organizationId) throw unauthenticated('The user secret does not belong to this organization');
     }
-    const instance = await this.store.findInstanceByTokenHash(hashSecret(creds.element));
+    const tokenHash = hashSecret(creds.element);
+    const instance = await this.instances.get(tokenHash, () => this.store.findInstanceByTokenHash(tokenHash));
     if (!instance || instance.organizationId !== user.organizationId) {
       throw unauthenticated('Unknown Element token (was the instance deleted?); use the token returned when the instance was created');
     }
@@ -92,8 +129,10 @@ export class Authenticator {
 
   /** Resolves a replayed job's identity, re-checking that it still exists. */
   async internal(identity: InternalIdentity): Promise<Identity> {
-    const user = await this.store.getUser(identity.userId);
-    const instance = await this.store.getInstance(identity.organizationId, identity.instanceId);
+    const user = await this.users.get(`id:${identity.userId}`, () => this.store.getUser(identity.userId));
+    const instance = await this.instances.get(`id:${identity.organizationId}:${identity.instanceId}`, () =>
+      this.store.getInstance(identity.organizationId, identity.instanceId),
+    );
     if (!user || user.organizationId !== identity.organizationId) throw unauthenticated('The user of this job no longer exists');
     if (!instance) throw unauthenticated('The instance of this job was deleted');
     return this.withInstance(user, instance);
@@ -107,13 +146,15 @@ export class Authenticator {
   }
 
   private async user(secret: string): Promise<User> {
-    const user = await this.store.findUserBySecretHash(hashSecret(secret));
+    const hash = hashSecret(secret);
+    const user = await this.users.get(hash, () => this.store.findUserBySecretHash(hash));
     if (!user) throw unauthenticated('Unknown User secret');
     return user;
   }
 
   private async organization(secret: string): Promise<Organization> {
-    const org = await this.store.findOrganizationBySecretHash(hashSecret(secret));
+    const hash = hashSecret(secret);
+    const org = await this.organizations.get(hash, () => this.store.findOrganizationBySecretHash(hash));
     if (!org) throw unauthenticated('Unknown Organization secret');
     return org;
   }

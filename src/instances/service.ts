@@ -33,6 +33,8 @@ export function configKeys(def: ElementDefinition): ConfigKey[] {
 
 export class InstanceService {
   private readonly live = new Map<number, { version: number; element: Element }>();
+  /** Called after any instance is updated, disabled, enabled or deleted (auth caches listen). */
+  onChange: () => void = () => {};
 
   constructor(
     private readonly store: Store,
@@ -99,6 +101,7 @@ export class InstanceService {
       configuration,
     });
     if (!updated) throw notFound(`No instance ${id} in your organization`);
+    this.onChange();
     await this.forget(id);
     return updated;
   }
@@ -106,11 +109,13 @@ export class InstanceService {
   async setDisabled(organizationId: number, id: number, disabled: boolean): Promise<Instance> {
     const updated = await this.store.updateInstance(organizationId, id, { disabled });
     if (!updated) throw notFound(`No instance ${id} in your organization`);
+    this.onChange();
     return updated;
   }
 
   async remove(organizationId: number, id: number): Promise<void> {
     if (!(await this.store.deleteInstance(organizationId, id))) throw notFound(`No instance ${id} in your organization`);
+    this.onChange();
     await this.forget(id);
   }
 

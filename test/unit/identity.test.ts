@@ -25,7 +25,8 @@ test('Authorization: property — a well-formed header in any order round-trips'
   const token = fc.stringMatching(/^[A-Za-z0-9_\-=+/.]{1,64}$/);
   fc.assert(
     fc.property(token, token, token, fc.boolean(), (u, o, e, upper) => {
-      const parts = [`User ${u}`, `Organization ${o}`, `Element ${e}`].map((p) => (upper ? p.toUpperCase().replace(p.split(' ')[1].toUpperCase(), p.split(' ')[1]) : p));
+      const name = (n: string) => (upper ? n.toUpperCase() : n);
+      const parts = [`${name('User')} ${u}`, `${name('Organization')} ${o}`, `${name('Element')} ${e}`];
       const header = parts.reverse().join(' , ');
       assert.deepEqual(parseAuthorization(header), { user: u, organization: o, element: e });
     }),

@@ -118,7 +118,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
     const now = Date.now();
     return this.db.transaction(() => {
       const running = new Map<number, number>();
-      for (const r of this.stmt('SELECT instance_id, count(*) AS n FROM jobs WHERE lease_until > ? GROUP BY instance_id').all(
+      for (const r of this.stmt('SELECT instance_id, count(*) AS n FROM jobs WHERE lease_until > 0 AND lease_until > ? GROUP BY instance_id').all(
         now,
       ) as Row[]) {
         running.set(r.instance_id, r.n);

@@ -131,4 +131,10 @@ CREATE TABLE results (
     // Per-instance job lookups: fair claims when one instance's backlog fills the claim window.
     sql: `CREATE INDEX jobs_instance ON jobs(instance_id, event_id);`,
   },
+  {
+    version: 3,
+    // Leased jobs only (few): the per-instance running counts of every claim read this, not the
+    // whole backlog.
+    sql: `CREATE INDEX jobs_leased ON jobs(instance_id) WHERE lease_until > 0;`,
+  },
 ];
