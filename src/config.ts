@@ -79,7 +79,7 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RETRY_SCHEDULE', default: '4,16,64,256,1024,4096,16384,65536,262144', description: 'Seconds after the first failure of each retry (comma-separated; fractions allowed).' },
   { env: 'FERRY_RETRY_JITTER', default: '0.2', description: 'Random spread of each retry delay (0.2 = ±20 %).' },
   { env: 'FERRY_DELIVERY_CONCURRENCY', default: '64', description: 'Webhook attempts one node makes at once.' },
-  { env: 'FERRY_ORIGIN_CONCURRENCY', default: '4', description: 'Webhook attempts in flight to one callback origin at once.' },
+  { env: 'FERRY_ORIGIN_CONCURRENCY', default: '16', description: 'Webhook attempts in flight to one callback origin at once.' },
   { env: 'FERRY_RATE_LIMIT', default: '6000', description: 'Requests per minute one organization may make (0 = unlimited); over it → 429 with Retry-After.' },
   { env: 'FERRY_LOG_LEVEL', default: 'info', description: 'pino log level (`silent` to turn logging off).' },
   { env: 'FERRY_ROLE', default: 'all', description: '`all` (API + runner + sender), `api` or `worker`; `ferry serve --role` overrides.' },

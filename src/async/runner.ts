@@ -29,6 +29,7 @@ export class Runner {
   private wakeTimer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private claiming = false;
+  private claimScheduled = false;
   private again = false;
   private stopped = false;
   private readonly completer: GroupCommit<JobOutcome, null>;
@@ -66,7 +67,14 @@ export class Runner {
       this.again = true;
       return;
     }
-    void this.claim();
+    // Wake-ups of one event-loop turn (a batch of accepts or completions) share one claim.
+    if (this.claimScheduled) return;
+    this.claimScheduled = true;
+    setImmediate(() => {
+      this.claimScheduled = false;
+      if (this.claiming) this.again = true;
+      else void this.claim();
+    });
   }
 
   /** Stops claiming and waits for running jobs to finish. */

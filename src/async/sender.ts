@@ -34,6 +34,7 @@ export class Sender {
   private total = 0;
   private timer: NodeJS.Timeout | null = null;
   private claiming = false;
+  private claimScheduled = false;
   private again = false;
   private stopped = false;
   private readonly increments: number[];
@@ -67,7 +68,14 @@ export class Sender {
       this.again = true;
       return;
     }
-    void this.claim();
+    // Wake-ups of one event-loop turn (a batch of accepts or completions) share one claim.
+    if (this.claimScheduled) return;
+    this.claimScheduled = true;
+    setImmediate(() => {
+      this.claimScheduled = false;
+      if (this.claiming) this.again = true;
+      else void this.claim();
+    });
   }
 
   async stop(): Promise<void> {

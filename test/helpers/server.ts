@@ -193,6 +193,7 @@ export const FAST_ASYNC: Record<string, string> = {
   FERRY_RETRY_JITTER: '0',
   FERRY_DELIVERY_TIMEOUT: '2000',
   FERRY_LEASE: '1000',
+  FERRY_ORIGIN_CONCURRENCY: '4',
 };
 
 /** A multipart body with one part named `file`. */
