@@ -33,8 +33,10 @@ export interface Ferry {
 /** Secret-bearing fields pino must never print. */
 const REDACT = ['req.headers.authorization', 'headers.authorization', 'authorization', '*.password', '*.secret_key'];
 
-export function createLogger(config: Config): Logger {
-  return pino({ level: config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
+/** Ferry's logger; `destination` defaults to stdout (tests pass a memory stream to read it). */
+export function createLogger(config: Config, destination?: pino.DestinationStream): Logger {
+  const options = { level: config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export async function startFerry(config: Config, options: { logger?: Logger; print?: (line: string) => void } = {}): Promise<Ferry> {

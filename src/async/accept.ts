@@ -137,6 +137,10 @@ export class AsyncIntake {
     const identity = request.identity;
     const instance = identity?.instance;
     if (!identity || !instance) throw new Error('async accept without identity');
+    // Node joins repeated custom headers with ", ", so repetition is only visible here.
+    const distinct = request.raw.headersDistinct ?? {};
+    if ((distinct[CALLBACK_HEADER]?.length ?? 0) > 1) throw invalid('Send Elements-Async-Callback-Url once');
+    if ((distinct[IDEMPOTENCY_HEADER]?.length ?? 0) > 1) throw invalid('Send Idempotency-Key once');
     const fromHeader = request.headers[CALLBACK_HEADER];
     if (Array.isArray(fromHeader)) throw invalid('Send Elements-Async-Callback-Url once');
     const callbackUrl = fromHeader || this.instances.unseal(instance)['event.notification.callback.url'];

@@ -4,6 +4,9 @@
  * document — and each group of routes is a plugin in routes/.
  */
 import crypto from 'node:crypto';
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import AjvModule from 'ajv';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
@@ -75,18 +78,93 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * Validators for the HTTP edge. Query strings, params and headers arrive as text, so their
+ * schemas coerce ("10" → 10, one `tags` → [tags]); JSON bodies are typed already and are checked
+ * strictly: `{"path": 42}` is a 400 naming the field, never silently the path "42".
+ */
+function validatorCompiler() {
+  const Ajv = AjvModule.default;
+  const common = { useDefaults: true, removeAdditional: false, allErrors: false, addUsedSchema: false } as const;
+  const text = new Ajv({ ...common, coerceTypes: 'array' });
+  const json = new Ajv({ ...common, coerceTypes: false });
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === 'body' ? json : text).compile(schema);
+}
+
+/**
+ * Answers what Node's HTTP parser refuses before Fastify sees a request (headers too large,
+ * malformed request line or header bytes, headers too slow) with the usual error body, then
+ * closes the connection.
+ */
+function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'The request headers are too large (16 KiB at most)']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'The request headers took too long to arrive (FERRY_HEADERS_TIMEOUT)']
+        : [400, 'The request is not valid HTTP (bad request line, header name or header value)'];
+  const requestId = nextRequestId();
+  const body = JSON.stringify({ requestId, message });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nElements-Request-Id: ${requestId}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+/**
+ * Slow-client protection without cutting slow-but-progressing uploads. Node's requestTimeout
+ * would bound a whole request, a 200 MB upload included, so instead: headers must arrive within
+ * FERRY_HEADERS_TIMEOUT (Node's headersTimeout); a connection silent for FERRY_IDLE_TIMEOUT while
+ * a request is being received or a response sent is closed — but not while a complete request is
+ * still being handled (a long folder copy sends nothing until it ends; backend timeouts bound it);
+ * and a non-upload body must arrive within FERRY_BODY_TIMEOUT, so a JSON body trickled a byte at a
+ * time cannot hold a connection forever.
+ */
+function guardConnections(app: FastifyInstance, config: Config): void {
+  const current = new WeakMap<Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
+  app.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => current.set(req.socket, { req, res }));
+  app.server.on('timeout', (socket: Socket) => {
+    const exchange = current.get(socket);
+    if (exchange && exchange.req.complete && !exchange.res.headersSent && !exchange.res.writableEnded) return;
+    socket.destroy();
+  });
+  app.addHook('onRequest', async (request) => {
+    const raw = request.raw;
+    if (raw.complete || /^multipart\//i.test(raw.headers['content-type'] ?? '')) return;
+    const timer = setTimeout(() => {
+      if (!raw.complete) raw.socket?.destroy?.();
+    }, config.bodyTimeoutMs);
+    timer.unref();
+    raw.once('end', () => clearTimeout(timer));
+    raw.once('close', () => clearTimeout(timer));
+  });
+}
+
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services;
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: config.maxBody,
     requestTimeout: 0,
-    connectionTimeout: 0,
+    connectionTimeout: config.idleTimeoutMs,
     keepAliveTimeout: 65_000,
+    http: {
+      headersTimeout: config.headersTimeoutMs,
+      // How often Node checks headersTimeout: often enough that the limit is kept to about a second.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+      // Node would answer a missing Host with a bare 400; the onRequest hook answers it with the
+      // error body instead.
+      requireHostHeader: false,
+    },
+    clientErrorHandler,
     forceCloseConnections: true,
     genReqId: nextRequestId,
     logController: new LogController({ disableRequestLogging: true }),
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: config.maxPathLength * 20 + 64 },
     // A URL the router cannot decode (bad percent-encoding) or an over-long id is refused before
     // any hook runs; answer it like every other error, with the request id and the error body.
@@ -99,6 +177,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       errorHandler(invalid(message), request, reply);
     },
   });
+
+  app.setValidatorCompiler(validatorCompiler());
+  guardConnections(app as unknown as FastifyInstance, config);
 
   app.decorateRequest('identity', null);
   app.decorateRequest('internal', null);
@@ -121,6 +202,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
 
   app.addHook('onRequest', async (request, reply) => {
     commonHeaders(reply, request.id);
+    if (request.raw.httpVersion === '1.1' && !request.headers.host) throw invalid('An HTTP/1.1 request needs a Host header');
     request.internal = services.auth.takeInternal(request);
   });
 

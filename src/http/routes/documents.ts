@@ -5,7 +5,7 @@
  * hand the request to the async intake instead of running it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { invalid } from '../../errors.js';
 import { DocumentsService, type DocumentObject } from '../../documents/service.js';
 import { normalisePath, pathFromId, ROOT } from '../../documents/paths.js';
@@ -114,15 +114,40 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     if (!request.isMultipart()) {
       throw invalid('Upload with Content-Type multipart/form-data and the file in a part named "file"');
     }
-    const part = await request.file();
+    let part: Awaited<ReturnType<typeof request.file>>;
+    try {
+      part = await request.file();
+    } catch (e) {
+      // Size and count limits carry a Fastify code (→ 413); anything else is a body the
+      // multipart parser cannot read (no boundary, broken headers): the client's fault.
+      if ((e as { code?: string })?.code) throw e;
+      throw invalid('The multipart body cannot be parsed; send multipart/form-data with a boundary and a part named "file"');
+    }
     if (!part) throw invalid('The multipart body has no part named "file"');
+    // A body that ends inside the part makes the multipart plugin destroy the part's stream
+    // without an error, often before this handler resumes; a pipeline reading it would then wait
+    // forever. The element reads a pass-through instead, which fails with a 400 when the part
+    // breaks (error, or closed before its end).
+    const file = part.file;
+    const body = new PassThrough();
+    // The failure may come before the element starts reading; it sees the errored stream then.
+    body.on('error', () => {});
+    const broken = () => {
+      if (!body.destroyed) body.destroy(invalid('The multipart body ended before the file part was complete'));
+    };
+    file.on('error', broken);
+    file.on('close', () => {
+      if (!file.readableEnded) broken();
+    });
+    if (file.destroyed && !file.readableEnded) broken();
+    file.pipe(body);
     if (part.fieldname !== 'file') throw invalid(`The upload part must be named "file", not "${part.fieldname}"`);
     const fieldTags = Object.values(part.fields)
       .flat()
       .filter((f: any) => f && f.type === 'field' && (f.fieldname === 'tags[]' || f.fieldname === 'tags'))
       .map((f: any) => f.value);
     const tags = tagList(request.query['tags[]'] ?? request.query.tags ?? (fieldTags.length ? fieldTags : undefined));
-    const object = await docs(request).upload(path, part.file, {
+    const object = await docs(request).upload(path, body, {
       overwrite: flag(request.query.overwrite, 'overwrite', false),
       tags,
       contentType: part.mimetype,

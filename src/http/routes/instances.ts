@@ -30,6 +30,30 @@ interface InstanceBody {
   configuration?: Record<string, unknown>;
 }
 
+const CALLBACK_KEY = 'event.notification.callback.url';
+
+/**
+ * A configured callback URL must at least be an absolute http(s) URL without credentials. Where
+ * it may point (the egress policy) is checked when a request uses it — at accept and send time —
+ * because FERRY_EGRESS_ALLOW may change between configuring an instance and using it.
+ */
+function checkCallbackSyntax(configuration: Record<string, unknown> | undefined): void {
+  const value = configuration?.[CALLBACK_KEY];
+  if (value === undefined || value === null || value === '') return;
+  let url: URL | null = null;
+  try {
+    url = typeof value === 'string' && value.length <= 2048 ? new URL(value) : null;
+  } catch {
+    url = null;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw invalid(`${CALLBACK_KEY} must be an absolute http:// or https:// URL of at most 2048 characters`);
+  }
+  if (url.username || url.password) {
+    throw invalid(`${CALLBACK_KEY} must not contain credentials (user:password@); receivers can check the webhook signature instead`);
+  }
+}
+
 /** Platform clients may name the element by its numeric id (`{"element": {"id": 1}}`). */
 function keyOfElementId(id: number | undefined): string | undefined {
   if (id === undefined) return undefined;
@@ -84,6 +108,7 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
         throw invalid(`The body names element ${body.element.key} but the URL names ${request.params.key}`);
       }
       if (!body.name) throw invalid('An instance needs a "name"');
+      checkCallbackSyntax(body.configuration);
       const identity = identityOf(request);
       const { instance, token } = await instances.create(identity.user, {
         elementKey,
@@ -116,6 +141,7 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
             throw invalid(`An instance cannot change its element (it is ${instance.elementKey})`);
           }
           if (method === 'PUT' && !body.name) throw invalid('PUT replaces the instance: send its "name" (and configuration)');
+          checkCallbackSyntax(body.configuration);
           const updated = await instances.update(
             instance.organizationId,
             instance.id,
@@ -166,6 +192,7 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
         if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
           throw invalid('propertyValue must be a string');
         }
+        checkCallbackSyntax({ [key.key]: value });
         const updated = await instances.update(
           instance.organizationId,
           instance.id,
