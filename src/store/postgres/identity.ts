@@ -8,31 +8,7 @@
  */
 import type { Instance, InstancePatch, NewInstance, Organization, User } from '../store.js';
 import { NOW_MS, run, type Db, type Row } from './db.js';
-
-const toOrganization = (r: Row): Organization => ({ id: r.id, name: r.name, createdDate: new Date(r.created_at) });
-
-const toUser = (r: Row): User => ({
-  id: r.id,
-  organizationId: r.organization_id,
-  emailAddress: r.email,
-  firstName: r.first_name,
-  lastName: r.last_name,
-  createdDate: new Date(r.created_at),
-});
-
-const toInstance = (r: Row): Instance => ({
-  id: r.id,
-  organizationId: r.organization_id,
-  userId: r.user_id,
-  elementKey: r.element_key,
-  name: r.name,
-  tags: JSON.parse(r.tags),
-  configuration: JSON.parse(r.configuration),
-  disabled: r.disabled,
-  valid: r.valid,
-  createdDate: new Date(r.created_at),
-  updatedDate: new Date(r.updated_at),
-});
+import { toInstance, toOrganization, toUser } from '../rows.js';
 
 const one = <T>(rows: Row[], map: (r: Row) => T): T | null => (rows.length ? map(rows[0]) : null);
 

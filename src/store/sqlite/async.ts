@@ -18,45 +18,12 @@ import type {
   StoredResult,
 } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
+import { toEvent } from '../rows.js';
 
 type Row = Record<string, any>;
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 
-function toEvent(r: Row, n: Row | undefined, deliveries: Row[]): EventRecord {
-  return {
-    id: r.id,
-    organizationId: r.organization_id,
-    instanceId: r.instance_id,
-    userId: r.user_id,
-    createdDate: new Date(r.created_at),
-    status: r.status,
-    execution: r.execution,
-    statusCode: r.status_code,
-    method: r.method,
-    url: r.url,
-    callbackUrl: r.callback_url,
-    startedDate: r.started_at == null ? null : new Date(r.started_at),
-    finishedDate: r.finished_at == null ? null : new Date(r.finished_at),
-    response: r.response == null ? null : JSON.parse(r.response),
-    notification: n
-      ? {
-          id: n.id,
-          status: n.status,
-          body: n.body,
-          attempts: n.attempts,
-          nextAttemptDate: n.due_at == null ? null : new Date(n.due_at),
-        }
-      : null,
-    deliveries: deliveries.map((d) => ({
-      at: new Date(d.at),
-      url: d.url,
-      statusCode: d.status_code,
-      error: d.error,
-      durationMs: d.duration_ms,
-    })),
-  };
-}
 
 export abstract class SqliteAsyncStore implements AsyncStore {
   private readonly statements = new Map<string, Statement>();

@@ -12,32 +12,10 @@ import type { Durability } from '../../config.js';
 import type { Instance, InstancePatch, NewInstance, Organization, Store, StoreCapabilities, User } from '../store.js';
 import { descendantRange } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
+import { toInstance, toOrganization, toUser } from '../rows.js';
 import { SqliteAsyncStore } from './async.js';
 
 type Row = Record<string, any>;
-
-const toOrganization = (r: Row): Organization => ({ id: r.id, name: r.name, createdDate: new Date(r.created_at) });
-const toUser = (r: Row): User => ({
-  id: r.id,
-  organizationId: r.organization_id,
-  emailAddress: r.email,
-  firstName: r.first_name,
-  lastName: r.last_name,
-  createdDate: new Date(r.created_at),
-});
-const toInstance = (r: Row): Instance => ({
-  id: r.id,
-  organizationId: r.organization_id,
-  userId: r.user_id,
-  elementKey: r.element_key,
-  name: r.name,
-  tags: JSON.parse(r.tags),
-  configuration: JSON.parse(r.configuration),
-  disabled: r.disabled === 1,
-  valid: r.valid === 1,
-  createdDate: new Date(r.created_at),
-  updatedDate: new Date(r.updated_at),
-});
 
 export interface SqliteOptions {
   /** Database file; ":memory:" for tests that need no file. */
