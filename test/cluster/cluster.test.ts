@@ -164,7 +164,7 @@ test('three nodes, one schema: a stream spread over them runs every job exactly 
   const receiver = await startReceiver();
   let cluster: Cluster | null = null;
   try {
-    cluster = await startCluster(['all', 'all', 'all']);
+    cluster = await startCluster(['all', 'all', 'all'], { FERRY_INSTANCE_CONCURRENCY: '4' });
     await installClaimAudit(cluster);
     const hooks = track(receiver);
     const bases = cluster.nodes.map((n) => n.base!);
