@@ -49,10 +49,10 @@ export async function startFerry(config: Config, options: { logger?: Logger; pri
   await bootstrap(store, config, print);
   if (!store.capabilities.shared) await store.releaseAllLeases();
 
-  const instances = new InstanceService(store, masterKey, config);
+  const egress = createEgressPolicy(config.egressAllow);
+  const instances = new InstanceService(store, masterKey, config, egress);
   const auth = new Authenticator(store);
   instances.onChange = () => auth.forgetInstances();
-  const egress = createEgressPolicy(config.egressAllow);
   const services: Services = {
     config,
     store,

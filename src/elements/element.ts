@@ -85,6 +85,11 @@ export interface ConfigKey {
   secret: boolean;
   default?: string;
   description?: string;
+  /**
+   * The value names where Ferry will connect (`url`: an http(s) URL, `host`: a host name or
+   * address): it must pass the egress policy before an instance may use it.
+   */
+  egress?: 'url' | 'host';
 }
 
 /** What an element's factory may need from the host. */

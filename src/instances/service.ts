@@ -15,6 +15,9 @@ import { isSealed } from '../identity/crypto.js';
 import { hashSecret, newSecret } from '../identity/secrets.js';
 import type { Instance, Store, User } from '../store/store.js';
 import type { Config } from '../config.js';
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import type { EgressPolicy } from '../async/egress.js';
 
 export const MASK = '********';
 
@@ -40,6 +43,7 @@ export class InstanceService {
     private readonly store: Store,
     private readonly masterKey: MasterKey,
     private readonly config: Config,
+    private readonly egress: EgressPolicy,
   ) {}
 
   definition(key: string): ElementDefinition {
@@ -203,6 +207,9 @@ export class InstanceService {
 
   /** Builds a throwaway element and pings it: the backend must answer before we store anything. */
   private async check(def: ElementDefinition, clear: Record<string, string>): Promise<void> {
+    for (const k of configKeys(def)) {
+      if (k.egress && clear[k.key]) await this.checkEgress(k.key, k.egress, clear[k.key]);
+    }
     const element = def.create(clear, this.context());
     try {
       await element.ping();
@@ -215,6 +222,38 @@ export class InstanceService {
       });
     } finally {
       await element.close().catch(() => {});
+    }
+  }
+
+  /**
+   * A backend address from a configuration must pass the egress policy like a callback URL:
+   * every address the name resolves to now is checked, so an instance cannot be pointed at the
+   * host's loopback, a private network or a metadata service unless FERRY_EGRESS_ALLOW says so.
+   */
+  private async checkEgress(key: string, kind: 'url' | 'host', value: string): Promise<void> {
+    let host = value;
+    if (kind === 'url') {
+      try {
+        host = this.egress.checkUrl(value).hostname;
+      } catch (e) {
+        if (e instanceof FerryError) throw invalid(`Configuration key ${key}: ${e.message}`);
+        throw e;
+      }
+    }
+    host = host.replace(/^\[(.*)\]$/, '$1');
+    let addresses: string[];
+    try {
+      addresses = net.isIP(host) ? [host] : (await dns.lookup(host, { all: true })).map((a) => a.address);
+    } catch {
+      throw invalid(`Configuration key ${key}: the host ${host} does not resolve`);
+    }
+    for (const address of addresses) {
+      const why = this.egress.explain(address, host);
+      if (why) {
+        throw invalid(
+          `Configuration key ${key}: ${host} resolves to ${address} (${why}), which Ferry does not connect to; allow it with FERRY_EGRESS_ALLOW`,
+        );
+      }
     }
   }
 

@@ -37,6 +37,7 @@ export const S3_CONFIG_KEYS: ConfigKey[] = [
     name: 'Endpoint URL',
     required: false,
     secret: false,
+    egress: 'url',
     description: 'URL of an S3-compatible store (MinIO, Ceph, s3rver...); leave empty for AWS.',
   },
   {

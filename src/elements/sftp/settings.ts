@@ -19,7 +19,7 @@ export const HOST_FINGERPRINT = 'sftp.host.fingerprint';
 
 /** The element's own configuration keys, as the catalog shows them. */
 export const SFTP_CONFIG_KEYS: ConfigKey[] = [
-  { key: HOSTNAME, name: 'Host name', required: true, secret: false, description: 'Host name or IP address of the SFTP server.' },
+  { key: HOSTNAME, name: 'Host name', required: true, secret: false, egress: 'host', description: 'Host name or IP address of the SFTP server.' },
   { key: PORT, name: 'Port', required: false, secret: false, default: '22' },
   { key: USERNAME, name: 'User name', required: true, secret: false },
   {
