@@ -20,18 +20,15 @@ import type { Store } from '../store/store.js';
 import { API_BASE } from '../http/app.js';
 import { publicUrl } from '../config.js';
 import { GroupCommit } from './accept.js';
+import { ClaimLoop } from './claim-loop.js';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export class Runner {
   readonly owner = `runner-${crypto.randomBytes(6).toString('hex')}`;
   private readonly running = new Set<number>();
-  private wakeTimer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
-  private claiming = false;
-  private claimScheduled = false;
-  private again = false;
-  private stopped = false;
+  private readonly loop: ClaimLoop;
   private readonly completer: GroupCommit<JobOutcome, null>;
   private idle: Promise<void> | null = null;
   private idleResolve: (() => void) | null = null;
@@ -47,6 +44,11 @@ export class Runner {
     private readonly onCompleted: () => void,
     private readonly pollMs = 500,
   ) {
+    this.loop = new ClaimLoop(
+      () => this.claim(),
+      async () => this.pollMs,
+      (e) => this.log.error({ err: e }, 'claiming jobs failed'),
+    );
     this.completer = new GroupCommit(async (outcomes) => {
       await this.store.completeJobs(this.owner, outcomes);
       this.onCompleted();
@@ -62,59 +64,29 @@ export class Runner {
 
   /** Look for work now (after an accept, or on a NOTIFY from another node). */
   wake(): void {
-    if (this.stopped) return;
-    if (this.claiming) {
-      this.again = true;
-      return;
-    }
-    // Wake-ups of one event-loop turn (a batch of accepts or completions) share one claim.
-    if (this.claimScheduled) return;
-    this.claimScheduled = true;
-    setImmediate(() => {
-      this.claimScheduled = false;
-      if (this.claiming) this.again = true;
-      else void this.claim();
-    });
+    this.loop.wake();
   }
 
   /** Stops claiming and waits for running jobs to finish. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.loop.stop();
     if (this.running.size > 0) {
       this.idle ??= new Promise((resolve) => (this.idleResolve = resolve));
       await this.idle;
     }
   }
 
-  private async claim(): Promise<void> {
-    this.claiming = true;
-    try {
-      do {
-        this.again = false;
-        const free = this.config.jobConcurrency - this.running.size;
-        if (free <= 0) break;
-        const jobs = await this.store.claimJobs(this.owner, free, this.config.leaseMs, this.config.instanceConcurrency);
-        for (const job of jobs) {
-          this.running.add(job.eventId);
-          void this.run(job);
-        }
-        if (jobs.length === free) this.again = true;
-      } while (this.again && !this.stopped);
-    } catch (e) {
-      this.log.error({ err: e }, 'claiming jobs failed');
-    } finally {
-      this.claiming = false;
-      this.schedulePoll();
+  /** One claim for the free slots; true when it filled them all. */
+  private async claim(): Promise<boolean> {
+    const free = this.config.jobConcurrency - this.running.size;
+    if (free <= 0) return false;
+    const jobs = await this.store.claimJobs(this.owner, free, this.config.leaseMs, this.config.instanceConcurrency);
+    for (const job of jobs) {
+      this.running.add(job.eventId);
+      void this.run(job);
     }
-  }
-
-  private schedulePoll(): void {
-    if (this.stopped) return;
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => this.wake(), this.pollMs);
-    this.wakeTimer.unref();
+    return jobs.length === free;
   }
 
   private async renew(): Promise<void> {
@@ -136,7 +108,7 @@ export class Runner {
     } finally {
       this.running.delete(job.eventId);
       this.jobChanges.delete(job.eventId);
-      if (this.stopped && this.running.size === 0) this.idleResolve?.();
+      if (this.loop.isStopped && this.running.size === 0) this.idleResolve?.();
       this.wake();
     }
   }

@@ -21,6 +21,7 @@ import { retryDelayMs } from './backoff.js';
 import { deliver } from './deliver.js';
 import { signNotification } from './signing.js';
 import { GroupCommit } from './accept.js';
+import { ClaimLoop } from './claim-loop.js';
 
 export const FAILURE_POLICY_SETTING = 'notification.webhook.failure.policy';
 
@@ -32,11 +33,7 @@ export class Sender {
   private readonly inFlight = new Map<string, number>();
   private readonly subscriptionsOf = new Map<string, Set<number>>();
   private total = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private claiming = false;
-  private claimScheduled = false;
-  private again = false;
-  private stopped = false;
+  private readonly loop: ClaimLoop;
   private readonly increments: number[];
   private readonly pending = new Set<Promise<void>>();
   private readonly keys = new Map<number, { key: string | undefined; until: number }>();
@@ -54,6 +51,11 @@ export class Sender {
     private readonly log: Logger,
     private readonly pollMs = 500,
   ) {
+    this.loop = new ClaimLoop(
+      () => this.claim(),
+      () => this.sleepMs(),
+      (e) => this.log.error({ err: e }, 'claiming notifications failed'),
+    );
     const s = config.deliveryRetrySchedule;
     this.increments = s.map((v, i) => Math.max(0, i === 0 ? v : v - s[i - 1]));
   }
@@ -63,26 +65,12 @@ export class Sender {
   }
 
   wake(): void {
-    if (this.stopped) return;
-    if (this.claiming) {
-      this.again = true;
-      return;
-    }
-    // Wake-ups of one event-loop turn (a batch of accepts or completions) share one claim.
-    if (this.claimScheduled) return;
-    this.claimScheduled = true;
-    setImmediate(() => {
-      this.claimScheduled = false;
-      if (this.claiming) this.again = true;
-      else void this.claim();
-    });
+    this.loop.wake();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
     // A claim in progress may still start attempts: wait for it, then for every attempt.
-    while (this.claiming) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.loop.stop();
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
@@ -99,61 +87,44 @@ export class Sender {
     return out;
   }
 
-  private async claim(): Promise<void> {
-    this.claiming = true;
-    try {
-      do {
-        this.again = false;
-        const free = this.config.deliveryConcurrency - this.total;
-        if (free <= 0) break;
-        const due = await this.store.claimNotifications(this.owner, free, this.leaseMs, this.saturated());
-        const deferred: number[] = [];
-        for (const n of due) {
-          if (this.stopped) {
-            deferred.push(n.notificationId);
-            continue;
-          }
-          const origin = originOf(n.url);
-          const busy = this.inFlight.get(origin) ?? 0;
-          let subs = this.subscriptionsOf.get(origin);
-          if (!subs) this.subscriptionsOf.set(origin, (subs = new Set()));
-          subs.add(n.subscriptionId);
-          if (busy >= this.config.originConcurrency) {
-            deferred.push(n.notificationId);
-            continue;
-          }
-          this.inFlight.set(origin, busy + 1);
-          this.total++;
-          const p = this.attempt(n, origin).finally(() => this.pending.delete(p));
-          this.pending.add(p);
-        }
-        if (deferred.length > 0) await this.store.releaseNotifications(deferred);
-        if (due.length === free && deferred.length === 0) this.again = true;
-      } while (this.again && !this.stopped);
-    } catch (e) {
-      this.log.error({ err: e }, 'claiming notifications failed');
-    } finally {
-      this.claiming = false;
-      await this.schedule();
+  /** One claim for the free slots; true when it filled them all with deliverable work. */
+  private async claim(): Promise<boolean> {
+    const free = this.config.deliveryConcurrency - this.total;
+    if (free <= 0) return false;
+    const due = await this.store.claimNotifications(this.owner, free, this.leaseMs, this.saturated());
+    const deferred: number[] = [];
+    for (const n of due) {
+      if (this.loop.isStopped) {
+        deferred.push(n.notificationId);
+        continue;
+      }
+      const origin = originOf(n.url);
+      const busy = this.inFlight.get(origin) ?? 0;
+      let subs = this.subscriptionsOf.get(origin);
+      if (!subs) this.subscriptionsOf.set(origin, (subs = new Set()));
+      subs.add(n.subscriptionId);
+      if (busy >= this.config.originConcurrency) {
+        deferred.push(n.notificationId);
+        continue;
+      }
+      this.inFlight.set(origin, busy + 1);
+      this.total++;
+      const p = this.attempt(n, origin).finally(() => this.pending.delete(p));
+      this.pending.add(p);
     }
+    if (deferred.length > 0) await this.store.releaseNotifications(deferred);
+    return due.length === free && deferred.length === 0;
   }
 
-  /** Sleeps until the next notification is due (or the poll interval), unless woken sooner. */
-  private async schedule(): Promise<void> {
-    if (this.stopped) return;
+  /** How long to sleep: until the next notification is due, at most the poll interval. */
+  private async sleepMs(): Promise<number> {
     let delay = this.pollMs;
-    try {
-      const next = await this.store.nextNotificationDue();
-      if (next) delay = Math.min(delay, Math.max(0, next.getTime() - Date.now()));
-    } catch {
-      // keep polling
-    }
+    const next = await this.store.nextNotificationDue();
+    if (next) delay = Math.min(delay, Math.max(0, next.getTime() - Date.now()));
     // Due notifications of a saturated origin would make the next due time "now" forever; each
     // finished attempt wakes the sender anyway, so poll gently meanwhile.
     if (this.saturated().length > 0) delay = Math.max(delay, 50);
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.wake(), Math.max(delay, 5));
-    this.timer.unref();
+    return delay;
   }
 
   private async attempt(n: DueNotification, origin: string): Promise<void> {

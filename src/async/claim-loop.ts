@@ -1,0 +1,76 @@
+/**
+ * The wake/claim cycle shared by the runner (jobs) and the sender (notifications).
+ *
+ * Contract: `wake()` asks for a claim soon. Wake-ups of one event-loop turn (a batch of accepts
+ * or completions) share one claim; claims never overlap; a wake during a claim makes it go
+ * round once more; a claim that filled every free slot goes round again at once. When a round
+ * ends the loop sleeps for `delayAfter()` ms (a poll: NOTIFY and in-process wake-ups are only
+ * latency hints, polling is what guarantees progress), unless woken sooner.
+ */
+export class ClaimLoop {
+  private running = false;
+  private again = false;
+  private scheduled = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private current: Promise<void> = Promise.resolve();
+
+  constructor(
+    /** Claims once; returns true when it filled every free slot (more may be waiting). */
+    private readonly claimOnce: () => Promise<boolean>,
+    /** Milliseconds to sleep after a round. */
+    private readonly delayAfter: () => Promise<number>,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.running) this.again = true;
+      else if (!this.stopped) this.current = this.round();
+    });
+  }
+
+  /** No more claims; resolves when a claim in progress has finished. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.current;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  private async round(): Promise<void> {
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        if (await this.claimOnce()) this.again = true;
+      } while (this.again && !this.stopped);
+    } catch (e) {
+      this.onError(e);
+    } finally {
+      this.running = false;
+    }
+    if (this.stopped) return;
+    let delay: number;
+    try {
+      delay = await this.delayAfter();
+    } catch {
+      delay = 500;
+    }
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.wake(), Math.max(delay, 5));
+    this.timer.unref();
+  }
+}
