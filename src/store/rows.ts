@@ -3,7 +3,8 @@
  * same encodings (millisecond times, JSON text for tags, configuration and responses); the one
  * difference, booleans (SQLite 0/1, PostgreSQL true/false), is absorbed by `Boolean()`.
  */
-import type { EventRecord } from './async.js';
+import type { DeliveryListing, EventRecord, Page } from './async.js';
+import { encodeCursor } from './cursor.js';
 import type { Instance, Organization, User } from './store.js';
 
 export type Row = Record<string, any>;
@@ -64,4 +65,20 @@ export function toEvent(r: Row, n: Row | undefined, deliveries: Row[]): EventRec
       durationMs: d.duration_ms,
     })),
   };
+}
+
+export const toDeliveryListing = (r: Row): DeliveryListing => ({
+  notificationId: r.id,
+  subscriptionId: r.subscription_id,
+  eventId: r.event_id,
+  url: r.url,
+  status: r.status,
+  createdDate: date(r.created_at),
+  updatedDate: date(r.updated_at),
+});
+
+/** A page from `limit + 1` rows ordered by `id`: the extra row only says there is a next page. */
+export function pageOf<T>(rows: Row[], limit: number, map: (r: Row) => T): Page<T> {
+  const page = rows.slice(0, limit);
+  return { items: page.map(map), next: rows.length > limit ? encodeCursor(page[page.length - 1].id) : null };
 }

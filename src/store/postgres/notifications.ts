@@ -8,6 +8,7 @@
  */
 import type { DeliveryFilter, DeliveryListing, DeliveryRecord, DueNotification, Page } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
+import { pageOf, toDeliveryListing } from '../rows.js';
 import { NOTIFICATIONS_CHANNEL, NOW_MS, run, type Db } from './db.js';
 
 /** Claimable: due and not leased. greatest() matches the expression index notifications_next. */
@@ -163,20 +164,7 @@ export async function listDeliveries(
      WHERE ${where} AND n.id > $${args.length - 1} ORDER BY n.id LIMIT $${args.length}`,
     args,
   );
-  const more = rows.length > options.limit;
-  const page = rows.slice(0, options.limit);
-  return {
-    items: page.map((r) => ({
-      notificationId: r.id,
-      subscriptionId: r.subscription_id,
-      eventId: r.event_id,
-      url: r.url,
-      status: r.status,
-      createdDate: new Date(r.created_at),
-      updatedDate: new Date(r.updated_at),
-    })),
-    next: more ? encodeCursor(page[page.length - 1].id) : null,
-  };
+  return pageOf(rows, options.limit, toDeliveryListing);
 }
 
 export async function redeliver(db: Db, organizationId: number, filter: DeliveryFilter): Promise<number> {

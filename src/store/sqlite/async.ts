@@ -18,7 +18,7 @@ import type {
   StoredResult,
 } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import { toEvent } from '../rows.js';
+import { pageOf, toDeliveryListing, toEvent } from '../rows.js';
 
 type Row = Record<string, any>;
 
@@ -339,20 +339,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
          WHERE ${where.sql} AND n.id > ? ORDER BY n.id LIMIT ?`,
       )
       .all(...where.args, after, options.limit + 1) as Row[];
-    const more = rows.length > options.limit;
-    const page = rows.slice(0, options.limit);
-    return {
-      items: page.map((r) => ({
-        notificationId: r.id,
-        subscriptionId: r.subscription_id,
-        eventId: r.event_id,
-        url: r.url,
-        status: r.status,
-        createdDate: new Date(r.created_at),
-        updatedDate: new Date(r.updated_at),
-      })),
-      next: more ? encodeCursor(page[page.length - 1].id) : null,
-    };
+    return pageOf(rows, options.limit, toDeliveryListing);
   }
 
   async redeliver(organizationId: number, filter: DeliveryFilter): Promise<number> {
