@@ -228,6 +228,10 @@ export interface EgressPolicy {
    * refusal surfaces as a `forbidden` FerryError from the request.
    */
   dispatcher(options?: EgressDispatcherOptions): Agent;
+  /** A `net` lookup that resolves and checks every address at connect time (for other clients' agents). */
+  lookup: LookupFunction;
+  /** Resolves a host to one allowed address, checking every address it has; throws forbidden. */
+  resolveChecked(host: string): Promise<string>;
 }
 
 /**
@@ -340,5 +344,17 @@ export function createEgressPolicy(allow: string[], policyOptions: EgressPolicyO
     });
   }
 
-  return { checkUrl, checkAddress, explain, dispatcher };
+  /** The first address of a name (or the IP literal itself), all of them checked; throws forbidden. */
+  function resolveChecked(host: string): Promise<string> {
+    const bare = host.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(bare)) {
+      const why = explain(bare, bare);
+      return why ? Promise.reject(refusal(bare, bare, why)) : Promise.resolve(bare);
+    }
+    return new Promise((resolve, reject) =>
+      guardedLookup(bare, { all: false }, (err, address) => (err ? reject(err) : resolve(address as string))),
+    );
+  }
+
+  return { checkUrl, checkAddress, explain, dispatcher, lookup: guardedLookup, resolveChecked };
 }

@@ -98,6 +98,14 @@ export interface ElementContext {
   localfsBase: string;
   /** Timeout for one backend operation, in milliseconds. */
   backendTimeoutMs: number;
+  /**
+   * The egress policy at connect time: elements resolve backend host names through it, so a name
+   * that resolves (or rebinds) to a refused address is never connected to. Absent = no policy.
+   */
+  egress?: {
+    lookup: import('node:net').LookupFunction;
+    resolveChecked(host: string): Promise<string>;
+  };
 }
 
 /** A connector in the catalog, and the factory of its instances' backends. */

@@ -163,7 +163,7 @@ export class InstanceService {
   }
 
   private context() {
-    return { localfsBase: this.config.localfsBase, backendTimeoutMs: this.config.backendTimeoutMs };
+    return { localfsBase: this.config.localfsBase, backendTimeoutMs: this.config.backendTimeoutMs, egress: this.egress };
   }
 
   /**

@@ -6,6 +6,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { createEgressPolicy } from '../../src/async/egress.js';
+import { amazons3 } from '../../src/elements/amazons3/index.js';
+import { sftp as sftpElement } from '../../src/elements/sftp/index.js';
+import { FerryError } from '../../src/errors.js';
 
 const s3 = (endpoint: string) => ({
   element: { key: 'amazons3' },
@@ -65,5 +69,46 @@ describe('egress policy for backend addresses', () => {
     assert.equal(res.status, 400);
     assert.doesNotMatch(answer.message, /FERRY_EGRESS_ALLOW/);
     assert.ok(answer.providerMessage, 'the backend was contacted: its error is the providerMessage');
+  });
+});
+
+describe('egress policy for backend connections (connect time)', () => {
+  // A resolver that "rebinds": the name now points at loopback, whatever it pointed at before.
+  const policy = createEgressPolicy([], { resolve: async () => [{ address: '127.0.0.1', family: 4 }] });
+  const context = { localfsBase: '/nonexistent', backendTimeoutMs: 3000, egress: policy };
+
+  it('an SFTP host name that now resolves to loopback is never connected to', async () => {
+    const element = sftpElement.create({ hostname: 'files.rebind.example', port: '22', username: 'u', password: 'p' }, context);
+    try {
+      await assert.rejects(element.ping(), (e: unknown) => {
+        assert.ok(e instanceof FerryError, String(e));
+        assert.match(`${e.message} ${e.providerMessage ?? ''}`, /Egress refused/);
+        return true;
+      });
+    } finally {
+      await element.close();
+    }
+  });
+
+  it('an S3 endpoint name that now resolves to loopback is never connected to', async () => {
+    const element = amazons3.create(
+      {
+        'filemanagement.provider.access_key': 'AKIAEGRESS',
+        'filemanagement.provider.secret_key': 'egress-secret',
+        'filemanagement.provider.bucket_name': 'b',
+        'filemanagement.provider.endpoint': 'http://s3.rebind.example:9000',
+      },
+      context,
+    );
+    try {
+      await assert.rejects(element.ping(), (e: unknown) => {
+        assert.ok(e instanceof FerryError, String(e));
+        assert.match(`${e.message} ${e.providerMessage ?? ''}`, /Egress refused/);
+        assert.doesNotMatch(`${e.message} ${e.providerMessage ?? ''}`, /egress-secret/);
+        return true;
+      });
+    } finally {
+      await element.close();
+    }
   });
 });

@@ -14,11 +14,14 @@
  * - Static credentials: the SDK must never fall back to the host's environment, profile files or
  *   instance metadata — an instance uses exactly the keys its owner configured.
  */
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from './settings.js';
 
 /** Creates the S3 client for `settings`; `timeoutMs` bounds connecting and each silence. */
-export function createS3Client(settings: S3Settings, timeoutMs: number): S3Client {
+export function createS3Client(settings: S3Settings, timeoutMs: number, lookup?: LookupFunction): S3Client {
   const checksums = settings.endpoint === null ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
   return new S3Client({
     region: settings.region,
@@ -31,8 +34,9 @@ export function createS3Client(settings: S3Settings, timeoutMs: number): S3Clien
     requestHandler: {
       connectionTimeout: timeoutMs,
       socketTimeout: timeoutMs,
-      httpAgent: { keepAlive: true, maxSockets: 64 },
-      httpsAgent: { keepAlive: true, maxSockets: 64 },
+      // The egress policy's lookup checks every address the endpoint resolves to, per connection.
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64, ...(lookup ? { lookup } : {}) }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64, ...(lookup ? { lookup } : {}) }),
     },
   });
 }

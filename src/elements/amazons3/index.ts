@@ -18,6 +18,6 @@ export const amazons3: ElementDefinition = {
   configuration: [...S3_CONFIG_KEYS, ...COMMON_CONFIG_KEYS],
   create(configuration, context) {
     const settings = parseS3Settings(configuration);
-    return new S3Element(createS3Client(settings, context.backendTimeoutMs), settings, context.backendTimeoutMs);
+    return new S3Element(createS3Client(settings, context.backendTimeoutMs, context.egress?.lookup), settings, context.backendTimeoutMs);
   },
 };

@@ -50,7 +50,15 @@ export class SftpConnection {
    * Connects and authenticates, verifying the pinned host key when there is one. Rejects with
    * `unauthenticated`, `backendTimeout` or `backendFailed`.
    */
-  static async open(settings: SftpSettings, timeoutMs: number): Promise<SftpConnection> {
+  /**
+   * `resolveHost` (the egress policy) turns the host name into a checked address right before
+   * connecting, so a name that now resolves to a refused address is never contacted.
+   */
+  static async open(
+    settings: SftpSettings,
+    timeoutMs: number,
+    resolveHost?: (host: string) => Promise<string>,
+  ): Promise<SftpConnection> {
     // Our own callbacks replace the library's defaults, which print to the console.
     const quiet = () => undefined;
     const client = new SftpClient('ferry', { error: quiet, end: quiet, close: quiet });
@@ -60,7 +68,7 @@ export class SftpConnection {
     });
     let offeredFingerprint: string | undefined;
     const config: ConnectConfig = {
-      host: settings.host,
+      host: resolveHost ? await resolveHost(settings.host) : settings.host,
       port: settings.port,
       username: settings.username,
       readyTimeout: timeoutMs,

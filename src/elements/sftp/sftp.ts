@@ -35,7 +35,7 @@ export class SftpElement implements Element {
 
   constructor(settings: SftpSettings, context: ElementContext, pool: PoolOptions = DEFAULT_POOL) {
     this.home = new HomeConfinement(settings.homeDirectory);
-    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs), pool);
+    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs, context.egress?.resolveChecked), pool);
   }
 
   /** Connections open or opening now (tests observe the pool through it). */
