@@ -74,9 +74,13 @@ export class Sender {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  /** A lease long enough to cover one attempt with room to spare. */
+  /**
+   * A lease covering one attempt (bounded by the delivery timeout) and its recording, with room
+   * to spare — and no longer: a notification whose node died is delivered by another node as
+   * soon as the lease runs out.
+   */
   private get leaseMs(): number {
-    return Math.max(60_000, this.config.deliveryTimeoutMs * 4);
+    return this.config.deliveryTimeoutMs + 10_000;
   }
 
   private saturated(): number[] {
