@@ -3,7 +3,7 @@
  * same encodings (millisecond times, JSON text for tags, configuration and responses); the one
  * difference, booleans (SQLite 0/1, PostgreSQL true/false), is absorbed by `Boolean()`.
  */
-import type { DeliveryListing, EventRecord, Page } from './async.js';
+import type { DeliveryListing, DueNotification, EventRecord, Page } from './async.js';
 import { encodeCursor } from './cursor.js';
 import type { Instance, Organization, User } from './store.js';
 
@@ -82,3 +82,16 @@ export function pageOf<T>(rows: Row[], limit: number, map: (r: Row) => T): Page<
   const page = rows.slice(0, limit);
   return { items: page.map(map), next: rows.length > limit ? encodeCursor(page[page.length - 1].id) : null };
 }
+
+/** A claimed notification row (joined with its subscription's url and its event's instance). */
+export const toDueNotification = (r: Row): DueNotification => ({
+  notificationId: r.id,
+  eventId: r.event_id,
+  organizationId: r.organization_id,
+  instanceId: r.instance_id,
+  subscriptionId: r.subscription_id,
+  url: r.url,
+  body: r.body,
+  attempts: r.attempts,
+  createdDate: date(r.created_at),
+});

@@ -8,7 +8,7 @@
  */
 import type { DeliveryFilter, DeliveryListing, DeliveryRecord, DueNotification, Page } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import { pageOf, toDeliveryListing } from '../rows.js';
+import { pageOf, toDeliveryListing, toDueNotification } from '../rows.js';
 import { NOTIFICATIONS_CHANNEL, NOW_MS, run, type Db } from './db.js';
 
 /** Claimable: due and not leased. greatest() matches the expression index notifications_next. */
@@ -36,19 +36,7 @@ export async function claimNotifications(
 ): Promise<DueNotification[]> {
   if (limit <= 0) return [];
   const rows = await db.query(CLAIM, [limit, Math.round(leaseMs), excludeSubscriptions], 'claim_notifications');
-  return rows.map(
-    (r): DueNotification => ({
-      notificationId: r.id,
-      eventId: r.event_id,
-      organizationId: r.organization_id,
-      instanceId: r.instance_id,
-      subscriptionId: r.subscription_id,
-      url: r.url,
-      body: r.body,
-      attempts: r.attempts,
-      createdDate: new Date(r.created_at),
-    }),
-  );
+  return rows.map(toDueNotification);
 }
 
 export async function releaseNotifications(db: Db, notificationIds: number[]): Promise<void> {

@@ -18,7 +18,7 @@ import type {
   StoredResult,
 } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import { pageOf, toDeliveryListing, toEvent } from '../rows.js';
+import { pageOf, toDeliveryListing, toDueNotification, toEvent } from '../rows.js';
 
 type Row = Record<string, any>;
 
@@ -212,20 +212,8 @@ export abstract class SqliteAsyncStore implements AsyncStore {
          WHERE n.due_at <= ? AND n.lease_until <= ?${exclude} ORDER BY n.due_at LIMIT ?`,
       ).all(now, now, ...excludeSubscriptions, limit) as Row[];
       const lease = this.stmt('UPDATE notifications SET lease_until = ? WHERE id = ?');
-      return rows.map((r): DueNotification => {
-        lease.run(now + leaseMs, r.id);
-        return {
-          notificationId: r.id,
-          eventId: r.event_id,
-          organizationId: r.organization_id,
-          instanceId: r.instance_id,
-          subscriptionId: r.subscription_id,
-          url: r.url,
-          body: r.body,
-          attempts: r.attempts,
-          createdDate: new Date(r.created_at),
-        };
-      });
+      for (const r of rows) lease.run(now + leaseMs, r.id);
+      return rows.map(toDueNotification);
     })();
     void owner;
   }
