@@ -6,7 +6,7 @@ import { PING, closedLoop, newPool, now, startNode } from './lib.js';
 
 const target = Number(process.argv[2] ?? 0);
 const insertBudgetMs = Number(process.argv[3] ?? 100_000);
-const node = await startNode({ env: { FERRY_ROLE: 'api' } });
+const node = await startNode({ env: { FERRY_ROLE: 'api' }, inProcess: true });
 const store = node.ferry.store;
 const [inst] = await store.allInstances();
 const input = (i) => ({

@@ -1,6 +1,7 @@
 // Shared pieces of the benchmarks: a Ferry node on a temp data dir (SQLite) or a fresh
 // PostgreSQL database, a webhook receiver that timestamps arrivals, closed- and open-loop load
 // generators, percentiles and the table printer. Everything runs on loopback.
+import { fork } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -47,10 +48,45 @@ export async function freshPgDatabase(tag) {
 }
 
 /**
- * Starts Ferry in this process. `store`: 'sqlite' or 'postgres'; `env` adds FERRY_* settings.
- * Returns the node, its origin, a localfs instance's hub Authorization and a cleanup.
+ * Starts a system under test in a child process (bench/sut.js): `kind` 'ferry' (options of
+ * startNode) or a peer pipeline ('bullmq', 'pgboss'). Resolves with what it reported (origin,
+ * auth …) and `close()`.
  */
-export async function startNode({ store = 'sqlite', env = {}, root = 'bench' } = {}) {
+export async function startProcess(kind, options = {}) {
+  // BENCH_CPU_PROF=<dir>: the system under test writes a CPU profile there when it closes.
+  const execArgv = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = fork(new URL('./sut.js', import.meta.url), [kind, JSON.stringify(options)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv,
+  });
+  const info = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`${kind} exited with code ${code} before it was ready`)));
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return {
+    ...info,
+    pid: child.pid,
+    async close() {
+      child.send('close');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * Starts Ferry: in a child process (the default, see startProcess), or with `inProcess` in
+ * this one (then `ferry` and `config` are the live objects). `store`: 'sqlite' or 'postgres';
+ * `env` adds FERRY_* settings. Returns its origin, a localfs instance's hub Authorization and
+ * a cleanup.
+ */
+export async function startNode({ store = 'sqlite', env = {}, root = 'bench', inProcess = false } = {}) {
+  if (!inProcess) {
+    const child = await startProcess('ferry', { store, env, root });
+    return { ...child, config: { localfsBase: child.localfsBase } };
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-bench-'));
   let db = null;
   if (store === 'postgres') {

@@ -7,7 +7,7 @@ import { PING, closedLoop, newPool, startNode, startReceiver, waitFor } from './
 const store = process.argv[2] ?? 'sqlite';
 const count = Number(process.argv[3] ?? 5000);
 const receiver = await startReceiver();
-const node = await startNode({ store });
+const node = await startNode({ store, inProcess: true });
 const pool = newPool(node.origin, 32);
 const headers = { authorization: node.auth, 'elements-async-request': 'true', 'elements-async-callback-url': receiver.url };
 const load = await closedLoop(pool, { count, seconds: 30, connections: 32, opts: () => ({ method: 'GET', path: PING, headers }) });

@@ -67,14 +67,14 @@ export async function startFerry(config: Config, options: { logger?: Logger; pri
 
   let runner: Runner | null = null;
   let sender: Sender | null = null;
-  services.intake = new AsyncIntake(config, store, instances, egress, () => runner?.wake());
+  services.intake = new AsyncIntake(config, store, instances, egress, () => runner ?? undefined);
   services.wakeSender = () => sender?.wake();
   const app = await buildApp(services, log);
 
   const dispatcher = egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) });
   if (runsWorker) {
     sender = new Sender(store, instances, config, dispatcher, log);
-    runner = new Runner(app, store, auth, config, services.jobChanges, log, () => sender?.wake());
+    runner = new Runner(app, store, auth, config, services.jobChanges, log, sender);
   }
   const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];

@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import { FerryError, invalid, tooLarge, unavailable } from '../errors.js';
 import type { InstanceService } from '../instances/service.js';
-import type { AcceptInput, Accepted, CapturedRequest } from '../store/async.js';
+import type { AcceptInput, Accepted, CapturedRequest, Handoff } from '../store/async.js';
 import type { Store } from '../store/store.js';
 import type { EgressPolicy } from './egress.js';
 
@@ -81,6 +81,14 @@ export function asyncRequested(value: string | string[] | undefined): boolean {
   throw invalid(`Elements-Async-Request must be true or false, got "${v.slice(0, 40)}"`);
 }
 
+/** This node's runner, as the intake sees it (absent on an api-only node). */
+export interface LocalRunner {
+  /** A handoff for the jobs of one accept batch, or undefined (they wait for a claim). */
+  offer(): Handoff<AcceptInput> | undefined;
+  /** After the batch committed (or failed, with []): runs what was handed off, wakes for the rest. */
+  accepted(handoff: Handoff<AcceptInput> | undefined, accepted: Accepted[]): void;
+}
+
 export class AsyncIntake {
   private readonly commit: GroupCommit<AcceptInput, Accepted>;
 
@@ -89,13 +97,15 @@ export class AsyncIntake {
     private readonly store: Store,
     private readonly instances: InstanceService,
     private readonly egress: EgressPolicy,
-    /** Called after each commit: wakes the local runner. */
-    private readonly onAccepted: () => void,
+    /** The node's runner: jobs are handed to it in the accepting transaction when it has room. */
+    private readonly runner: () => LocalRunner | undefined,
   ) {
     this.commit = new GroupCommit(async (inputs) => {
+      const runner = this.runner();
+      const handoff = runner?.offer();
+      let accepted: Accepted[] = [];
       try {
-        const accepted = await this.store.acceptEvents(inputs);
-        this.onAccepted();
+        accepted = await this.store.acceptEvents(inputs, handoff);
         return accepted;
       } catch (e) {
         if (e instanceof FerryError) throw e;
@@ -103,6 +113,8 @@ export class AsyncIntake {
           retryAfter: 5,
           cause: e,
         });
+      } finally {
+        runner?.accepted(handoff, accepted);
       }
     });
   }

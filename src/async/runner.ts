@@ -7,6 +7,11 @@
  * while the job runs, so a long job is never taken twice while this runner lives; if the
  * process dies, the lease expires and another runner (or this one after a restart) runs it
  * again — at-least-once. Outcomes are completed in batches (one transaction per batch).
+ *
+ * Handoff: while the runner has free slots and nothing is known to wait in the store, a job
+ * accepted on this node is leased to it in the accepting transaction and starts at once, and a
+ * finished job's notification goes to the sender in the completing transaction — no claim in
+ * between. Claims remain for everything else (a backlog, other nodes' jobs, expired leases).
  */
 import crypto from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -15,18 +20,32 @@ import type { Config } from '../config.js';
 import type { Authenticator } from '../http/auth.js';
 import { INTERNAL_HEADER } from '../http/auth.js';
 import type { ChangeEvent } from '../documents/service.js';
-import type { ClaimedJob, JobOutcome } from '../store/async.js';
+import type { AcceptInput, Accepted, ClaimedJob, DueNotification, Handoff, JobOutcome, NotificationOffer } from '../store/async.js';
 import type { Store } from '../store/store.js';
 import { API_BASE } from '../http/app.js';
 import { publicUrl } from '../config.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
+import { Reservations } from './reservations.js';
+
+/** Where finished jobs' notifications go: the node's sender. */
+export interface NotificationSink {
+  /** A handoff for new notifications, or undefined when they must wait for a claim. */
+  offer(): Reservations<NotificationOffer, unknown> | undefined;
+  /** Takes what the store handed off (settling the reservations) and wakes for the rest. */
+  adopt(handoff: Reservations<NotificationOffer, unknown> | undefined, due: DueNotification[]): void;
+}
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export class Runner {
   readonly owner = `runner-${crypto.randomBytes(6).toString('hex')}`;
   private readonly running = new Set<number>();
+  /** Jobs running or reserved per instance (FERRY_INSTANCE_CONCURRENCY for handoffs). */
+  private readonly perInstance = new Map<number, number>();
+  private reserved = 0;
+  /** True when runnable jobs may be waiting in the store: handoffs stop until a claim drains them. */
+  private backlog = true;
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly loop: ClaimLoop;
   private readonly completer: GroupCommit<JobOutcome, null>;
@@ -40,8 +59,7 @@ export class Runner {
     private readonly config: Config,
     private readonly jobChanges: Map<number, ChangeEvent[]>,
     private readonly log: Logger,
-    /** Called after outcomes are committed: wakes the sender. */
-    private readonly onCompleted: () => void,
+    private readonly notifications: NotificationSink,
     private readonly pollMs = 500,
   ) {
     this.loop = new ClaimLoop(
@@ -50,8 +68,13 @@ export class Runner {
       (e) => this.log.error({ err: e }, 'claiming jobs failed'),
     );
     this.completer = new GroupCommit(async (outcomes) => {
-      await this.store.completeJobs(this.owner, outcomes);
-      this.onCompleted();
+      const handoff = this.notifications.offer();
+      let due: DueNotification[] = [];
+      try {
+        due = await this.store.completeJobs(this.owner, outcomes, handoff);
+      } finally {
+        this.notifications.adopt(handoff, due);
+      }
       return outcomes.map(() => null);
     });
   }
@@ -62,9 +85,55 @@ export class Runner {
     this.wake();
   }
 
-  /** Look for work now (after an accept, or on a NOTIFY from another node). */
+  /** Look for work now: jobs may be waiting in the store (a NOTIFY from another node, a refused handoff). */
   wake(): void {
+    this.backlog = true;
     this.loop.wake();
+  }
+
+  /**
+   * A handoff for jobs being accepted on this node, or undefined when they must queue behind
+   * jobs already waiting (or the runner is stopping).
+   */
+  offer(): Handoff<AcceptInput> | undefined {
+    if (this.backlog || this.loop.isStopped) return undefined;
+    return new Reservations<AcceptInput, number>(this.owner, this.config.leaseMs, (input) => {
+      if (this.running.size + this.reserved >= this.config.jobConcurrency) return null;
+      const n = this.perInstance.get(input.instanceId) ?? 0;
+      if (n >= this.config.instanceConcurrency) return null;
+      this.perInstance.set(input.instanceId, n + 1);
+      this.reserved++;
+      return input.instanceId;
+    });
+  }
+
+  /** After an accept commits (or fails): runs the jobs handed off, and claims the others. */
+  accepted(handoff: Handoff<AcceptInput> | undefined, accepted: Accepted[]): void {
+    const jobs = accepted.flatMap((a) => (a.job ? [a.job] : []));
+    if (handoff instanceof Reservations) {
+      handoff.settle(jobs, (j) => j.instanceId, (instanceId) => this.unreserve(instanceId));
+      this.reserved -= jobs.length;
+    }
+    for (const job of jobs) this.launch(job, true);
+    const fresh = accepted.some((a) => !a.duplicate && !a.job);
+    if (fresh) this.wake();
+  }
+
+  private unreserve(instanceId: number): void {
+    this.reserved--;
+    this.release(instanceId);
+  }
+
+  private release(instanceId: number): void {
+    const n = (this.perInstance.get(instanceId) ?? 1) - 1;
+    if (n <= 0) this.perInstance.delete(instanceId);
+    else this.perInstance.set(instanceId, n);
+  }
+
+  private launch(job: ClaimedJob, counted: boolean): void {
+    if (!counted) this.perInstance.set(job.instanceId, (this.perInstance.get(job.instanceId) ?? 0) + 1);
+    this.running.add(job.eventId);
+    void this.run(job);
   }
 
   /** Stops claiming and waits for running jobs to finish. */
@@ -79,14 +148,19 @@ export class Runner {
 
   /** One claim for the free slots; true when it filled them all. */
   private async claim(): Promise<boolean> {
-    const free = this.config.jobConcurrency - this.running.size;
-    if (free <= 0) return false;
-    const jobs = await this.store.claimJobs(this.owner, free, this.config.leaseMs, this.config.instanceConcurrency);
-    for (const job of jobs) {
-      this.running.add(job.eventId);
-      void this.run(job);
+    const free = this.config.jobConcurrency - this.running.size - this.reserved;
+    if (free <= 0) {
+      // Full: whatever is waiting stays waiting; the next finished job claims again.
+      this.backlog = true;
+      return false;
     }
-    return jobs.length === free;
+    const jobs = await this.store.claimJobs(this.owner, free, this.config.leaseMs, this.config.instanceConcurrency);
+    for (const job of jobs) this.launch(job, false);
+    // A short claim emptied the store of runnable jobs, unless an instance's limit cut it short:
+    // then its jobs may still wait, and each finished job claims again.
+    const full = jobs.length === free;
+    this.backlog = full || [...this.perInstance.values()].some((n) => n >= this.config.instanceConcurrency);
+    return full;
   }
 
   private async renew(): Promise<void> {
@@ -107,9 +181,10 @@ export class Runner {
       this.log.error({ err: e, eventId: job.eventId }, 'job could not be completed; it will be retried after its lease');
     } finally {
       this.running.delete(job.eventId);
+      this.release(job.instanceId);
       this.jobChanges.delete(job.eventId);
       if (this.loop.isStopped && this.running.size === 0) this.idleResolve?.();
-      this.wake();
+      if (this.backlog) this.loop.wake();
     }
   }
 

@@ -15,24 +15,40 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
 import type { InstanceService } from '../instances/service.js';
-import type { DeliveryRecord, DueNotification } from '../store/async.js';
+import type { DeliveryRecord, DueNotification, NotificationOffer } from '../store/async.js';
 import type { Store } from '../store/store.js';
 import { retryDelayMs } from './backoff.js';
 import { deliver } from './deliver.js';
 import { signNotification } from './signing.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
+import { Reservations } from './reservations.js';
+import type { NotificationSink } from './runner.js';
 
 export const FAILURE_POLICY_SETTING = 'notification.webhook.failure.policy';
+
+/**
+ * How long a claimed notification may wait in memory for its origin to have room. Its lease
+ * (delivery timeout + 10 s) must still cover a whole attempt when it starts.
+ */
+const HOLD_MS = 5_000;
 
 /** How long a signature key is cached by the sender. */
 const KEY_CACHE_MS = 5_000;
 
-export class Sender {
+export class Sender implements NotificationSink {
   readonly owner = `sender-${crypto.randomBytes(6).toString('hex')}`;
   private readonly inFlight = new Map<string, number>();
   private readonly subscriptionsOf = new Map<string, Set<number>>();
   private total = 0;
+  /**
+   * Claimed notifications of an origin that was full when they arrived, oldest first: the next
+   * finished attempt to that origin starts one at once, without a claim. Held only while their
+   * lease leaves room for a whole attempt (HOLD_MS), then given back.
+   */
+  private readonly waiting = new Map<string, { n: DueNotification; since: number }[]>();
+  /** True when due notifications may be waiting in the store: handoffs stop until a claim drains them. */
+  private backlog = true;
   private readonly loop: ClaimLoop;
   private readonly increments: number[];
   private readonly pending = new Set<Promise<void>>();
@@ -64,13 +80,45 @@ export class Sender {
     this.wake();
   }
 
+  /** Look for due notifications now (a NOTIFY, a redelivery, a refused handoff). */
   wake(): void {
+    this.backlog = true;
     this.loop.wake();
+  }
+
+  /** A handoff for notifications being created on this node, or undefined when they must queue. */
+  offer(): Reservations<NotificationOffer, string> | undefined {
+    if (this.backlog || this.loop.isStopped) return undefined;
+    return new Reservations<NotificationOffer, string>(this.owner, this.leaseMs, (offer) => {
+      if (this.total >= this.config.deliveryConcurrency) return null;
+      const origin = originOf(offer.url);
+      const busy = this.inFlight.get(origin) ?? 0;
+      if (busy >= this.config.originConcurrency) return null;
+      this.inFlight.set(origin, busy + 1);
+      this.total++;
+      return origin;
+    });
+  }
+
+  /** Delivers what the store handed off; anything left in the store is claimed. */
+  adopt(handoff: Reservations<NotificationOffer, unknown> | undefined, due: DueNotification[]): void {
+    if (!handoff) {
+      this.wake();
+      return;
+    }
+    handoff.settle(due, (n) => originOf(n.url), (origin) => this.finished(origin as string));
+    for (const n of due) {
+      const origin = originOf(n.url);
+      this.subscribe(origin, n.subscriptionId);
+      this.launch(n, origin);
+    }
+    if (handoff.refused > 0) this.wake();
   }
 
   async stop(): Promise<void> {
     // A claim in progress may still start attempts: wait for it, then for every attempt.
     await this.loop.stop();
+    await this.releaseWaiting(() => true);
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
@@ -83,18 +131,26 @@ export class Sender {
     return this.config.deliveryTimeoutMs + 10_000;
   }
 
+  /**
+   * Subscriptions left out of the next claim: those of origins with every attempt slot busy,
+   * and notifications already held for them (they need no more until those have started).
+   */
   private saturated(): number[] {
     const out: number[] = [];
     for (const [origin, n] of this.inFlight) {
-      if (n >= this.config.originConcurrency) out.push(...(this.subscriptionsOf.get(origin) ?? []));
+      if (n >= this.config.originConcurrency && this.waiting.has(origin)) out.push(...(this.subscriptionsOf.get(origin) ?? []));
     }
     return out;
   }
 
   /** One claim for the free slots; true when it filled them all with deliverable work. */
   private async claim(): Promise<boolean> {
+    await this.releaseWaiting((w) => w.since < Date.now() - HOLD_MS);
     const free = this.config.deliveryConcurrency - this.total;
-    if (free <= 0) return false;
+    if (free <= 0) {
+      this.backlog = true;
+      return false;
+    }
     const due = await this.store.claimNotifications(this.owner, free, this.leaseMs, this.saturated());
     const deferred: number[] = [];
     for (const n of due) {
@@ -104,20 +160,42 @@ export class Sender {
       }
       const origin = originOf(n.url);
       const busy = this.inFlight.get(origin) ?? 0;
-      let subs = this.subscriptionsOf.get(origin);
-      if (!subs) this.subscriptionsOf.set(origin, (subs = new Set()));
-      subs.add(n.subscriptionId);
+      this.subscribe(origin, n.subscriptionId);
       if (busy >= this.config.originConcurrency) {
-        deferred.push(n.notificationId);
+        const queue = this.waiting.get(origin) ?? [];
+        if (queue.length >= this.config.originConcurrency) {
+          deferred.push(n.notificationId);
+        } else {
+          queue.push({ n, since: Date.now() });
+          this.waiting.set(origin, queue);
+        }
         continue;
       }
       this.inFlight.set(origin, busy + 1);
       this.total++;
-      const p = this.attempt(n, origin).finally(() => this.pending.delete(p));
-      this.pending.add(p);
+      this.launch(n, origin);
     }
     if (deferred.length > 0) await this.store.releaseNotifications(deferred);
+    // Short, nothing deferred and no origin left out: nothing due waits in the store.
+    this.backlog = due.length === free || deferred.length > 0 || this.saturated().length > 0;
     return due.length === free && deferred.length === 0;
+  }
+
+  private subscribe(origin: string, subscriptionId: number): void {
+    let subs = this.subscriptionsOf.get(origin);
+    if (!subs) this.subscriptionsOf.set(origin, (subs = new Set()));
+    subs.add(subscriptionId);
+  }
+
+  /** Starts an attempt whose slot (total, origin) is already counted. */
+  private launch(n: DueNotification, origin: string): void {
+    const p = this.attempt(n, origin).finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  private finished(origin: string): void {
+    this.inFlight.set(origin, (this.inFlight.get(origin) ?? 1) - 1);
+    this.total--;
   }
 
   /** How long to sleep: until the next notification is due, at most the poll interval. */
@@ -166,10 +244,40 @@ export class Sender {
     } catch (e) {
       this.log.error({ err: e, notificationId: n.notificationId }, 'recording a delivery failed; it will be retried after its lease');
     } finally {
-      this.inFlight.set(origin, (this.inFlight.get(origin) ?? 1) - 1);
-      this.total--;
-      this.wake();
+      this.finished(origin);
+      const next = this.loop.isStopped ? undefined : this.nextWaiting(origin);
+      if (next) {
+        this.inFlight.set(origin, (this.inFlight.get(origin) ?? 0) + 1);
+        this.total++;
+        this.launch(next, origin);
+      } else if (this.backlog) {
+        this.loop.wake();
+      }
     }
+  }
+
+  /** The oldest notification held for this origin that still has time for an attempt. */
+  private nextWaiting(origin: string): DueNotification | undefined {
+    const queue = this.waiting.get(origin);
+    const entry = queue?.shift();
+    if (!queue || !entry) return undefined;
+    if (queue.length === 0) this.waiting.delete(origin);
+    if (entry.since >= Date.now() - HOLD_MS) return entry.n;
+    // Held too long: give it (and any older ones) back; the next claim takes them in order.
+    void this.store.releaseNotifications([entry.n.notificationId]).catch(() => {});
+    return this.nextWaiting(origin);
+  }
+
+  /** Gives held notifications back to the store (due again at once). */
+  private async releaseWaiting(which: (w: { since: number }) => boolean): Promise<void> {
+    const ids: number[] = [];
+    for (const [origin, queue] of this.waiting) {
+      const keep = queue.filter((w) => !which(w));
+      for (const w of queue) if (which(w)) ids.push(w.n.notificationId);
+      if (keep.length) this.waiting.set(origin, keep);
+      else this.waiting.delete(origin);
+    }
+    if (ids.length) await this.store.releaseNotifications(ids);
   }
 
   private async nextState(

@@ -37,6 +37,31 @@ export interface Accepted {
   eventId: number;
   /** True when the idempotency key matched an earlier event (nothing new was stored). */
   duplicate: boolean;
+  /** Present when the job was leased to the handoff's owner in the accepting transaction. */
+  job?: ClaimedJob;
+}
+
+/**
+ * Direct handoff: lets a store lease what it has just written (a new job, a new notification)
+ * to this node's runner or sender in the same transaction, instead of leaving it for the next
+ * claim. The runner/sender stays the only judge of its capacity and fairness: `take` is asked
+ * once per new row, inside the transaction, and reserves a slot when it answers true. What is
+ * handed off is durable exactly like a claimed row (leased to `owner` until `leaseMs` from now;
+ * when the node dies the lease expires and any node claims it). A store may hand off nothing
+ * (e.g. when it cannot keep a cross-node limit while doing so): everything then waits for a
+ * claim, as without a handoff.
+ */
+export interface Handoff<T> {
+  owner: string;
+  leaseMs: number;
+  take(item: T): boolean;
+}
+
+/** What the sender is asked about a new notification before it is handed off. */
+export interface NotificationOffer {
+  organizationId: number;
+  subscriptionId: number;
+  url: string;
 }
 
 export interface ClaimedJob {
@@ -154,8 +179,12 @@ export interface Page<T> {
 }
 
 export interface AsyncStore {
-  /** Stores events, jobs and bodies in one transaction (group commit); answers in input order. */
-  acceptEvents(inputs: AcceptInput[]): Promise<Accepted[]>;
+  /**
+   * Stores events, jobs and bodies in one transaction (group commit); answers in input order.
+   * With a handoff, new jobs that `take` accepts are leased to its owner at once (their events
+   * are `running`) and returned in `Accepted.job`.
+   */
+  acceptEvents(inputs: AcceptInput[], handoff?: Handoff<AcceptInput>): Promise<Accepted[]>;
   /**
    * Leases up to `limit` runnable jobs (ready, or leased with an expired lease) to `owner` for
    * `leaseMs`, at most `perInstance` leased jobs per instance counting those already running.
@@ -165,8 +194,12 @@ export interface AsyncStore {
   renewLeases(owner: string, eventIds: number[], leaseMs: number): Promise<void>;
   /** Releases every lease (single-process stores at start: the previous process is gone). */
   releaseAllLeases(): Promise<number>;
-  /** Records outcomes, deletes their jobs and creates their notifications, in one transaction. */
-  completeJobs(owner: string, outcomes: JobOutcome[]): Promise<void>;
+  /**
+   * Records outcomes, deletes their jobs and creates their notifications, in one transaction.
+   * With a handoff, new due notifications that `take` accepts are leased to its owner at once
+   * and returned (never a queued one).
+   */
+  completeJobs(owner: string, outcomes: JobOutcome[], handoff?: Handoff<NotificationOffer>): Promise<DueNotification[]>;
   /**
    * Leases due notifications for delivery, oldest due first, leaving out those of the
    * `excludeSubscriptions` (their callback origin is saturated on this node).

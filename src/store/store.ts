@@ -112,6 +112,8 @@ export interface StoreCapabilities {
   name: 'sqlite' | 'postgres';
   /** Several processes may share this store (PostgreSQL). */
   shared: boolean;
+  /** `acceptEvents` can lease new jobs to a handoff (see Handoff); notifications always can. */
+  handsOffJobs: boolean;
 }
 
 export interface Store extends IdentityStore, InstanceStore, TagStore, SettingsStore, AsyncStore {

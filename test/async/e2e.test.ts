@@ -610,6 +610,42 @@ describe('fairness between instances', () => {
   });
 });
 
+describe('handoff', () => {
+  test('jobs start in the order they were accepted, also when accepts arrive while the runner is full', async () => {
+    const receiver = await startReceiver();
+    const server = await startTestServer({ ...FAST_ASYNC, FERRY_INSTANCE_CONCURRENCY: '1', FERRY_JOB_CONCURRENCY: '1' });
+    try {
+      const i = await server.instance('localfs', { root: 'order' }, 'order');
+      const send = async () => {
+        const res = await server.api('/hubs/documents/ping', {
+          headers: { authorization: i.auth, 'elements-async-request': 'true', 'elements-async-callback-url': receiver.url },
+        });
+        return dispatched(res);
+      };
+      const ids: number[] = [];
+      for (let round = 0; round < 6; round++) ids.push(...(await Promise.all(Array.from({ length: 10 }, send))));
+      await receiver.waitFor(ids.length, 20_000);
+      const res = await server.api('/instances/events?pageSize=200');
+      const events = ((await res.json()) as any[]).filter((e) => ids.includes(e.id)).sort((a, b) => a.id - b.id);
+      assert.equal(events.length, ids.length);
+      const started = events.map((e) => Date.parse(e.execution.startedDate));
+      for (let k = 1; k < started.length; k++) {
+        assert.ok(started[k] >= started[k - 1], `event ${events[k].id} started before the earlier event ${events[k - 1].id}`);
+      }
+      for (const id of ids) {
+        const deadline = Date.now() + 10_000;
+        while (((await (await server.api(`/instances/events/${id}`)).json()) as any).status !== 'NOTIFIED') {
+          assert.ok(Date.now() < deadline, `event ${id} was never NOTIFIED`);
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      }
+    } finally {
+      await server.close();
+      await receiver.close();
+    }
+  });
+});
+
 describe('body limit', () => {
   test('an async body over FERRY_ASYNC_MAX_BODY → 413, nothing stored (declared and chunked)', async () => {
     const before = await latestEventId();

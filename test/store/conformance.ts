@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { isFerryError } from '../../src/errors.js';
-import type { AcceptInput, DeliveryRecord, JobOutcome } from '../../src/store/async.js';
+import type { AcceptInput, DeliveryRecord, Handoff, JobOutcome, NotificationOffer } from '../../src/store/async.js';
 import type { Instance, Organization, Store, User } from '../../src/store/store.js';
 
 export interface StoreHarness {
@@ -616,6 +616,106 @@ export function runStoreConformance(
       assert.equal(await store.getResult(a.org.id, kept + 1000), null);
       await store.purgeExpired(new Date(Date.now() + 2 * LONG), new Date(0));
       assert.equal(await store.getResult(a.org.id, kept), null, 'purged');
+    });
+
+    // ---- handoff ---------------------------------------------------------------------------
+
+    /** A handoff that takes the first `room` offers and records every offer. */
+    function handoff<T>(owner: string, room: number, leaseMs = LONG): Handoff<T> & { offers: T[] } {
+      const offers: T[] = [];
+      return {
+        owner,
+        leaseMs,
+        offers,
+        take(item: T) {
+          offers.push(item);
+          return offers.length <= room;
+        },
+      };
+    }
+
+    test('acceptEvents with a handoff: taken jobs are leased and running, the rest wait for a claim', async (store) => {
+      const t = await tenant(store);
+      const [known] = await store.acceptEvents([input(t, { idempotencyKey: 'k' })]);
+      const h = handoff<AcceptInput>('runner-h', 2);
+      const res = await store.acceptEvents([input(t), input(t, { idempotencyKey: 'k' }), input(t, { body: Buffer.from('b') }), input(t)], h);
+      assert.equal(res[1].eventId, known.eventId);
+      assert.equal(res[1].job, undefined, 'a duplicate is never handed off');
+      const handed = res.filter((r) => r.job);
+      if (!store.capabilities.handsOffJobs) {
+        assert.deepEqual(handed, []);
+        return;
+      }
+      assert.equal(h.offers.length, 3, 'take is asked once per new job, not for the duplicate');
+      assert.deepEqual(handed.map((r) => r.eventId), [res[0].eventId, res[2].eventId]);
+      assert.deepEqual(res[2].job, {
+        eventId: res[2].eventId,
+        organizationId: t.org.id,
+        userId: t.user.id,
+        instanceId: t.instance.id,
+        request: input(t).request,
+        body: Buffer.from('b'),
+        attempts: 0,
+      });
+      const ev = await store.getEvent(t.org.id, res[0].eventId);
+      assert.equal(ev?.execution, 'running');
+      assert.ok(ev?.startedDate instanceof Date);
+      assert.equal((await store.getEvent(t.org.id, res[3].eventId))?.execution, 'dispatched');
+      const claimed = await store.claimJobs('other', 10, LONG, 10);
+      assert.deepEqual(claimed.map((j) => j.eventId).sort((a, b) => a - b), [known.eventId, res[3].eventId], 'handed-off jobs are leased');
+      assert.deepEqual(await store.claimJobs('other', 10, LONG, 3), [], 'they count against the instance limit');
+      await store.completeJobs('runner-h', [outcome(res[0].eventId)]);
+      assert.equal((await store.getEvent(t.org.id, res[0].eventId))?.execution, 'completed');
+    });
+
+    test('acceptEvents with a handoff: the lease expires like a claim’s', async (store) => {
+      if (!store.capabilities.handsOffJobs) return;
+      const t = await tenant(store);
+      const [a] = await store.acceptEvents([input(t)], handoff<AcceptInput>('dead-runner', 1, 100));
+      assert.ok(a.job);
+      assert.deepEqual(await store.claimJobs('r', 10, LONG, 10), []);
+      await sleep(250);
+      assert.deepEqual((await store.claimJobs('r', 10, LONG, 10)).map((j) => [j.eventId, j.attempts]), [[a.eventId, 1]]);
+    });
+
+    test('completeJobs with a handoff: taken notifications are leased and returned, queued ones never offered', async (store) => {
+      const t = await tenant(store);
+      const ids = await accept(store, t, 4);
+      await store.acceptEvents([input(t, { callbackUrl: OTHER_HOOK })]);
+      await store.claimJobs('r', 10, LONG, 10);
+      const h = handoff<NotificationOffer>('sender-h', 1);
+      const due = await store.completeJobs('r', [outcome(ids[0]), outcome(ids[1], { queue: true }), outcome(ids[2])], h);
+      assert.equal(h.offers.length, 2, 'the queued notification is not offered');
+      assert.deepEqual(h.offers.map((o) => [o.organizationId, o.url]), [
+        [t.org.id, HOOK],
+        [t.org.id, HOOK],
+      ]);
+      assert.equal(due.length, 1);
+      const ev = await store.getEvent(t.org.id, ids[0]);
+      assert.deepEqual(
+        { ...due[0], createdDate: null },
+        {
+          notificationId: ev!.notification!.id,
+          eventId: ids[0],
+          organizationId: t.org.id,
+          instanceId: t.instance.id,
+          subscriptionId: h.offers[0].subscriptionId,
+          url: HOOK,
+          body: ev!.notification!.body,
+          attempts: 0,
+          createdDate: null,
+        },
+      );
+      assert.ok(due[0].createdDate instanceof Date);
+      assert.equal(JSON.parse(due[0].body).notificationId, due[0].notificationId);
+      const claimed = await store.claimNotifications('other', 10, LONG);
+      assert.deepEqual(claimed.map((n) => n.eventId), [ids[2]], 'the handed-off one is leased; the refused one is due');
+      await store.recordDeliveries([record(due[0].notificationId, HOOK, { status: 'delivered' })]);
+      assert.equal((await store.getEvent(t.org.id, ids[0]))?.status, 'NOTIFIED');
+      // A late second completion creates nothing and offers nothing.
+      const late = handoff<NotificationOffer>('sender-h', 10);
+      assert.deepEqual(await store.completeJobs('r', [outcome(ids[0])], late), []);
+      assert.deepEqual(late.offers, []);
     });
 
     // ---- notifications -----------------------------------------------------------------------------

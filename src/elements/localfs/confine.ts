@@ -13,6 +13,9 @@
  * What remains is a race with someone who can create symlinks on the host between a check and
  * the following call; nobody can through Ferry. Hard links cannot be told from files and are
  * out of scope (only a host user can make one).
+ *
+ * `ping` re-checks the root (see Confinement.refresh): fully at most once per
+ * ROOT_CHECK_TTL_MS, and in between with a single `lstat` of the resolved root.
  */
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
@@ -63,12 +66,26 @@ export async function lstatOrNull(abs: string, p: string): Promise<Stats | null>
   }
 }
 
+/**
+ * How long `refresh` (ping) trusts a successful full root check. The full check (base mkdir +
+ * realpath, then lstat — and mkdir if missing — per segment) was ~5 % of all CPU under a ping
+ * load. Within this window a ping only `lstat`s the resolved root and requires the same folder
+ * (device and inode, not a symlink): a root deleted or replaced — by a symlink or by another
+ * folder — fails that at once and falls through to the full check, which answers exactly as
+ * before (a symlink: the same backend error; deleted: re-created). What one `lstat` of the full
+ * path cannot see is a symlink swapped in *above* the root (a segment or the base replaced by a
+ * link to where the folder was moved); the full check catches that when the window ends.
+ */
+export const ROOT_CHECK_TTL_MS = 1000;
+
 const symlinkRefused = (p: string) =>
   invalid(`${p} passes through a symbolic link; Ferry does not follow symbolic links`);
 
 /** Resolves and confines one instance's root; creates it on first use. */
 export class Confinement {
   private real: Promise<string> | undefined;
+  /** The last successful full check: the root, its identity, when the check started. */
+  private checked: { real: string; dev: number; ino: number; at: number } | undefined;
 
   constructor(
     private readonly base: string,
@@ -78,16 +95,30 @@ export class Confinement {
   /** The real absolute path of the root, created if missing (memoised). */
   root(): Promise<string> {
     this.real ??= this.ensureRoot().catch((e: unknown) => {
-      this.real = undefined;
+      this.forget();
       throw e;
     });
     return this.real;
   }
 
-  /** Re-checks (and re-creates) the root now; `ping` uses it. */
-  refresh(): Promise<string> {
-    this.real = undefined;
+  /**
+   * Re-checks (and re-creates) the root; `ping` uses it. Cheaply within ROOT_CHECK_TTL_MS of
+   * the last full check, fully after it or when the cheap check fails.
+   */
+  async refresh(): Promise<string> {
+    const checked = this.checked;
+    if (checked && performance.now() - checked.at < ROOT_CHECK_TTL_MS) {
+      const s = await lstat(checked.real).catch(() => null);
+      if (s?.isDirectory() && s.dev === checked.dev && s.ino === checked.ino) return checked.real;
+    }
+    this.forget();
     return this.root();
+  }
+
+  /** Drops what is known about the root: the next use checks (and re-creates) it in full. */
+  private forget(): void {
+    this.real = undefined;
+    this.checked = undefined;
   }
 
   /**
@@ -96,6 +127,7 @@ export class Confinement {
    * the base whatever the operator's tree holds.
    */
   private async ensureRoot(): Promise<string> {
+    const started = performance.now();
     const shown = `root '${this.segments.join('/')}'`;
     const fail = (what: string, e?: unknown) =>
       backendFailed(`the localfs ${shown} ${what}`, { providerMessage: errorCode(e) ?? what, cause: e });
@@ -114,9 +146,10 @@ export class Confinement {
     } catch (e) {
       throw fail('cannot be used: the base folder (FERRY_LOCALFS_BASE) is not reachable', e);
     }
+    let stats: Stats | null = null;
     for (const segment of this.segments) {
       current = path.join(current, segment);
-      let stats = await inspect(current);
+      stats = await inspect(current);
       if (!stats) {
         try {
           await mkdir(current);
@@ -129,6 +162,8 @@ export class Confinement {
       if (stats.isSymbolicLink()) throw fail('passes through a symbolic link, which Ferry does not follow');
       if (!stats.isDirectory()) throw fail('is not a folder');
     }
+    // rootSegments guarantees at least one segment, so `stats` is the root's own.
+    this.checked = { real: current, dev: stats!.dev, ino: stats!.ino, at: started };
     return current;
   }
 
@@ -178,7 +213,7 @@ export class Confinement {
         break;
       }
       if (folder === '/') {
-        this.real = undefined; // someone removed the root behind our back: re-create it next time
+        this.forget(); // someone removed the root behind our back: re-create it next time
         throw backendFailed("the instance's root folder is missing; it is re-created on the next request", {
           providerMessage: 'ENOENT',
         });

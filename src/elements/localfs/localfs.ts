@@ -2,7 +2,7 @@
  * The localfs element: one instance is one folder `<FERRY_LOCALFS_BASE>/<root>` on the Ferry
  * host, served with `node:fs/promises` and streams. Confinement against symbolic links (they
  * are invisible and never followed) is in `confine.ts`; folder reading and the tree copy in
- * `tree.ts`, run on worker threads by `copy-pool.ts`; error mapping in `fs-errors.ts`.
+ * `tree.ts`, run on worker threads by `tree-pool.ts`; error mapping in `fs-errors.ts`.
  *
  * Behaviour worth knowing:
  * - The root folder is created on first use (the `ping` made when the instance is created).
@@ -21,8 +21,8 @@ import { invalid, notFound, conflict } from '../../errors.js';
 import type { Element, Entry, StorageInfo } from '../element.js';
 import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
 import { errorCode, fsError } from './fs-errors.js';
-import { copyTreeOffThread, warmCopyPool } from './copy-pool.js';
-import { children, COPY_FLAGS } from './tree.js';
+import { COPY_FLAGS, type TreeRow } from './tree.js';
+import { copyTreeOffThread, readTreeOffThread, warmTreePool, type TreeError } from './tree-pool.js';
 
 // O_NOFOLLOW refuses a symlink at the last component; O_NONBLOCK keeps a FIFO from hanging open().
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -30,14 +30,19 @@ const READ_FLAGS = constants.O_RDONLY | NOFOLLOW | (constants.O_NONBLOCK ?? 0);
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW;
 
 function entry(p: string, s: Stats): Entry {
-  const directory = s.isDirectory();
+  return entryOf(p, s.isDirectory(), s.size, s.birthtimeMs, s.mtimeMs);
+}
+
+/** Dates from milliseconds rounded as `Stats` does, so `stat` and `list` agree to the ms. */
+function entryOf(p: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number): Entry {
+  const modifiedDate = new Date(Math.round(mtimeMs));
   return {
     path: p,
     directory,
-    size: directory ? 0 : s.size,
+    size: directory ? 0 : size,
     // birthtime is 0 where the file system does not record it.
-    createdDate: s.birthtimeMs > 0 ? s.birthtime : s.mtime,
-    modifiedDate: s.mtime,
+    createdDate: birthtimeMs > 0 ? new Date(Math.round(birthtimeMs)) : modifiedDate,
+    modifiedDate,
   };
 }
 
@@ -55,7 +60,7 @@ export class LocalFsElement implements Element {
 
   async ping(): Promise<void> {
     await this.confine.refresh();
-    warmCopyPool();
+    warmTreePool();
   }
 
   async storage(): Promise<StorageInfo> {
@@ -83,34 +88,33 @@ export class LocalFsElement implements Element {
     return found.abs;
   }
 
-  async *list(p: string): AsyncIterable<Entry> {
-    const abs = await this.folder(p);
-    try {
-      for await (const batch of children(abs)) {
-        for (const c of batch) yield entry(child(p, c.name), c.stats);
-      }
-    } catch (e) {
-      throw fsError(e, p, 'list');
-    }
+  list(p: string): AsyncIterable<Entry> {
+    return this.entries(p, false);
   }
 
-  async *walk(p: string): AsyncIterable<Entry> {
-    const stack = [{ p, abs: await this.folder(p) }];
-    while (stack.length > 0) {
-      const folder = stack.pop()!;
-      try {
-        for await (const batch of children(folder.abs)) {
-          for (const c of batch) {
-            const cp = child(folder.p, c.name);
-            if (c.stats.isDirectory()) stack.push({ p: cp, abs: `${folder.abs}/${c.name}` });
-            yield entry(cp, c.stats);
-          }
+  walk(p: string): AsyncIterable<Entry> {
+    return this.entries(p, true);
+  }
+
+  /** The visible entries of the folder `p` (`recursive`: of its whole tree), read off-thread. */
+  private async *entries(p: string, recursive: boolean): AsyncIterable<Entry> {
+    const rows = readTreeOffThread(await this.folder(p), recursive);
+    try {
+      for (;;) {
+        let batch: IteratorResult<TreeRow[]>;
+        try {
+          batch = await rows.next();
+        } catch (e) {
+          const at = (e as Partial<TreeError>).at;
+          throw fsError(e, at ? child(p, at) : p, 'list');
         }
-      } catch (e) {
-        // A folder removed while walking simply has no more descendants.
-        if (errorCode(e) === 'ENOENT' && folder.p !== p) continue;
-        throw fsError(e, folder.p, 'list');
+        if (batch.done) return;
+        for (const [rel, directory, size, birthtimeMs, mtimeMs] of batch.value) {
+          yield entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs);
+        }
       }
+    } finally {
+      await rows.return(undefined); // releases the reader when the consumer stopped early
     }
   }
 
@@ -247,11 +251,12 @@ export class LocalFsElement implements Element {
       if (stats.isDirectory()) await copyTreeOffThread(source, target);
       else await copyFile(source, target, COPY_FLAGS);
     } catch (e) {
-      // Leave nothing half-copied behind — but a target that already existed (EEXIST: another
-      // writer got there first) is theirs, not ours to delete.
-      if ((e as NodeJS.ErrnoException)?.code !== 'EEXIST') {
-        await rm(target, { recursive: true, force: true }).catch(() => undefined);
-      }
+      // Leave nothing half-copied behind — but a target that already existed (another writer
+      // got there first) is theirs, not ours to delete. A folder copy has stopped writing into
+      // the target when it rejects, and tells whether the target was taken (an EEXIST deeper
+      // in the tree is a clash inside our own copy).
+      const theirs = stats.isDirectory() ? (e as Partial<TreeError>).targetTaken === true : errorCode(e) === 'EEXIST';
+      if (!theirs) await rm(target, { recursive: true, force: true }).catch(() => undefined);
       throw fsError(e, from, 'copy');
     }
   }

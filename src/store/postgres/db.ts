@@ -6,11 +6,27 @@
  *
  * Time: shared decisions (leases, due times, idempotency windows) use the database clock
  * (`NOW_MS`), so nodes with skewed clocks still agree on when a lease has expired.
+ *
+ * Round trips: the hot paths (accept, complete, record deliveries, claims) are each ONE
+ * autocommit statement — writable CTEs, no BEGIN/COMMIT — because on a busy node every round
+ * trip costs CPU on both sides and every commit a WAL flush. A single statement is atomic, so a
+ * crash leaves all of it or none of it, and after a deadlock or serialization failure it is
+ * simply run again (`query`). Where a statement must see rows committed after it started (a
+ * count taken once advisory locks are held) it calls a VOLATILE plpgsql function, whose own
+ * queries take fresh snapshots (see migrations.ts).
  */
+import crypto from 'node:crypto';
 import pg from 'pg';
 
 /** Milliseconds since the epoch on the database clock, fixed for the whole statement. */
 export const NOW_MS = 'floor(extract(epoch from statement_timestamp()) * 1000)::bigint';
+
+/**
+ * The database clock when the expression is evaluated: for a start time recorded after the
+ * statement waited on instance locks (a job starts once the previous one's completion is seen,
+ * which may be after the statement began).
+ */
+export const CLOCK_MS = 'floor(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 /** LISTEN/NOTIFY channels: jobs were accepted; notifications became due. */
 export const JOBS_CHANNEL = 'ferry_jobs';
@@ -20,6 +36,15 @@ export const NOTIFICATIONS_CHANNEL = 'ferry_notifications';
 export type Queryable = pg.Pool | pg.PoolClient;
 
 export type Row = Record<string, any>;
+
+/**
+ * The advisory-lock class (first key) of the per-instance job locks: advisory locks are
+ * database-wide, so it is keyed by schema and deployments sharing a database never wait on
+ * each other. The second key is the instance id.
+ */
+export function instanceLockClass(schema: string | undefined): string {
+  return `ferry.claim.${schema ?? 'public'}`;
+}
 
 /** Runs `text`; a `name` makes it a named (server-side prepared) statement on each connection. */
 export async function run(q: Queryable, text: string, values: unknown[] = [], name?: string): Promise<Row[]> {
@@ -31,7 +56,7 @@ export async function run(q: Queryable, text: string, values: unknown[] = [], na
  * Reserves `n` ids of a sequence, ascending, with the statement's database time: rows can then
  * be written in one multi-row INSERT whose values (a notification body) depend on their ids.
  */
-export async function nextIds(c: pg.PoolClient, sequence: string, n: number): Promise<{ ids: number[]; now: number }> {
+export async function nextIds(c: Queryable, sequence: string, n: number): Promise<{ ids: number[]; now: number }> {
   const rows = await run(
     c,
     `SELECT nextval('${sequence}') AS id, ${NOW_MS} AS now FROM generate_series(1, $1)`,
@@ -69,6 +94,12 @@ const RETRYABLE = new Set(['40P01', '40001']);
 export class Db {
   readonly pool: pg.Pool;
   readonly schema: string | undefined;
+  /**
+   * The payload of this store's NOTIFYs: its own listener ignores them, since this node wakes
+   * its runner and sender directly (and a wake-up would stop their handoffs for nothing).
+   */
+  readonly wakeToken = crypto.randomBytes(8).toString('hex');
+  private readonly notifying = new Map<string, 'sending' | 'again'>();
 
   constructor(options: DbOptions) {
     this.schema = options.schema === undefined ? undefined : checkSchemaName(options.schema);
@@ -93,8 +124,19 @@ export class Db {
     return new pg.Client({ connectionString: this.pool.options.connectionString, types, application_name: name });
   }
 
-  query(text: string, values: unknown[] = [], name?: string): Promise<Row[]> {
-    return run(this.pool, text, values, name);
+  /**
+   * One autocommit statement on a pooled connection. Atomic, so it is re-run after a deadlock or
+   * serialization failure (nothing of the failed run remains).
+   */
+  async query(text: string, values: unknown[] = [], name?: string): Promise<Row[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run(this.pool, text, values, name);
+      } catch (e) {
+        if (attempt < 5 && RETRYABLE.has((e as { code?: string }).code ?? '')) continue;
+        throw e;
+      }
+    }
   }
 
   /** Runs `fn` in one transaction (READ COMMITTED); re-runs it after a deadlock. */
@@ -119,9 +161,25 @@ export class Db {
     }
   }
 
-  /** Sends a NOTIFY; a wake-up is only a hint, so a failure is not the caller's problem. */
+  /**
+   * Sends a NOTIFY; a wake-up is only a hint, so a failure is not the caller's problem. At most
+   * one per channel is in flight: asked again meanwhile, one more follows when it is done (each
+   * NOTIFY is a transaction of its own, with a WAL flush, and listeners coalesce anyway).
+   */
   notify(channel: string): void {
-    this.pool.query(`NOTIFY ${channel}`).catch(() => {});
+    const state = this.notifying.get(channel);
+    if (state) {
+      this.notifying.set(channel, 'again');
+      return;
+    }
+    this.notifying.set(channel, 'sending');
+    run(this.pool, 'SELECT pg_notify($1, $2)', [channel, this.wakeToken], 'notify')
+      .catch(() => {})
+      .finally(() => {
+        const again = this.notifying.get(channel) === 'again';
+        this.notifying.delete(channel);
+        if (again) this.notify(channel);
+      });
   }
 
   async close(): Promise<void> {

@@ -8,8 +8,12 @@
  * - `releaseAllLeases` is a no-op: other live nodes hold leases on a shared store, and the
  *   leases of a node that died simply expire.
  * - Lease, due and idempotency times come from the database clock, so nodes agree on them.
- * - `onWake` delivers LISTEN/NOTIFY hints (`ferry_jobs` after an accept, `ferry_notifications`
- *   after a completion or a redelivery) so idle runners and senders need not wait for a poll.
+ * - `onWake` delivers LISTEN/NOTIFY hints from other nodes (`ferry_jobs` after an accept left
+ *   jobs for a claim, `ferry_notifications` after a completion left due notifications, or a
+ *   redelivery) so idle runners and senders need not wait for a poll. A node's own NOTIFYs are
+ *   not delivered to it: it wakes its runner and sender directly.
+ * - Handoffs: see accept.ts (jobs, under the cross-node instance limit) and complete.ts
+ *   (notifications, offered right after the commit).
  */
 import type {
   AcceptInput,
@@ -20,7 +24,9 @@ import type {
   DeliveryRecord,
   DueNotification,
   EventRecord,
+  Handoff,
   JobOutcome,
+  NotificationOffer,
   Page,
   StoredResult,
 } from '../async.js';
@@ -40,13 +46,14 @@ import * as tags from './tags.js';
 export type PostgresOptions = DbOptions;
 
 export class PostgresStore implements Store {
-  readonly capabilities: StoreCapabilities = { name: 'postgres', shared: true };
+  readonly capabilities: StoreCapabilities = { name: 'postgres', shared: true, handsOffJobs: true };
   private readonly db: Db;
   private readonly wakes: WakeListener;
+  private readonly pendingAccepts = new accept.PendingAccepts();
 
   constructor(options: PostgresOptions) {
     this.db = new Db(options);
-    this.wakes = new WakeListener(() => this.db.dedicatedClient());
+    this.wakes = new WakeListener(() => this.db.dedicatedClient(), this.db.wakeToken);
   }
 
   async migrate(): Promise<void> {
@@ -146,8 +153,8 @@ export class PostgresStore implements Store {
 
   // ---- asynchronous requests ----------------------------------------------------------------------
 
-  acceptEvents(inputs: AcceptInput[]): Promise<Accepted[]> {
-    return accept.acceptEvents(this.db, inputs);
+  acceptEvents(inputs: AcceptInput[], handoff?: Handoff<AcceptInput>): Promise<Accepted[]> {
+    return accept.acceptEvents(this.db, this.pendingAccepts, inputs, this.capabilities.handsOffJobs ? handoff : undefined);
   }
   claimJobs(owner: string, limit: number, leaseMs: number, perInstance: number): Promise<ClaimedJob[]> {
     return claim.claimJobs(this.db, owner, limit, leaseMs, perInstance);
@@ -163,8 +170,8 @@ export class PostgresStore implements Store {
     return 0;
   }
   /** `owner` is not checked, as in SQLite: the first completion of a job wins, whoever ran it. */
-  completeJobs(_owner: string, outcomes: JobOutcome[]): Promise<void> {
-    return complete.completeJobs(this.db, outcomes);
+  completeJobs(_owner: string, outcomes: JobOutcome[], handoff?: Handoff<NotificationOffer>): Promise<DueNotification[]> {
+    return complete.completeJobs(this.db, outcomes, handoff);
   }
   claimNotifications(
     _owner: string,

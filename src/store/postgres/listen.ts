@@ -7,6 +7,9 @@
  * handler subscribes and closed when the last one leaves. When it drops it reconnects with
  * backoff, and after a reconnect every handler is called once: whatever was notified while it
  * was away is worth a look.
+ *
+ * Notifications carrying `ownToken` as payload come from this very store and are ignored: the
+ * node that accepted or completed wakes its own runner and sender directly.
  */
 import type pg from 'pg';
 
@@ -22,8 +25,11 @@ export class WakeListener {
   private closed = false;
   private everConnected = false;
 
-  /** `connect` makes a new, unconnected client for each (re)connection. */
-  constructor(private readonly newClient: () => pg.Client) {}
+  /** `newClient` makes a new, unconnected client for each (re)connection. */
+  constructor(
+    private readonly newClient: () => pg.Client,
+    private readonly ownToken?: string,
+  ) {}
 
   /** Calls `fn` whenever `channel` is notified; returns the unsubscribe function. */
   listen(channel: string, fn: () => void): () => void {
@@ -56,7 +62,9 @@ export class WakeListener {
     const client = this.newClient();
     client.on('error', () => this.drop(client));
     client.on('end', () => this.drop(client));
-    client.on('notification', (msg) => this.fire(msg.channel));
+    client.on('notification', (msg) => {
+      if (this.ownToken === undefined || msg.payload !== this.ownToken) this.fire(msg.channel);
+    });
     try {
       await client.connect();
       // Handlers may subscribe to new channels while this runs: loop until none is missing.

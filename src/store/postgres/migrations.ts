@@ -1,8 +1,9 @@
 /**
- * Numbered PostgreSQL migrations: the same logical schema as sqlite/migrations.ts. A migration
- * is never edited once released: add the next number. `migrate` applies the pending ones in
- * one transaction under a transaction-level advisory lock keyed by the schema, so nodes that
- * start together take turns: the first applies, the others then find nothing to do.
+ * Numbered PostgreSQL migrations: the same logical schema as sqlite/migrations.ts, plus one
+ * function of PostgreSQL's own (version 2, for the cross-node job limit). A migration is never
+ * edited once released: add the next number. `migrate` applies the pending ones in one
+ * transaction under a transaction-level advisory lock keyed by the schema, so nodes that start
+ * together take turns: the first applies, the others then find nothing to do.
  *
  * Times are BIGINT milliseconds since the epoch (UTC), as in SQLite. `document_tags.path` is
  * COLLATE "C" so the byte-wise descendant range of store.ts (`descendantRange`) holds.
@@ -146,6 +147,29 @@ CREATE TABLE results (
   expires_at bigint NOT NULL
 );
 CREATE INDEX results_expires ON results (expires_at);
+`,
+  },
+  {
+    version: 2,
+    sql: `
+-- Takes the per-instance advisory locks of claim.ts (lock_class, instance id), in the order
+-- given (callers sort), then counts the instances' unexpired leases: all of them, and those
+-- held by someone other than owner. Called from inside a single statement (a claim, an accept
+-- with handoff): being VOLATILE plpgsql, its count takes a fresh snapshot, so it sees every
+-- lease committed by whoever held the locks before — which the calling statement's own
+-- snapshot, taken before it waited, would miss. "instance_id + 0" keeps the planner on
+-- jobs_lease (the few leased rows) rather than walking an instance's backlog in jobs_instance.
+CREATE FUNCTION ferry_lock_instances(lock_class integer, instances integer[], owner text, now_ms bigint)
+RETURNS TABLE (instance_id integer, leased bigint, others bigint)
+LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+  PERFORM pg_advisory_xact_lock(lock_class, i) FROM unnest(instances) AS u(i);
+  RETURN QUERY
+    SELECT j.instance_id, count(*), count(*) FILTER (WHERE j.lease_owner IS DISTINCT FROM owner)
+    FROM jobs j WHERE j.lease_until > now_ms AND j.instance_id + 0 = ANY(instances)
+    GROUP BY j.instance_id;
+END
+$fn$;
 `,
   },
 ];

@@ -45,8 +45,32 @@ export async function releaseNotifications(db: Db, notificationIds: number[]): P
 }
 
 /**
+ * Records attempts and the resulting states: deliveries rows, notification states, NOTIFIED
+ * events. `$1`–`$6`: the attempts; `$7`–`$12`: one state per notification, in id order (two
+ * senders updating overlapping notifications lock them in the same order). Returns the
+ * subscriptions to deactivate.
+ */
+const RECORD = `
+WITH d AS (
+  INSERT INTO deliveries (notification_id, at, url, status_code, error, duration_ms)
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::int[])
+),
+u AS (
+  UPDATE notifications n SET status = r.status, attempts = n.attempts + r.cnt, due_at = r.due_at,
+    lease_until = 0, updated_at = ${NOW_MS}
+  FROM unnest($7::bigint[], $8::text[], $9::bigint[], $10::int[], $11::bool[], $12::bool[])
+    AS r(id, status, due_at, cnt, delivered, deactivate)
+  WHERE n.id = r.id
+  RETURNING n.event_id, n.subscription_id, r.delivered, r.deactivate
+),
+notified AS (UPDATE events e SET status = 'NOTIFIED' FROM u WHERE e.id = u.event_id AND u.delivered)
+SELECT DISTINCT subscription_id FROM u WHERE deactivate ORDER BY subscription_id`;
+
+/**
  * Several records of one notification in a batch count as that many attempts; the last one
  * sets its state, any "delivered" marks the event NOTIFIED, any deactivation deactivates.
+ * One autocommit statement; a batch that deactivates a subscription is one transaction, whose
+ * later statements queue what is still due on it.
  */
 export async function recordDeliveries(db: Db, records: DeliveryRecord[]): Promise<void> {
   if (!records.length) return;
@@ -59,45 +83,27 @@ export async function recordDeliveries(db: Db, records: DeliveryRecord[]): Promi
     p.deactivate ||= d.next.status === 'queued' && d.next.deactivate;
     perNotification.set(d.notificationId, p);
   }
-  // Id order: two senders updating overlapping notifications lock them in the same order.
   const updates = [...perNotification.entries()].sort((a, b) => a[0] - b[0]);
+  const values = [
+    records.map((d) => d.notificationId),
+    records.map((d) => d.at.getTime()),
+    records.map((d) => d.url),
+    records.map((d) => d.statusCode),
+    records.map((d) => d.error),
+    records.map((d) => Math.round(d.durationMs)),
+    updates.map(([id]) => id),
+    updates.map(([, p]) => p.last.next.status),
+    updates.map(([, p]) => (p.last.next.status === 'retry' ? p.last.next.at.getTime() : null)),
+    updates.map(([, p]) => p.count),
+    updates.map(([, p]) => p.delivered),
+    updates.map(([, p]) => p.deactivate),
+  ];
+  if (!updates.some(([, p]) => p.deactivate)) {
+    await db.query(RECORD, values, 'record_deliveries');
+    return;
+  }
   await db.tx(async (c) => {
-    await run(
-      c,
-      `INSERT INTO deliveries (notification_id, at, url, status_code, error, duration_ms)
-       SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::int[])`,
-      [
-        records.map((d) => d.notificationId),
-        records.map((d) => d.at.getTime()),
-        records.map((d) => d.url),
-        records.map((d) => d.statusCode),
-        records.map((d) => d.error),
-        records.map((d) => Math.round(d.durationMs)),
-      ],
-      'deliveries_insert',
-    );
-    const changed = await run(
-      c,
-      `WITH u AS (
-         UPDATE notifications n SET status = r.status, attempts = n.attempts + r.cnt, due_at = r.due_at,
-           lease_until = 0, updated_at = ${NOW_MS}
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bool[], $6::bool[])
-           AS r(id, status, due_at, cnt, delivered, deactivate)
-         WHERE n.id = r.id
-         RETURNING n.event_id, n.subscription_id, r.delivered, r.deactivate
-       ),
-       notified AS (UPDATE events e SET status = 'NOTIFIED' FROM u WHERE e.id = u.event_id AND u.delivered)
-       SELECT DISTINCT subscription_id FROM u WHERE deactivate ORDER BY subscription_id`,
-      [
-        updates.map(([id]) => id),
-        updates.map(([, p]) => p.last.next.status),
-        updates.map(([, p]) => (p.last.next.status === 'retry' ? p.last.next.at.getTime() : null)),
-        updates.map(([, p]) => p.count),
-        updates.map(([, p]) => p.delivered),
-        updates.map(([, p]) => p.deactivate),
-      ],
-      'deliveries_update',
-    );
+    const changed = await run(c, RECORD, values, 'record_deliveries');
     if (!changed.length) return;
     const subs = changed.map((r) => r.subscription_id);
     // This waits for completions holding the subscriptions FOR SHARE; the next statement's

@@ -13,7 +13,9 @@ import type {
   DeliveryRecord,
   DueNotification,
   EventRecord,
+  Handoff,
   JobOutcome,
+  NotificationOffer,
   Page,
   StoredResult,
 } from '../async.js';
@@ -40,7 +42,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
     return s;
   }
 
-  async acceptEvents(inputs: AcceptInput[]): Promise<Accepted[]> {
+  async acceptEvents(inputs: AcceptInput[], handoff?: Handoff<AcceptInput>): Promise<Accepted[]> {
     const now = Date.now();
     return this.db.transaction(() =>
       inputs.map((input): Accepted => {
@@ -50,23 +52,32 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           ).get(input.instanceId, input.idempotencyKey, now - IDEMPOTENCY_WINDOW_MS) as Row | undefined;
           if (seen) return { eventId: seen.event_id, duplicate: true };
         }
+        // Handed off: the job is leased (one claim counted) and its event running from the start.
+        const taken = handoff?.take(input) ?? false;
         const { id } = this.stmt(
-          `INSERT INTO events (organization_id, instance_id, user_id, created_at, status, execution, method, url, callback_url)
-           VALUES (?, ?, ?, ?, 'DISPATCHED', 'dispatched', ?, ?, ?) RETURNING id`,
+          `INSERT INTO events (organization_id, instance_id, user_id, created_at, status, execution, method, url, callback_url, started_at)
+           VALUES (?, ?, ?, ?, 'DISPATCHED', ?, ?, ?, ?, ?) RETURNING id`,
         ).get(
           input.organizationId,
           input.instanceId,
           input.userId,
           now,
+          taken ? 'running' : 'dispatched',
           input.request.method,
           input.request.url,
           input.callbackUrl,
+          taken ? now : null,
         ) as Row;
-        this.stmt('INSERT INTO jobs (event_id, instance_id, request, body) VALUES (?, ?, ?, ?)').run(
+        this.stmt(
+          'INSERT INTO jobs (event_id, instance_id, request, body, lease_owner, lease_until, attempts) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        ).run(
           id,
           input.instanceId,
           JSON.stringify({ ...input.request, organizationId: input.organizationId, userId: input.userId }),
           input.body,
+          taken ? handoff!.owner : null,
+          taken ? now + handoff!.leaseMs : 0,
+          taken ? 1 : 0,
         );
         if (input.idempotencyKey) {
           this.stmt('INSERT OR REPLACE INTO idempotency_keys (instance_id, key, event_id, created_at) VALUES (?, ?, ?, ?)').run(
@@ -76,7 +87,17 @@ export abstract class SqliteAsyncStore implements AsyncStore {
             now,
           );
         }
-        return { eventId: id, duplicate: false };
+        if (!taken) return { eventId: id, duplicate: false };
+        const job: ClaimedJob = {
+          eventId: id,
+          organizationId: input.organizationId,
+          userId: input.userId,
+          instanceId: input.instanceId,
+          request: input.request,
+          body: input.body,
+          attempts: 0,
+        };
+        return { eventId: id, duplicate: false, job };
       }),
     )();
   }
@@ -90,10 +111,13 @@ export abstract class SqliteAsyncStore implements AsyncStore {
       ) as Row[]) {
         running.set(r.instance_id, r.n);
       }
+      // The oldest runnable jobs, a small window of them: each row read costs ~1 µs here, and a
+      // window full of saturated instances' jobs falls back to the per-instance search below.
+      const window = Math.min(256, Math.max(16, limit * 2));
       // "+lease_until" keeps the planner on the primary key: oldest runnable jobs first.
       const candidates = this.stmt(
         'SELECT event_id, instance_id FROM jobs WHERE +lease_until <= ? ORDER BY event_id LIMIT ?',
-      ).all(now, Math.max(limit * 8, 256)) as Row[];
+      ).all(now, window) as Row[];
       const chosen: number[] = [];
       const take = (rows: Row[]) => {
         for (const c of rows) {
@@ -105,7 +129,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
         }
       };
       take(candidates);
-      if (chosen.length < limit && candidates.length === Math.max(limit * 8, 256)) {
+      if (chosen.length < limit && candidates.length === window) {
         // The window was full of saturated instances' backlogs: look per instance instead, so
         // one tenant's burst never hides the others' jobs.
         // Skip-scan over the distinct instances with jobs (index jobs_instance): O(instances · log n).
@@ -159,24 +183,45 @@ export abstract class SqliteAsyncStore implements AsyncStore {
     })();
   }
 
-  async completeJobs(owner: string, outcomes: JobOutcome[]): Promise<void> {
+  async completeJobs(owner: string, outcomes: JobOutcome[], handoff?: Handoff<NotificationOffer>): Promise<DueNotification[]> {
     const now = Date.now();
+    const handed: DueNotification[] = [];
     this.db.transaction(() => {
+      // Notification ids are assigned here (AUTOINCREMENT's next value: this transaction is the
+      // only writer), so each body is written once, with its id in it.
+      let lastId = (this.stmt("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").get() as Row | undefined)?.seq ?? 0;
       for (const o of outcomes) {
         // The first completion wins; a job taken over after its lease expired may finish twice.
         const job = this.stmt('DELETE FROM jobs WHERE event_id = ? RETURNING event_id').get(o.eventId);
         if (!job) continue;
         const ev = this.stmt(
           `UPDATE events SET status = 'CONSUMED', execution = ?, status_code = ?, finished_at = ?, response = ?
-           WHERE id = ? RETURNING organization_id, callback_url`,
+           WHERE id = ? RETURNING organization_id, instance_id, callback_url`,
         ).get(o.execution, o.statusCode, now, JSON.stringify(o.response ?? null), o.eventId) as Row;
         const sub = this.subscription(ev.organization_id, ev.callback_url);
         const queued = o.queue || !sub.active;
-        const { id } = this.stmt(
-          `INSERT INTO notifications (event_id, organization_id, subscription_id, body, status, due_at, created_at, updated_at)
-           VALUES (?, ?, ?, '', ?, ?, ?, ?) RETURNING id`,
-        ).get(o.eventId, ev.organization_id, sub.id, queued ? 'queued' : 'created', queued ? null : now, now, now) as Row;
-        this.stmt('UPDATE notifications SET body = ? WHERE id = ?').run(o.buildNotification(id), id);
+        const offer = { organizationId: ev.organization_id, subscriptionId: sub.id, url: ev.callback_url };
+        const taken = !queued && handoff ? handoff.take(offer) : false;
+        const id = ++lastId;
+        const body = o.buildNotification(id);
+        this.stmt(
+          `INSERT INTO notifications (id, event_id, organization_id, subscription_id, body, status, due_at, lease_until, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          id,
+          o.eventId,
+          ev.organization_id,
+          sub.id,
+          body,
+          queued ? 'queued' : 'created',
+          queued ? null : now,
+          taken ? now + handoff!.leaseMs : 0,
+          now,
+          now,
+        );
+        if (taken) {
+          handed.push({ notificationId: id, eventId: o.eventId, instanceId: ev.instance_id, ...offer, body, attempts: 0, createdDate: new Date(now) });
+        }
         if (o.result) {
           this.stmt(
             'INSERT OR REPLACE INTO results (event_id, organization_id, content_type, data, expires_at) VALUES (?, ?, ?, ?, ?)',
@@ -185,13 +230,13 @@ export abstract class SqliteAsyncStore implements AsyncStore {
       }
     })();
     void owner;
+    return handed;
   }
 
+  /** The organization's subscription for a callback URL, created on first use (read first: no write when it exists). */
   private subscription(organizationId: number, url: string): { id: number; active: boolean } {
-    const r = this.stmt(
-      `INSERT INTO subscriptions (organization_id, url) VALUES (?, ?)
-       ON CONFLICT (organization_id, url) DO UPDATE SET url = excluded.url RETURNING id, active`,
-    ).get(organizationId, url) as Row;
+    const r = (this.stmt('SELECT id, active FROM subscriptions WHERE organization_id = ? AND url = ?').get(organizationId, url) ??
+      this.stmt('INSERT INTO subscriptions (organization_id, url) VALUES (?, ?) RETURNING id, active').get(organizationId, url)) as Row;
     return { id: r.id, active: r.active === 1 };
   }
 

@@ -14,6 +14,7 @@ import { descendantRange } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import { toInstance, toOrganization, toUser } from '../rows.js';
 import { SqliteAsyncStore } from './async.js';
+import { Checkpointer } from './checkpoint.js';
 
 type Row = Record<string, any>;
 
@@ -24,7 +25,7 @@ export interface SqliteOptions {
 }
 
 export class SqliteStore extends SqliteAsyncStore implements Store {
-  readonly capabilities: StoreCapabilities = { name: 'sqlite', shared: false };
+  readonly capabilities: StoreCapabilities = { name: 'sqlite', shared: false, handsOffJobs: true };
 
   constructor(options: SqliteOptions) {
     if (options.file !== ':memory:') fs.mkdirSync(path.dirname(options.file), { recursive: true });
@@ -34,7 +35,10 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     super(db);
+    if (options.file !== ':memory:') this.checkpointer = new Checkpointer(db, options.file);
   }
+
+  private readonly checkpointer: Checkpointer | null = null;
 
   async migrate(): Promise<void> {
     const current = this.db.pragma('user_version', { simple: true }) as number;
@@ -48,6 +52,7 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
 

@@ -1,0 +1,87 @@
+/**
+ * Worker-thread body of the localfs tree pool (tree-pool.ts): runs the blocking primitives of
+ * tree.ts one request at a time and answers each `{id}` with its result, or with the errno
+ * `code` of the failure (for reads also `at`: the folder, relative to the one read, where it
+ * happened). Only codes travel back: Node's messages carry host paths, which must not reach
+ * clients.
+ */
+import { parentPort } from 'node:worker_threads';
+import { copyFilesSync, startFolderCopySync, TreeReader, type ErrorAt, type TreeRow } from './tree.js';
+
+/** A request from the main thread. `read`/`more`/`end` share a `reader` id chosen by the pool. */
+export type TreeRequest =
+  | { op: 'startCopy'; id: number; from: string; to: string; copyUpTo: number }
+  | { op: 'copyFiles'; id: number; from: string; to: string; names: string[] }
+  | { op: 'read'; id: number; reader: number; root: string; recursive: boolean; limit: number }
+  | { op: 'more'; id: number; reader: number; limit: number }
+  | { op: 'end'; reader: number };
+
+/** The worker's answer; `code` is set when the request failed. */
+export interface TreeReply {
+  id: number;
+  code?: string;
+  /** For a failed read: the folder (relative to the root read) that failed. */
+  at?: string;
+  /** startCopy: what is left to copy into the new folder. */
+  folders?: string[];
+  files?: string[];
+  /** read/more: the next rows; `done` once the reader is finished (and forgotten). */
+  rows?: TreeRow[];
+  done?: boolean;
+}
+
+/** Open readers by id: a walk spans several requests. */
+const readers = new Map<number, TreeReader>();
+
+function handle(request: TreeRequest): TreeReply | null {
+  switch (request.op) {
+    case 'startCopy': {
+      const { folders, files } = startFolderCopySync(request.from, request.to);
+      // A few files are copied at once: a message per small folder would cost more.
+      if (files.length > request.copyUpTo) return { id: request.id, folders, files };
+      copyFilesSync(request.from, request.to, files);
+      return { id: request.id, folders, files: [] };
+    }
+    case 'copyFiles':
+      copyFilesSync(request.from, request.to, request.names);
+      return { id: request.id };
+    case 'read':
+    case 'more': {
+      let reader = readers.get(request.reader);
+      if (request.op === 'read') {
+        reader = new TreeReader(request.root, request.recursive);
+        readers.set(request.reader, reader);
+      }
+      if (!reader) return { id: request.id, rows: [], done: true };
+      let rows: TreeRow[];
+      try {
+        rows = reader.next(request.limit);
+      } catch (e) {
+        readers.delete(request.reader);
+        reader.close();
+        throw e;
+      }
+      const done = rows.length < request.limit;
+      if (done) {
+        readers.delete(request.reader);
+        reader.close();
+      }
+      return { id: request.id, rows, done };
+    }
+    case 'end':
+      readers.get(request.reader)?.close();
+      readers.delete(request.reader);
+      return null;
+  }
+}
+
+parentPort?.on('message', (request: TreeRequest) => {
+  let reply: TreeReply | null;
+  try {
+    reply = handle(request);
+  } catch (e) {
+    const { code, at } = e as ErrorAt;
+    reply = { id: (request as { id: number }).id, code: typeof code === 'string' ? code : 'EUNKNOWN', at };
+  }
+  if (reply) parentPort?.postMessage(reply);
+});
