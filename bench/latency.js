@@ -45,8 +45,8 @@ export async function latency() {
     path: PING,
     headers: { authorization: node.auth, 'elements-async-request': 'true', 'elements-async-callback-url': receiver.url },
   };
-  // Warm-up at a tenth of the rate for 1 s (JIT, connections), not measured.
-  const warm = await openLoop(pool, RATE / 10, RATE / 10, opts);
+  // Warm-up at half the rate for 2 s (JIT, connections, page cache), not measured.
+  const warm = await openLoop(pool, RATE / 2, RATE, opts);
   await waitFor(() => receiver.count >= warm.filter((r) => r.status === 200).length, 10_000);
   const results = await openLoop(pool, RATE, total, opts);
   const accepted = results.filter((r) => r.status === 200);

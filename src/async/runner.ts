@@ -44,6 +44,8 @@ export class Runner {
   /** Jobs running or reserved per instance (FERRY_INSTANCE_CONCURRENCY for handoffs). */
   private readonly perInstance = new Map<number, number>();
   private reserved = 0;
+  /** Slots given back so far (finished jobs, unused reservations): tells a claim it raced them. */
+  private finishedCount = 0;
   /** True when runnable jobs may be waiting in the store: handoffs stop until a claim drains them. */
   private backlog = true;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -125,6 +127,7 @@ export class Runner {
   }
 
   private release(instanceId: number): void {
+    this.finishedCount++;
     const n = (this.perInstance.get(instanceId) ?? 1) - 1;
     if (n <= 0) this.perInstance.delete(instanceId);
     else this.perInstance.set(instanceId, n);
@@ -154,13 +157,16 @@ export class Runner {
       this.backlog = true;
       return false;
     }
+    const finishedBefore = this.finishedCount;
     const jobs = await this.store.claimJobs(this.owner, free, this.config.leaseMs, this.config.instanceConcurrency);
     for (const job of jobs) this.launch(job, false);
     // A short claim emptied the store of runnable jobs, unless an instance's limit cut it short:
-    // then its jobs may still wait, and each finished job claims again.
+    // then its jobs may still wait, and each finished job claims again. Jobs that finished while
+    // the claim ran were still counted against their instance's limit by it: claim once more.
     const full = jobs.length === free;
-    this.backlog = full || [...this.perInstance.values()].some((n) => n >= this.config.instanceConcurrency);
-    return full;
+    const raced = this.finishedCount !== finishedBefore;
+    this.backlog = full || raced || [...this.perInstance.values()].some((n) => n >= this.config.instanceConcurrency);
+    return full || raced;
   }
 
   private async renew(): Promise<void> {

@@ -3,7 +3,7 @@
  * same encodings (millisecond times, JSON text for tags, configuration and responses); the one
  * difference, booleans (SQLite 0/1, PostgreSQL true/false), is absorbed by `Boolean()`.
  */
-import type { DeliveryListing, DueNotification, EventRecord, Page } from './async.js';
+import type { AcceptInput, ClaimedJob, DeliveryListing, DueNotification, EventRecord, Page } from './async.js';
 import { encodeCursor } from './cursor.js';
 import type { Instance, Organization, User } from './store.js';
 
@@ -94,4 +94,15 @@ export const toDueNotification = (r: Row): DueNotification => ({
   body: r.body,
   attempts: r.attempts,
   createdDate: date(r.created_at),
+});
+
+/** The job of an accepted input that a store handed off in the accepting transaction (never claimed before). */
+export const handedOffJob = (input: AcceptInput, eventId: number): ClaimedJob => ({
+  eventId,
+  organizationId: input.organizationId,
+  userId: input.userId,
+  instanceId: input.instanceId,
+  request: input.request,
+  body: input.body,
+  attempts: 0,
 });

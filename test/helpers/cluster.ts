@@ -196,5 +196,8 @@ export async function installClaimAudit(cluster: Cluster): Promise<void> {
     END $$;
     CREATE TRIGGER test_audit_claim AFTER UPDATE OF attempts ON ${s}.jobs
       FOR EACH ROW WHEN (NEW.attempts <> OLD.attempts) EXECUTE FUNCTION ${s}.test_audit_claim();
+    -- A job handed off to the accepting node's runner is inserted already leased: a claim too.
+    CREATE TRIGGER test_audit_handoff AFTER INSERT ON ${s}.jobs
+      FOR EACH ROW WHEN (NEW.attempts > 0) EXECUTE FUNCTION ${s}.test_audit_claim();
   `);
 }

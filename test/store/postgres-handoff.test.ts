@@ -1,10 +1,12 @@
 /**
- * Handoffs on PostgreSQL, where several nodes share the store: what the conformance suite
- * cannot see with one store. An accept hands a job off only when no other node holds a lease on
- * its instance, so the instance limit holds across nodes while one node hands off and others
- * claim; a node's own NOTIFYs do not wake it (it wakes its runner and sender directly) while
- * they still wake the others; a notification for a deactivated subscription is created queued
- * and never offered. Skipped with a reason when the server is not reachable.
+ * Handoffs on PostgreSQL, where several nodes share the store and one node's statements
+ * overlap: what the conformance suite cannot see. An accept hands a job off only when no other
+ * node holds a lease on its instance, so the instance limit holds across nodes while one node
+ * hands off and others claim; a node's own claim and handoffs in flight are ordered so that
+ * together they keep the limit too; a node's own NOTIFYs do not wake it (it wakes its runner and
+ * sender directly) while they still wake the others; a notification for a deactivated
+ * subscription is created queued and never offered. Skipped with a reason when the server is
+ * not reachable.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -165,6 +167,32 @@ if (!url) {
       assert.equal(done, TOTAL);
       assert.ok(most <= LIMIT, `at most ${LIMIT} jobs of the instance leased at once, saw ${most}`);
       assert.equal((await a.asyncCounts()).jobs, 0);
+    });
+
+    it("a node's own claim in flight and its handoffs never exceed the instance limit together", async () => {
+      // The runner's count misses a claim's jobs until the claim returns, and a claim counts only
+      // committed leases: the store orders the two when they overlap on one node.
+      const inst = await instance();
+      await a.acceptEvents([input(inst), input(inst)]);
+      const claiming = a.claimJobs('runner-r', 10, LONG, 2);
+      const offered: AcceptInput[] = [];
+      const during = await a.acceptEvents([input(inst)], taking('runner-r', offered));
+      assert.deepEqual(offered, [], 'nothing is offered while a claim of the same runner is in flight');
+      assert.equal(during[0].job, undefined);
+      const claimed = await claiming;
+      assert.equal(claimed.length, 2);
+      await a.completeJobs('runner-r', claimed.map((j) => outcome(j.eventId)));
+
+      // The other way round: a claim started after a handoff was offered counts the handed-off job.
+      const handing = a.acceptEvents([input(inst)], taking('runner-r'));
+      const after = await a.claimJobs('runner-r', 10, LONG, 1);
+      const [handed] = await handing;
+      assert.ok(handed.job, 'the job was handed off');
+      assert.deepEqual(after, [], 'the claim saw the handed-off job hold the only slot');
+      await a.completeJobs('runner-r', [outcome(handed.eventId)]);
+      const rest = await a.claimJobs('runner-r', 10, LONG, 1);
+      assert.deepEqual(rest.map((j) => j.eventId), [during[0].eventId]);
+      await a.completeJobs('runner-r', rest.map((j) => outcome(j.eventId)));
     });
 
     it("a node's own NOTIFYs do not wake it; the other node's do", async () => {

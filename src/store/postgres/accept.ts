@@ -17,11 +17,13 @@
  * instance: the runner's own count then is the instance's whole count, and `take` keeps it
  * within FERRY_INSTANCE_CONCURRENCY, so the limit holds across nodes without the store knowing
  * it. Offers the statement declined are given back by the caller's settlement (Reservations).
- * Whether jobs already wait is the runner's judgement (it offers nothing then); concurrent
- * accepts of this node are kept in order by PendingAccepts.
+ * Whether jobs already wait is the runner's judgement (it offers nothing then); this node's
+ * own statements in flight are reconciled with its handoffs by InFlight (in-flight.ts).
  */
-import type { AcceptInput, Accepted, ClaimedJob, Handoff } from '../async.js';
+import type { AcceptInput, Accepted, Handoff } from '../async.js';
 import { CLOCK_MS, instanceLockClass, JOBS_CHANNEL, nextIds, NOW_MS, run, type Db } from './db.js';
+import type { InFlight } from './in-flight.js';
+import { handedOffJob } from '../rows.js';
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 /** Bodies above this are sent as a binary parameter of a statement of their own, not hex in an array. */
@@ -91,57 +93,10 @@ const STATEMENTS = {
   singleHandoff: acceptSql('single', true),
 };
 
-/**
- * This node's accepts in flight, per instance, so that jobs start in the order they were
- * accepted here: an accept leaving jobs of an instance for a claim makes later accepts offer
- * nothing of that instance (a job not yet committed is invisible to their check), and waits for
- * the accepts handing that instance's jobs off that started before it (its jobs then draw later
- * ids than the ones handed off). Across nodes, concurrent accepts have no order to keep.
- */
-export class PendingAccepts {
-  private readonly leaving = new Map<number, number>();
-  private readonly handing = new Map<number, Set<Promise<unknown>>>();
-
-  /** Whether an accept leaving jobs of this instance for a claim is in flight. */
-  isLeaving(instanceId: number): boolean {
-    return this.leaving.has(instanceId);
-  }
-
-  /** The accepts in flight handing off jobs of these instances. */
-  handoffs(instances: Iterable<number>): Promise<unknown>[] {
-    const out = new Set<Promise<unknown>>();
-    for (const i of instances) for (const p of this.handing.get(i) ?? []) out.add(p);
-    return [...out];
-  }
-
-  /** Registers an accept until `done` settles. */
-  track(leaving: Set<number>, handing: Set<number>, done: Promise<unknown>): void {
-    for (const i of leaving) this.leaving.set(i, (this.leaving.get(i) ?? 0) + 1);
-    for (const i of handing) {
-      let set = this.handing.get(i);
-      if (!set) this.handing.set(i, (set = new Set()));
-      set.add(done);
-    }
-    const untrack = () => {
-      for (const i of leaving) {
-        const n = (this.leaving.get(i) ?? 1) - 1;
-        if (n > 0) this.leaving.set(i, n);
-        else this.leaving.delete(i);
-      }
-      for (const i of handing) {
-        const set = this.handing.get(i);
-        set?.delete(done);
-        if (!set?.size) this.handing.delete(i);
-      }
-    };
-    done.then(untrack, untrack);
-  }
-}
-
 /** Stores a batch of accepted requests (one statement, or one per large body); answers in input order. */
 export async function acceptEvents(
   db: Db,
-  pending: PendingAccepts,
+  inFlight: InFlight,
   inputs: AcceptInput[],
   handoff?: Handoff<AcceptInput>,
 ): Promise<Accepted[]> {
@@ -163,17 +118,19 @@ export async function acceptEvents(
     }
     sent.push(i);
   }
-  // Asked before the statement, in input order, for the inputs certainly new.
-  const offerable = (i: number) => !inputs[i].idempotencyKey && !pending.isLeaving(inputs[i].instanceId);
-  const offered = new Set(handoff ? sent.filter((i) => offerable(i) && handoff.take(inputs[i])) : []);
+  // Asked before the statement, in input order, for the inputs certainly new (see InFlight for
+  // when this node's own statements in flight rule an offer out).
+  const offers = handoff && !inFlight.claiming(handoff.owner) ? handoff : undefined;
+  const offerable = (i: number) => !inputs[i].idempotencyKey && !inFlight.isLeaving(inputs[i].instanceId);
+  const offered = new Set(offers ? sent.filter((i) => offerable(i) && offers.take(inputs[i])) : []);
   const leaving = new Set(sent.filter((i) => !offered.has(i)).map((i) => inputs[i].instanceId));
   const handing = new Set([...offered].map((i) => inputs[i].instanceId));
-  const before = pending.handoffs(leaving);
+  const before = inFlight.handoffsOf(leaving);
   const done = (async () => {
     if (before.length) await Promise.allSettled(before);
-    return store(db, inputs, sent, followers, offered, handoff);
+    return store(db, inputs, sent, followers, offered, offers);
   })();
-  pending.track(leaving, handing, done);
+  inFlight.accept(leaving, handing, offers?.owner ?? null, done);
   return done;
 }
 
@@ -197,7 +154,7 @@ async function store(
     // Large bodies travel in statements of their own; one transaction keeps the batch all or
     // nothing, and ids drawn first keep them ascending in input order.
     rows = await db.tx(async (c) => {
-      const { ids } = await nextIds(c, 'events_id_seq', sent.length);
+      const ids = await nextIds(c, 'events_id_seq', sent.length);
       const idOf = new Map(sent.map((i, k) => [i, ids[k]]));
       const out: AcceptRow[][] = [];
       for (const part of parts) {
@@ -213,7 +170,7 @@ async function store(
       const r = rows[p][k];
       if (r.created) {
         leftForClaim ||= !r.leased;
-        result[i] = r.leased ? { eventId: r.id, duplicate: false, job: handedOff(inputs[i], r.id) } : { eventId: r.id, duplicate: false };
+        result[i] = r.leased ? { eventId: r.id, duplicate: false, job: handedOffJob(inputs[i], r.id) } : { eventId: r.id, duplicate: false };
       } else if (r.existing !== null) {
         result[i] = { eventId: r.existing, duplicate: true };
       } else {
@@ -283,15 +240,3 @@ function insertStatement(
   return [STATEMENTS[variant], values, `accept_${variant}`];
 }
 
-/** The job of an input handed off in its accepting statement. */
-function handedOff(input: AcceptInput, eventId: number): ClaimedJob {
-  return {
-    eventId,
-    organizationId: input.organizationId,
-    userId: input.userId,
-    instanceId: input.instanceId,
-    request: input.request,
-    body: input.body,
-    attempts: 0,
-  };
-}

@@ -7,13 +7,19 @@
  * Time: shared decisions (leases, due times, idempotency windows) use the database clock
  * (`NOW_MS`), so nodes with skewed clocks still agree on when a lease has expired.
  *
- * Round trips: the hot paths (accept, complete, record deliveries, claims) are each ONE
- * autocommit statement — writable CTEs, no BEGIN/COMMIT — because on a busy node every round
- * trip costs CPU on both sides and every commit a WAL flush. A single statement is atomic, so a
+ * Round trips: the hot paths (accept, claim, record deliveries; completion after one read) are
+ * each ONE autocommit statement — writable CTEs, no BEGIN/COMMIT — because on a busy node every
+ * round trip costs latency and CPU on both sides, and every commit a WAL flush. A single statement is atomic, so a
  * crash leaves all of it or none of it, and after a deadlock or serialization failure it is
  * simply run again (`query`). Where a statement must see rows committed after it started (a
  * count taken once advisory locks are held) it calls a VOLATILE plpgsql function, whose own
  * queries take fresh snapshots (see migrations.ts).
+ *
+ * Durability: commits wait for the WAL flush (synchronous_commit on, PostgreSQL's default): an
+ * answered accept survives a database crash, and so do leases and outcomes. An operator who
+ * prefers throughput may turn it off for Ferry's role (ALTER ROLE ... SET synchronous_commit =
+ * off): a database crash then loses the last few hundred milliseconds of commits — accepted
+ * requests already answered, and leases, so jobs may run twice.
  */
 import crypto from 'node:crypto';
 import pg from 'pg';
@@ -52,18 +58,10 @@ export async function run(q: Queryable, text: string, values: unknown[] = [], na
   return res.rows;
 }
 
-/**
- * Reserves `n` ids of a sequence, ascending, with the statement's database time: rows can then
- * be written in one multi-row INSERT whose values (a notification body) depend on their ids.
- */
-export async function nextIds(c: Queryable, sequence: string, n: number): Promise<{ ids: number[]; now: number }> {
-  const rows = await run(
-    c,
-    `SELECT nextval('${sequence}') AS id, ${NOW_MS} AS now FROM generate_series(1, $1)`,
-    [n],
-    `nextval_${sequence}`,
-  );
-  return { ids: rows.map((r) => r.id as number).sort((a, b) => a - b), now: rows[0].now };
+/** Reserves `n` ids of a sequence, ascending: rows written by several statements keep their order. */
+export async function nextIds(c: Queryable, sequence: string, n: number): Promise<number[]> {
+  const rows = await run(c, `SELECT nextval('${sequence}') AS id FROM generate_series(1, $1)`, [n], `nextval_${sequence}`);
+  return rows.map((r) => r.id as number).sort((a, b) => a - b);
 }
 
 const INT8_OID = 20;

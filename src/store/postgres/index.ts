@@ -1,8 +1,8 @@
 /**
  * The PostgreSQL store (`pg`): several Ferry nodes share one database. Every method is one
- * statement or one transaction on a pooled connection; the modules beside this file hold the
- * SQL, grouped by concern (identity, tags, jobs, notifications, events), and this class only
- * wires them to the `Store` interface.
+ * statement or one transaction on a pooled connection (a completion: a read, then one
+ * statement); the modules beside this file hold the SQL, grouped by concern (identity, tags,
+ * jobs, notifications, events), and this class only wires them to the `Store` interface.
  *
  * Differences from the SQLite store, by design:
  * - `releaseAllLeases` is a no-op: other live nodes hold leases on a shared store, and the
@@ -12,8 +12,9 @@
  *   jobs for a claim, `ferry_notifications` after a completion left due notifications, or a
  *   redelivery) so idle runners and senders need not wait for a poll. A node's own NOTIFYs are
  *   not delivered to it: it wakes its runner and sender directly.
- * - Handoffs: see accept.ts (jobs, under the cross-node instance limit) and complete.ts
- *   (notifications, offered right after the commit).
+ * - Handoffs: see accept.ts (jobs, under the cross-node instance limit), complete.ts
+ *   (notifications) and in-flight.ts (this node's overlapping statements). Job handoffs can be
+ *   switched off in one place, `capabilities.handsOffJobs`.
  */
 import type {
   AcceptInput,
@@ -35,6 +36,7 @@ import * as accept from './accept.js';
 import * as claim from './claim.js';
 import * as complete from './complete.js';
 import { Db, JOBS_CHANNEL, NOTIFICATIONS_CHANNEL, type DbOptions } from './db.js';
+import { InFlight } from './in-flight.js';
 import * as events from './events.js';
 import * as identity from './identity.js';
 import { WakeListener } from './listen.js';
@@ -49,7 +51,7 @@ export class PostgresStore implements Store {
   readonly capabilities: StoreCapabilities = { name: 'postgres', shared: true, handsOffJobs: true };
   private readonly db: Db;
   private readonly wakes: WakeListener;
-  private readonly pendingAccepts = new accept.PendingAccepts();
+  private readonly inFlight = new InFlight();
 
   constructor(options: PostgresOptions) {
     this.db = new Db(options);
@@ -154,10 +156,10 @@ export class PostgresStore implements Store {
   // ---- asynchronous requests ----------------------------------------------------------------------
 
   acceptEvents(inputs: AcceptInput[], handoff?: Handoff<AcceptInput>): Promise<Accepted[]> {
-    return accept.acceptEvents(this.db, this.pendingAccepts, inputs, this.capabilities.handsOffJobs ? handoff : undefined);
+    return accept.acceptEvents(this.db, this.inFlight, inputs, this.capabilities.handsOffJobs ? handoff : undefined);
   }
   claimJobs(owner: string, limit: number, leaseMs: number, perInstance: number): Promise<ClaimedJob[]> {
-    return claim.claimJobs(this.db, owner, limit, leaseMs, perInstance);
+    return this.inFlight.claim(owner, () => claim.claimJobs(this.db, owner, limit, leaseMs, perInstance));
   }
   renewLeases(owner: string, eventIds: number[], leaseMs: number): Promise<void> {
     return claim.renewLeases(this.db, owner, eventIds, leaseMs);

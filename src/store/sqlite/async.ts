@@ -20,7 +20,7 @@ import type {
   StoredResult,
 } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import { pageOf, toDeliveryListing, toDueNotification, toEvent } from '../rows.js';
+import { handedOffJob, pageOf, toDeliveryListing, toDueNotification, toEvent } from '../rows.js';
 
 type Row = Record<string, any>;
 
@@ -87,17 +87,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
             now,
           );
         }
-        if (!taken) return { eventId: id, duplicate: false };
-        const job: ClaimedJob = {
-          eventId: id,
-          organizationId: input.organizationId,
-          userId: input.userId,
-          instanceId: input.instanceId,
-          request: input.request,
-          body: input.body,
-          attempts: 0,
-        };
-        return { eventId: id, duplicate: false, job };
+        return taken ? { eventId: id, duplicate: false, job: handedOffJob(input, id) } : { eventId: id, duplicate: false };
       }),
     )();
   }
