@@ -9,7 +9,8 @@
 // Library settings follow their documentation:
 // - BullMQ: ioredis connection with `maxRetriesPerRequest: null` (required for workers),
 //   `removeOnComplete: true` / bounded `removeOnFail` (recommended in production), `attempts: 3`
-//   with exponential backoff, Worker `concurrency: 16` (Ferry's default FERRY_JOB_CONCURRENCY).
+//   with exponential backoff, Worker `concurrency: 16` (between Ferry's defaults: 8 jobs per instance,
+//   32 per node; every request here is for one instance).
 // - pg-boss 10: a queue created with `createQueue`, `send` per request, 4 `work` workers with
 //   `batchSize: 50` (a worker sleeps out its polling interval even after a full batch, so
 //   throughput is capped near workers × batchSize / interval) at the shortest allowed

@@ -91,6 +91,8 @@ export interface LocalRunner {
 
 export class AsyncIntake {
   private readonly commit: GroupCommit<AcceptInput, Accepted>;
+  /** Callback URLs that passed the egress policy (a pure function of the URL and the static policy). */
+  private readonly allowedUrls = new Set<string>();
 
   constructor(
     private readonly config: Config,
@@ -161,7 +163,11 @@ export class AsyncIntake {
         'An asynchronous request needs a callback URL: send the Elements-Async-Callback-Url header, or set the instance configuration event.notification.callback.url',
       );
     }
-    checkCallbackUrl(this.egress, callbackUrl);
+    if (!this.allowedUrls.has(callbackUrl)) {
+      checkCallbackUrl(this.egress, callbackUrl);
+      if (this.allowedUrls.size >= 10_000) this.allowedUrls.clear();
+      this.allowedUrls.add(callbackUrl);
+    }
     const key = request.headers[IDEMPOTENCY_HEADER];
     if (Array.isArray(key) || (key !== undefined && (key.length === 0 || key.length > 255))) {
       throw invalid('Idempotency-Key must be sent once, 1 to 255 characters');
