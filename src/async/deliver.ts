@@ -124,8 +124,10 @@ export async function deliver(target: DeliveryTarget, options: DeliveryOptions):
         headers,
         dispatcher: options.dispatcher,
         signal: controller.signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        // The attempt's deadline is the abort above; undici's own timers are only a backstop,
+        // later, so a hanging receiver is always reported the same way ("timed out after …").
+        headersTimeout: timeoutMs + 1000,
+        bodyTimeout: timeoutMs + 1000,
       });
     } catch (err) {
       return { kind: 'retry', error: describe(err, controller.signal.aborted, timeoutMs), durationMs: durationMs() };
