@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { CLI, cliMissing, freePort } from './process.js';
+import { CLI, cliMissing, freePort, stopControls } from './process.js';
 import { freshSchema, pgSkipReason, pgTestUrl, type TestSchema } from './postgres.js';
 import { ORG_SECRET, USER_SECRET } from './server.js';
 
@@ -62,11 +62,6 @@ export const CLUSTER_ENV: Record<string, string> = {
   FERRY_RATE_LIMIT: '0',
 };
 
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
 /**
  * Starts `roles.length` nodes (the first alone, the rest together) on a fresh schema. `env` is
  * added to every node's environment. Rejects, having cleaned up, when a node fails to start.
@@ -111,19 +106,7 @@ export async function startCluster(roles: NodeRole[], env: Record<string, string
       base: role === 'worker' ? null : `http://127.0.0.1:${port}/elements/api-v2`,
       child,
       stderr: () => stderr,
-      async kill() {
-        const gone = exited(child);
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        await gone;
-      },
-      async stop(graceMs = 5000) {
-        const gone = exited(child);
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await gone;
-        clearTimeout(timer);
-      },
+      ...stopControls(child),
     };
     nodes.push(node);
     // The CLI prints "… node serving …" once the listener (if any), runner and sender run.

@@ -57,6 +57,25 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+/** `kill` (SIGKILL) and `stop` (SIGTERM, then SIGKILL after `graceMs`) for a spawned node. */
+export function stopControls(child: ChildProcess): Pick<FerryProcess, 'kill' | 'stop'> {
+  return {
+    async kill() {
+      const gone = exited(child);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await gone;
+    },
+    async stop(graceMs = 5000) {
+      const gone = exited(child);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}
+
 /**
  * Starts `ferry serve` on `dataDir` and `port` and resolves once it answers HTTP. Rejects (with
  * its stderr) if it exits first or does not answer within the timeout, killing it in that case.
@@ -83,19 +102,7 @@ export async function startFerryProcess(options: FerryProcessOptions): Promise<F
     child,
     base,
     stderr: () => stderr,
-    async kill() {
-      const gone = exited(child);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await gone;
-    },
-    async stop(graceMs = 5000) {
-      const gone = exited(child);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await gone;
-      clearTimeout(timer);
-    },
+    ...stopControls(child),
   };
 
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
