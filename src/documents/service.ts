@@ -91,6 +91,11 @@ export class DocumentsService {
     private readonly element: Element,
     private readonly instanceId: number,
     private readonly tags: TagStore,
+    /**
+     * Whether `changes` is wanted (a replayed async job reports it in its webhook). Without it a
+     * folder copy or move does not walk the result to list every descendant.
+     */
+    private readonly recordChanges = true,
   ) {}
 
   ping(): Promise<void> {
@@ -334,7 +339,7 @@ export class DocumentsService {
     const root = await this.require(actualPath);
     const object = await this.present(root);
     this.changes.push({ path: requestedPath, metadata: this.metadataOf(root) });
-    if (root.directory) {
+    if (root.directory && this.recordChanges) {
       const all: Entry[] = [];
       for await (const e of this.descendants(actualPath)) all.push(e);
       all.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

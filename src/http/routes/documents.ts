@@ -62,7 +62,8 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
   function docs(request: FastifyRequest): DocumentsService {
     const instance = identityOf(request).instance;
     if (!instance) throw new Error('hub route without instance');
-    const service = new DocumentsService(services.instances.element(instance), instance.id, store);
+    // Only a replayed async job reports its change log (see the onSend hook in app.ts).
+    const service = new DocumentsService(services.instances.element(instance), instance.id, store, Boolean(request.internal));
     request.changes = service.changes;
     return service;
   }
