@@ -94,8 +94,7 @@ export class Sender implements NotificationSink {
       const origin = originOf(offer.url);
       const busy = this.inFlight.get(origin) ?? 0;
       if (busy >= this.config.originConcurrency) return null;
-      this.inFlight.set(origin, busy + 1);
-      this.total++;
+      this.occupy(origin);
       return origin;
     });
   }
@@ -171,8 +170,7 @@ export class Sender implements NotificationSink {
         }
         continue;
       }
-      this.inFlight.set(origin, busy + 1);
-      this.total++;
+      this.occupy(origin);
       this.launch(n, origin);
     }
     if (deferred.length > 0) await this.store.releaseNotifications(deferred);
@@ -193,6 +191,13 @@ export class Sender implements NotificationSink {
     this.pending.add(p);
   }
 
+  /** Counts one more attempt in flight (to `origin` and in total). */
+  private occupy(origin: string): void {
+    this.inFlight.set(origin, (this.inFlight.get(origin) ?? 0) + 1);
+    this.total++;
+  }
+
+  /** Gives back an attempt's slot. */
   private finished(origin: string): void {
     this.inFlight.set(origin, (this.inFlight.get(origin) ?? 1) - 1);
     this.total--;
@@ -247,8 +252,7 @@ export class Sender implements NotificationSink {
       this.finished(origin);
       const next = this.loop.isStopped ? undefined : this.nextWaiting(origin);
       if (next) {
-        this.inFlight.set(origin, (this.inFlight.get(origin) ?? 0) + 1);
-        this.total++;
+        this.occupy(origin);
         this.launch(next, origin);
       } else if (this.backlog) {
         this.loop.wake();
