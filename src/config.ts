@@ -41,6 +41,8 @@ export interface Config {
   rateLimitPerMinute: number;
   logLevel: string;
   role: Role;
+  /** Role `all` on SQLite: run jobs and deliveries on a worker thread beside the API. */
+  runnerThread: boolean;
 }
 
 interface Setting {
@@ -83,6 +85,7 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RATE_LIMIT', default: '6000', description: 'Requests per minute one organization may make (0 = unlimited); over it → 429 with Retry-After.' },
   { env: 'FERRY_LOG_LEVEL', default: 'info', description: 'pino log level (`silent` to turn logging off).' },
   { env: 'FERRY_ROLE', default: 'all', description: '`all` (API + runner + sender), `api` or `worker`; `ferry serve --role` overrides.' },
+  { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a role-`all` node on SQLite runs jobs and webhook deliveries on a worker thread, so accepting requests and running them use two cores; `off` runs everything on one thread.' },
 ];
 
 const DEFAULTS = Object.fromEntries(SETTINGS.map((s) => [s.env, s.default]));
@@ -161,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     rateLimitPerMinute: int(env, 'FERRY_RATE_LIMIT', 0),
     logLevel: env.FERRY_LOG_LEVEL || DEFAULTS.FERRY_LOG_LEVEL,
     role: oneOf(env, 'FERRY_ROLE', ['all', 'api', 'worker'] as const),
+    runnerThread: oneOf(env, 'FERRY_RUNNER_THREAD', ['on', 'off'] as const) === 'on',
     ...overrides,
   };
   return config;

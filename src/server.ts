@@ -1,6 +1,7 @@
 /**
  * Starts a Ferry node: configuration → store (migrations) → master key → bootstrap → HTTP API,
- * and, by role, the runner and the sender. `close()` stops them in the reverse order, letting
+ * and, by role, the runner and the sender. With FERRY_RUNNER_THREAD their CPU-heavy halves
+ * (replays, webhook attempts) run on a runner thread, which is this same function with `thread`. `close()` stops them in the reverse order, letting
  * running jobs finish.
  */
 import fs from 'node:fs';
@@ -9,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/store.js';
+import type { SqliteStore } from './store/sqlite/index.js';
 import { MasterKey } from './identity/crypto.js';
 import { bootstrap } from './identity/bootstrap.js';
 import { InstanceService } from './instances/service.js';
@@ -20,6 +22,8 @@ import { AsyncIntake } from './async/accept.js';
 import { Runner } from './async/runner.js';
 import { Sender } from './async/sender.js';
 import { createEgressPolicy } from './async/egress.js';
+import { RunnerThread } from './async/runner-thread.js';
+import { LocalExecutor, type Executor } from './async/executor.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -27,7 +31,19 @@ export interface Ferry {
   config: Config;
   /** Base URL the API listens on, e.g. http://127.0.0.1:8080 */
   url: string;
+  /** Replays jobs and makes webhook attempts on this thread (what a runner thread serves). */
+  executor: Executor;
   close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  print?: (line: string) => void;
+  /**
+   * This is a node's runner thread (see async/runner-thread.ts): no API, runner or sender, only
+   * `executor`; it shares the node's SQLite write lock.
+   */
+  thread?: { writeLock?: Int32Array };
 }
 
 /** Secret-bearing fields pino must never print. */
@@ -39,15 +55,17 @@ export function createLogger(config: Config, destination?: pino.DestinationStrea
   return destination ? pino(options, destination) : pino(options);
 }
 
-export async function startFerry(config: Config, options: { logger?: Logger; print?: (line: string) => void } = {}): Promise<Ferry> {
+export async function startFerry(config: Config, options: StartOptions = {}): Promise<Ferry> {
   const log = options.logger ?? createLogger(config);
   const print = options.print ?? ((line: string) => process.stdout.write(line + '\n'));
   fs.mkdirSync(config.dataDir, { recursive: true });
   fs.mkdirSync(config.localfsBase, { recursive: true });
-  const store = await openStore(config);
+  const store = await openStore(config, { writeLock: options.thread?.writeLock });
   const masterKey = MasterKey.load(config.masterKey, config.dataDir);
-  await bootstrap(store, config, print);
-  if (!store.capabilities.shared) await store.releaseAllLeases();
+  if (!options.thread) {
+    await bootstrap(store, config, print);
+    if (!store.capabilities.shared) await store.releaseAllLeases();
+  }
 
   const egress = createEgressPolicy(config.egressAllow);
   const instances = new InstanceService(store, masterKey, config, egress);
@@ -62,39 +80,57 @@ export async function startFerry(config: Config, options: { logger?: Logger; pri
     jobChanges: new Map(),
     rateLimiter: config.rateLimitPerMinute > 0 ? new RateLimiter(config.rateLimitPerMinute) : undefined,
   };
-  const runsApi = config.role !== 'worker';
-  const runsWorker = config.role !== 'api';
+  // A runner thread (options.thread) only replays jobs and makes webhook attempts for its node.
+  const runsApi = config.role !== 'worker' && !options.thread;
+  const runsWorker = config.role !== 'api' && !options.thread;
+  const threaded = runsWorker && config.runnerThread;
 
   let runner: Runner | null = null;
   let sender: Sender | null = null;
+  let thread: RunnerThread | null = null;
   services.intake = new AsyncIntake(config, store, instances, egress, () => runner ?? undefined);
   services.wakeSender = () => sender?.wake();
   const app = await buildApp(services, log);
-
   const dispatcher = egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) });
-  if (runsWorker) {
-    sender = new Sender(store, instances, config, dispatcher, log);
-    runner = new Runner(app, store, auth, config, services.jobChanges, log, sender);
-  }
-  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
-  const unsubscribe: (() => void)[] = [];
-  if (runsWorker && wakeups.onWake) {
-    unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
-    unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));
-  }
+  const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
 
   await app.ready();
   let url = '';
   if (runsApi) {
     url = await app.listen({ port: config.port, host: config.host });
   }
+  if (threaded) {
+    // Started once listening: replayed requests build links with the port actually bound.
+    const address = runsApi ? app.server.address() : null;
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    try {
+      thread = await RunnerThread.start({ ...config, port }, (store as Partial<SqliteStore>).writeLock?.cell, log);
+    } catch (e) {
+      await app.close();
+      await store.close();
+      throw e;
+    }
+  }
+  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
+  const unsubscribe: (() => void)[] = [];
+  if (runsWorker) {
+    const executor = thread ?? local;
+    sender = new Sender(store, instances, config, executor, log);
+    runner = new Runner(executor, store, config, log, sender);
+    if (wakeups.onWake) {
+      unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
+      unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));
+    }
+  }
   runner?.start();
   sender?.start();
-  const purge = setInterval(() => {
-    const now = new Date();
-    void store.purgeExpired(now, new Date(now.getTime() - 24 * 3600 * 1000)).catch(() => {});
-  }, 60_000);
-  purge.unref();
+  const purge = options.thread
+    ? undefined
+    : setInterval(() => {
+        const now = new Date();
+        void store.purgeExpired(now, new Date(now.getTime() - 24 * 3600 * 1000)).catch(() => {});
+      }, 60_000);
+  purge?.unref();
 
   let closed = false;
   return {
@@ -102,6 +138,7 @@ export async function startFerry(config: Config, options: { logger?: Logger; pri
     store,
     config,
     url,
+    executor: local,
     async close() {
       if (closed) return;
       closed = true;
@@ -110,6 +147,7 @@ export async function startFerry(config: Config, options: { logger?: Logger; pri
       await app.close();
       await runner?.stop();
       await sender?.stop();
+      await thread?.stop();
       await dispatcher.close().catch(() => {});
       await instances.closeAll();
       await store.close();

@@ -1,6 +1,6 @@
 /**
- * The runner: claims jobs, replays each captured request in-process through the same Fastify
- * routes a synchronous call takes (`app.inject`), and records the outcome with the notification
+ * The runner: claims jobs, replays each captured request through the same Fastify routes a
+ * synchronous call takes (`app.inject`, through an Executor: here or on the runner thread), and records the outcome with the notification
  * to send. There is no per-endpoint async code: whatever the route does, the job does.
  *
  * Leases: a claimed job is leased for FERRY_LEASE ms and the lease is renewed by a heartbeat
@@ -14,12 +14,8 @@
  * between. Claims remain for everything else (a backlog, other nodes' jobs, expired leases).
  */
 import crypto from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { Authenticator } from '../http/auth.js';
-import { INTERNAL_HEADER } from '../http/auth.js';
-import type { ChangeEvent } from '../documents/service.js';
 import type { AcceptInput, Accepted, ClaimedJob, DueNotification, Handoff, JobOutcome, NotificationOffer } from '../store/async.js';
 import type { Store } from '../store/store.js';
 import { API_BASE } from '../http/app.js';
@@ -27,6 +23,7 @@ import { publicUrl } from '../config.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Reservations } from './reservations.js';
+import type { Executor } from './executor.js';
 
 /** Where finished jobs' notifications go: the node's sender. */
 export interface NotificationSink {
@@ -55,11 +52,9 @@ export class Runner {
   private idleResolve: (() => void) | null = null;
 
   constructor(
-    private readonly app: FastifyInstance,
+    private readonly executor: Executor,
     private readonly store: Store,
-    private readonly auth: Authenticator,
     private readonly config: Config,
-    private readonly jobChanges: Map<number, ChangeEvent[]>,
     private readonly log: Logger,
     private readonly notifications: NotificationSink,
     private readonly pollMs = 500,
@@ -188,47 +183,31 @@ export class Runner {
     } finally {
       this.running.delete(job.eventId);
       this.release(job.instanceId);
-      this.jobChanges.delete(job.eventId);
       if (this.loop.isStopped && this.running.size === 0) this.idleResolve?.();
       if (this.backlog) this.loop.wake();
     }
   }
 
   private async execute(job: ClaimedJob): Promise<JobOutcome> {
-    const headers: Record<string, string> = {
-      ...job.request.headers,
-      [INTERNAL_HEADER]: this.auth.internalHeader({
-        organizationId: job.organizationId,
-        userId: job.userId,
-        instanceId: job.instanceId,
-        jobId: job.eventId,
-      }),
-    };
-    const res = await this.app.inject({
-      method: job.request.method as any,
-      url: job.request.url,
-      headers,
-      payload: job.body ?? undefined,
-    });
+    const res = await this.executor.replay(job);
     const statusCode = res.statusCode;
     const ok = statusCode >= 200 && statusCode < 300;
-    const contentType = String(res.headers['content-type'] ?? '');
-    const changes = this.jobChanges.get(job.eventId) ?? [];
+    const { contentType, changes } = res;
     let response: unknown;
     let result: JobOutcome['result'];
     if (ok && MUTATING.has(job.request.method.toUpperCase()) && job.request.url.includes('/hubs/documents/')) {
       response = { events: changes };
     } else if (contentType.includes('json') || !ok) {
-      response = parseJson(res.body);
-    } else if (res.rawPayload.length === 0 && !contentType) {
+      response = parseJson(res.payload.toString('utf8'));
+    } else if (res.payload.length === 0 && !contentType) {
       // No body at all (nothing to fetch). An empty body WITH a type is an empty file: a result.
       response = {};
     } else {
       const expiresAt = new Date(Date.now() + this.config.resultRetentionMs);
-      result = { contentType: contentType || 'application/octet-stream', data: res.rawPayload, expiresAt };
+      result = { contentType: contentType || 'application/octet-stream', data: res.payload, expiresAt };
       response = {
         contentType: result.contentType,
-        size: res.rawPayload.length,
+        size: res.payload.length,
         resultUrl: `${publicUrl(this.config)}${API_BASE}/instances/events/${job.eventId}/result`,
       };
     }

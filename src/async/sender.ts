@@ -12,13 +12,12 @@
  */
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
 import type { InstanceService } from '../instances/service.js';
 import type { DeliveryRecord, DueNotification, NotificationOffer } from '../store/async.js';
 import type { Store } from '../store/store.js';
 import { retryDelayMs } from './backoff.js';
-import { deliver } from './deliver.js';
+import type { Executor } from './executor.js';
 import { signNotification } from './signing.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
@@ -63,7 +62,7 @@ export class Sender implements NotificationSink {
     private readonly store: Store,
     private readonly instances: InstanceService,
     private readonly config: Config,
-    private readonly dispatcher: Dispatcher,
+    private readonly executor: Executor,
     private readonly log: Logger,
     private readonly pollMs = 500,
   ) {
@@ -219,10 +218,7 @@ export class Sender implements NotificationSink {
     let record: DeliveryRecord;
     try {
       const headers = await this.headers(n);
-      const outcome = await deliver(
-        { url: n.url, body: n.body, headers },
-        { dispatcher: this.dispatcher, timeoutMs: this.config.deliveryTimeoutMs },
-      );
+      const outcome = await this.executor.deliver({ url: n.url, body: n.body, headers }, this.config.deliveryTimeoutMs);
       record = {
         notificationId: n.notificationId,
         url: n.url,

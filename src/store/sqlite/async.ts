@@ -1,6 +1,7 @@
 /**
  * SQLite implementation of the asynchronous half of the store (store/async.ts). Every method is
- * one synchronous transaction, so claims never race inside the one process that owns the file.
+ * one synchronous transaction, so claims never race: write transactions take the write lock at
+ * BEGIN, also against the runner thread's connection.
  */
 import type { Database, Statement } from 'better-sqlite3';
 import type {
@@ -20,6 +21,7 @@ import type {
   StoredResult,
 } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
+import type { WriteLock } from './write-lock.js';
 import { handedOffJob, pageOf, toDeliveryListing, toDueNotification, toEvent } from '../rows.js';
 
 type Row = Record<string, any>;
@@ -30,7 +32,22 @@ const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 export abstract class SqliteAsyncStore implements AsyncStore {
   private readonly statements = new Map<string, Statement>();
 
-  constructor(protected readonly db: Database) {}
+  constructor(
+    protected readonly db: Database,
+    /** Shared with the runner thread's connection, if any (see write-lock.ts). */
+    readonly writeLock: WriteLock,
+  ) {}
+
+  /**
+   * Runs `fn` in a write transaction that takes the write lock at BEGIN (IMMEDIATE): a node's
+   * runner thread has its own connection, and a deferred transaction that read first could fail
+   * with SQLITE_BUSY_SNAPSHOT when the other connection committed in between. Waiting for the
+   * lock happens before `fn` runs, so `fn` (and any handoff reservation it takes) runs once.
+   * The process-wide WriteLock is taken first (see write-lock.ts): callers await the result.
+   */
+  protected write<T>(fn: () => T): T | Promise<T> {
+    return this.writeLock.run(() => this.db.transaction(fn).immediate());
+  }
 
   /** A prepared statement, compiled once per SQL text. */
   protected stmt(sql: string): Statement {
@@ -44,7 +61,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
 
   async acceptEvents(inputs: AcceptInput[], handoff?: Handoff<AcceptInput>): Promise<Accepted[]> {
     const now = Date.now();
-    return this.db.transaction(() =>
+    return this.write(() =>
       inputs.map((input): Accepted => {
         if (input.idempotencyKey) {
           const seen = this.stmt(
@@ -89,12 +106,12 @@ export abstract class SqliteAsyncStore implements AsyncStore {
         }
         return taken ? { eventId: id, duplicate: false, job: handedOffJob(input, id) } : { eventId: id, duplicate: false };
       }),
-    )();
+    );
   }
 
   async claimJobs(owner: string, limit: number, leaseMs: number, perInstance: number): Promise<ClaimedJob[]> {
     const now = Date.now();
-    return this.db.transaction(() => {
+    return this.write(() => {
       const running = new Map<number, number>();
       for (const r of this.stmt('SELECT instance_id, count(*) AS n FROM jobs WHERE lease_until > 0 AND lease_until > ? GROUP BY instance_id').all(
         now,
@@ -154,29 +171,29 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           attempts: r.attempts - 1,
         };
       });
-    })();
+    });
   }
 
   async renewLeases(owner: string, eventIds: number[], leaseMs: number): Promise<void> {
     const until = Date.now() + leaseMs;
     const renew = this.stmt('UPDATE jobs SET lease_until = ? WHERE event_id = ? AND lease_owner = ?');
-    this.db.transaction(() => {
+    await this.write(() => {
       for (const id of eventIds) renew.run(until, id, owner);
-    })();
+    });
   }
 
   async releaseAllLeases(): Promise<number> {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const n = this.db.prepare('UPDATE jobs SET lease_until = 0, lease_owner = NULL WHERE lease_until > 0').run().changes;
       this.db.prepare('UPDATE notifications SET lease_until = 0 WHERE lease_until > 0').run();
       return n;
-    })();
+    });
   }
 
   async completeJobs(owner: string, outcomes: JobOutcome[], handoff?: Handoff<NotificationOffer>): Promise<DueNotification[]> {
     const now = Date.now();
     const handed: DueNotification[] = [];
-    this.db.transaction(() => {
+    await this.write(() => {
       // Notification ids are assigned here (AUTOINCREMENT's next value: this transaction is the
       // only writer), so each body is written once, with its id in it.
       let lastId = (this.stmt("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").get() as Row | undefined)?.seq ?? 0;
@@ -218,7 +235,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           ).run(o.eventId, ev.organization_id, o.result.contentType, o.result.data, o.result.expiresAt.getTime());
         }
       }
-    })();
+    });
     void owner;
     return handed;
   }
@@ -240,7 +257,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
     const exclude = excludeSubscriptions.length
       ? ` AND n.subscription_id NOT IN (${excludeSubscriptions.map(() => '?').join(', ')})`
       : '';
-    return this.db.transaction(() => {
+    return this.write(() => {
       const rows = this.stmt(
         `SELECT n.id, n.event_id, n.organization_id, n.subscription_id, n.body, n.attempts, n.created_at, s.url, e.instance_id
          FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id JOIN events e ON e.id = n.event_id
@@ -249,20 +266,20 @@ export abstract class SqliteAsyncStore implements AsyncStore {
       const lease = this.stmt('UPDATE notifications SET lease_until = ? WHERE id = ?');
       for (const r of rows) lease.run(now + leaseMs, r.id);
       return rows.map(toDueNotification);
-    })();
+    });
     void owner;
   }
 
   async releaseNotifications(notificationIds: number[]): Promise<void> {
     const release = this.stmt('UPDATE notifications SET lease_until = 0 WHERE id = ?');
-    this.db.transaction(() => {
+    await this.write(() => {
       for (const id of notificationIds) release.run(id);
-    })();
+    });
   }
 
   async recordDeliveries(records: DeliveryRecord[]): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => {
+    await this.write(() => {
       for (const d of records) {
         this.stmt('INSERT INTO deliveries (notification_id, at, url, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)').run(
           d.notificationId,
@@ -287,7 +304,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           ).run(now, n.subscription_id, now);
         }
       }
-    })();
+    });
   }
 
   async nextNotificationDue(): Promise<Date | null> {
@@ -368,7 +385,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
   async redeliver(organizationId: number, filter: DeliveryFilter): Promise<number> {
     const now = Date.now();
     const where = this.deliveryWhere(organizationId, { ...filter, status: ['queued'] });
-    return this.db.transaction(() => {
+    return this.write(() => {
       const subs = this.db
         .prepare(`SELECT id FROM subscriptions s WHERE s.organization_id = ?${filter.url !== undefined ? ' AND s.url = ?' : ''}`)
         .all(...(filter.url !== undefined ? [organizationId, filter.url] : [organizationId])) as Row[];
@@ -381,7 +398,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
              SELECT n.id FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE ${where.sql})`,
         )
         .run(now, now, ...where.args).changes;
-    })();
+    });
   }
 
   async getResult(organizationId: number, eventId: number): Promise<StoredResult | null> {
@@ -394,10 +411,10 @@ export abstract class SqliteAsyncStore implements AsyncStore {
   }
 
   async purgeExpired(now: Date, idempotencyBefore: Date): Promise<void> {
-    this.db.transaction(() => {
+    await this.write(() => {
       this.stmt('DELETE FROM results WHERE expires_at <= ?').run(now.getTime());
       this.stmt('DELETE FROM idempotency_keys WHERE created_at <= ?').run(idempotencyBefore.getTime());
-    })();
+    });
   }
 
   async asyncCounts(): Promise<{ jobs: number; events: number; notificationsPending: number }> {

@@ -1,7 +1,8 @@
 /**
  * The SQLite store (better-sqlite3@12, WAL): Ferry's zero set-up default. One process owns the
- * database file; better-sqlite3 is synchronous, so every method runs to completion on the
- * event loop and a transaction never interleaves with another. Durability: `normal` (WAL,
+ * database file (with up to two connections: the API's and the runner thread's); better-sqlite3
+ * is synchronous, so every method runs to completion on its thread, and write transactions
+ * take the write lock at BEGIN, so they never interleave. Durability: `normal` (WAL,
  * synchronous=NORMAL: survives a process crash) or `fsync` (synchronous=FULL: survives power
  * loss). Group commit happens above the store: `acceptEvents` takes a whole batch.
  */
@@ -14,7 +15,8 @@ import { descendantRange } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import { toInstance, toOrganization, toUser } from '../rows.js';
 import { SqliteAsyncStore } from './async.js';
-import { Checkpointer } from './checkpoint.js';
+import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
+import { WriteLock } from './write-lock.js';
 
 type Row = Record<string, any>;
 
@@ -22,6 +24,13 @@ export interface SqliteOptions {
   /** Database file; ":memory:" for tests that need no file. */
   file: string;
   durability: Durability;
+  /**
+   * false for a second connection in the same process (the runner thread's): the first one's
+   * checkpointer already serves the file; this one only raises its own auto-checkpoint threshold.
+   */
+  checkpoints?: boolean;
+  /** The other connection's WriteLock cell (the runner thread's store takes the API thread's). */
+  writeLock?: Int32Array;
 }
 
 export class SqliteStore extends SqliteAsyncStore implements Store {
@@ -34,8 +43,10 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     db.pragma(`synchronous = ${options.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
-    super(db);
-    if (options.file !== ':memory:') this.checkpointer = new Checkpointer(db, options.file);
+    super(db, new WriteLock(options.writeLock));
+    if (options.file === ':memory:') return;
+    if (options.checkpoints === false) db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+    else this.checkpointer = new Checkpointer(db, options.file);
   }
 
   private readonly checkpointer: Checkpointer | null = null;
@@ -44,10 +55,10 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     const current = this.db.pragma('user_version', { simple: true }) as number;
     for (const m of MIGRATIONS) {
       if (m.version <= current) continue;
-      this.db.transaction(() => {
+      await this.write(() => {
         this.db.exec(m.sql);
         this.db.pragma(`user_version = ${m.version}`);
-      })();
+      });
     }
   }
 
@@ -63,9 +74,11 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   }
 
   async createOrganization(input: { name: string; secretHash: string }): Promise<Organization> {
-    const r = this.db
-      .prepare('INSERT INTO organizations (name, secret_hash, created_at) VALUES (?, ?, ?) RETURNING *')
-      .get(input.name, input.secretHash, Date.now()) as Row;
+    const r = (await this.write(() =>
+      this.db
+        .prepare('INSERT INTO organizations (name, secret_hash, created_at) VALUES (?, ?, ?) RETURNING *')
+        .get(input.name, input.secretHash, Date.now()),
+    )) as Row;
     return toOrganization(r);
   }
 
@@ -76,12 +89,14 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     lastName: string;
     secretHash: string;
   }): Promise<User> {
-    const r = this.db
-      .prepare(
-        `INSERT INTO users (organization_id, email, first_name, last_name, secret_hash, created_at)
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
-      )
-      .get(input.organizationId, input.emailAddress, input.firstName, input.lastName, input.secretHash, Date.now()) as Row;
+    const r = (await this.write(() =>
+      this.db
+        .prepare(
+          `INSERT INTO users (organization_id, email, first_name, last_name, secret_hash, created_at)
+           VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+        )
+        .get(input.organizationId, input.emailAddress, input.firstName, input.lastName, input.secretHash, Date.now()),
+    )) as Row;
     return toUser(r);
   }
 
@@ -107,14 +122,14 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
 
   async setSecretHash(kind: 'organization' | 'user', id: number, secretHash: string): Promise<boolean> {
     const table = kind === 'organization' ? 'organizations' : 'users';
-    return this.db.prepare(`UPDATE ${table} SET secret_hash = ? WHERE id = ?`).run(secretHash, id).changes > 0;
+    return this.write(() => this.db.prepare(`UPDATE ${table} SET secret_hash = ? WHERE id = ?`).run(secretHash, id).changes > 0);
   }
 
   // ---- instances ------------------------------------------------------------------------
 
   async createInstance(input: NewInstance): Promise<Instance> {
     const now = Date.now();
-    const r = this.db
+    const r = (await this.write(() => this.db
       .prepare(
         `INSERT INTO instances (organization_id, user_id, element_key, name, tags, configuration, token_hash,
            created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
@@ -129,7 +144,7 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
         input.tokenHash,
         now,
         now,
-      ) as Row;
+      ))) as Row;
     return toInstance(r);
   }
 
@@ -168,18 +183,20 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     if (patch.valid !== undefined) sets.push('valid = ?'), values.push(patch.valid ? 1 : 0);
     sets.push('updated_at = ?');
     values.push(Date.now());
-    const r = this.db
-      .prepare(`UPDATE instances SET ${sets.join(', ')} WHERE organization_id = ? AND id = ? RETURNING *`)
-      .get(...values, organizationId, id) as Row | undefined;
+    const r = (await this.write(() =>
+      this.db
+        .prepare(`UPDATE instances SET ${sets.join(', ')} WHERE organization_id = ? AND id = ? RETURNING *`)
+        .get(...values, organizationId, id),
+    )) as Row | undefined;
     return r ? toInstance(r) : null;
   }
 
   async deleteInstance(organizationId: number, id: number): Promise<boolean> {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const n = this.db.prepare('DELETE FROM instances WHERE organization_id = ? AND id = ?').run(organizationId, id).changes;
       if (n > 0) this.db.prepare('DELETE FROM document_tags WHERE instance_id = ?').run(id);
       return n > 0;
-    })();
+    });
   }
 
   async allInstances(): Promise<Instance[]> {
@@ -199,15 +216,17 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   }
 
   async setTags(instanceId: number, p: string, tags: string[]): Promise<void> {
-    if (tags.length === 0) {
-      this.stmt('DELETE FROM document_tags WHERE instance_id = ? AND path = ?').run(instanceId, p);
-    } else {
-      this.stmt('INSERT OR REPLACE INTO document_tags (instance_id, path, tags) VALUES (?, ?, ?)').run(
-        instanceId,
-        p,
-        JSON.stringify(tags),
-      );
-    }
+    await this.write(() => {
+      if (tags.length === 0) {
+        this.stmt('DELETE FROM document_tags WHERE instance_id = ? AND path = ?').run(instanceId, p);
+      } else {
+        this.stmt('INSERT OR REPLACE INTO document_tags (instance_id, path, tags) VALUES (?, ?, ?)').run(
+          instanceId,
+          p,
+          JSON.stringify(tags),
+        );
+      }
+    });
   }
 
   private subtreeRows(instanceId: number, p: string): Row[] {
@@ -218,26 +237,26 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   }
 
   async moveTags(instanceId: number, from: string, to: string): Promise<void> {
-    this.db.transaction(() => {
+    await this.write(() => {
       const rows = this.subtreeRows(instanceId, from);
       this.deleteSubtree(instanceId, to);
       this.deleteSubtree(instanceId, from);
       const put = this.stmt('INSERT OR REPLACE INTO document_tags (instance_id, path, tags) VALUES (?, ?, ?)');
       for (const r of rows) put.run(instanceId, to + (r.path as string).slice(from.length), r.tags);
-    })();
+    });
   }
 
   async copyTags(instanceId: number, from: string, to: string): Promise<void> {
-    this.db.transaction(() => {
+    await this.write(() => {
       const rows = this.subtreeRows(instanceId, from);
       this.deleteSubtree(instanceId, to);
       const put = this.stmt('INSERT OR REPLACE INTO document_tags (instance_id, path, tags) VALUES (?, ?, ?)');
       for (const r of rows) put.run(instanceId, to + (r.path as string).slice(from.length), r.tags);
-    })();
+    });
   }
 
   async deleteTags(instanceId: number, p: string): Promise<void> {
-    this.deleteSubtree(instanceId, p);
+    await this.write(() => this.deleteSubtree(instanceId, p));
   }
 
   private deleteSubtree(instanceId: number, p: string): void {
@@ -259,8 +278,8 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
 
   async setSettings(organizationId: number, settings: Record<string, string>): Promise<void> {
     const put = this.stmt('INSERT OR REPLACE INTO account_settings (organization_id, key, value) VALUES (?, ?, ?)');
-    this.db.transaction(() => {
+    await this.write(() => {
       for (const [k, v] of Object.entries(settings)) put.run(organizationId, k, v);
-    })();
+    });
   }
 }

@@ -1,0 +1,87 @@
+/**
+ * A write lock shared by the connections of one process through a SharedArrayBuffer: the node's
+ * own, and its runner thread's, which writes what a replayed request writes itself (document
+ * tags, say). SQLite serialises writers itself, but a connection that finds the file locked
+ * sleeps in its busy handler for 1 ms, then 2, then 5 …, blocking its event loop; transactions
+ * here last tens of microseconds (with two threads writing at full speed, each spent a fifth of
+ * its time asleep). Under this lock a thread that finds the other one writing queues its
+ * transaction and goes on serving (Atomics.waitAsync) until the other commits. SQLite's own lock
+ * stays the authority (and its busy timeout the backstop) for any other writer.
+ *
+ * A thread's transactions run in the order they were asked for: once one waits, later ones queue
+ * behind it, and all queued ones run under one acquisition.
+ */
+/** Node 20 has it; TypeScript's lib only from es2024. */
+const waitAsync = (Atomics as unknown as {
+  waitAsync(cell: Int32Array, index: number, value: number, timeoutMs: number): { async: boolean; value: unknown };
+}).waitAsync;
+
+type Queued = { fn: () => unknown; resolve: (v: any) => void; reject: (e: unknown) => void };
+
+export class WriteLock {
+  /** 0 = free, 1 = held. */
+  readonly cell: Int32Array;
+  private readonly queue: Queued[] = [];
+  private depth = 0;
+
+  constructor(cell?: Int32Array) {
+    this.cell = cell ?? new Int32Array(new SharedArrayBuffer(4));
+  }
+
+  /**
+   * Runs `fn` holding the lock: at once when it is free (the common case, synchronously), else
+   * once the other thread releases it. Re-entrant: `fn` may itself call `run`.
+   */
+  run<T>(fn: () => T): T | Promise<T> {
+    if (this.depth > 0) return fn();
+    if (this.queue.length === 0 && this.tryAcquire()) {
+      try {
+        return this.held(fn);
+      } finally {
+        this.release();
+      }
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve, reject });
+      if (this.queue.length === 1) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      while (!this.tryAcquire()) {
+        const wait = waitAsync(this.cell, 0, 1, 50);
+        if (wait.async) await wait.value;
+      }
+      try {
+        for (let item = this.queue.shift(); item; item = this.queue.shift()) {
+          try {
+            item.resolve(this.held(item.fn));
+          } catch (e) {
+            item.reject(e);
+          }
+        }
+      } finally {
+        this.release();
+      }
+    }
+  }
+
+  private held<T>(fn: () => T): T {
+    this.depth++;
+    try {
+      return fn();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private tryAcquire(): boolean {
+    return Atomics.compareExchange(this.cell, 0, 0, 1) === 0;
+  }
+
+  private release(): void {
+    Atomics.store(this.cell, 0, 0);
+    Atomics.notify(this.cell, 0);
+  }
+}
