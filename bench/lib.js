@@ -102,6 +102,8 @@ export async function startNode({ store = 'sqlite', env = {}, root = 'bench', in
     FERRY_RATE_LIMIT: '0',
     FERRY_EGRESS_ALLOW: '127.0.0.1/32',
     ...(db ? { FERRY_DATABASE_URL: db.url } : {}),
+    // FERRY_RUNNER_THREAD=off in the bench's environment compares the single-thread node.
+    ...(process.env.FERRY_RUNNER_THREAD ? { FERRY_RUNNER_THREAD: process.env.FERRY_RUNNER_THREAD } : {}),
     ...env,
   });
   const ferry = await startFerry(config, { print: () => {} });

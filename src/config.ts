@@ -85,7 +85,7 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RATE_LIMIT', default: '6000', description: 'Requests per minute one organization may make (0 = unlimited); over it → 429 with Retry-After.' },
   { env: 'FERRY_LOG_LEVEL', default: 'info', description: 'pino log level (`silent` to turn logging off).' },
   { env: 'FERRY_ROLE', default: 'all', description: '`all` (API + runner + sender), `api` or `worker`; `ferry serve --role` overrides.' },
-  { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a role-`all` node on SQLite runs jobs and webhook deliveries on a worker thread, so accepting requests and running them use two cores; `off` runs everything on one thread.' },
+  { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a node on SQLite that runs jobs replays them and makes its webhook attempts on a worker thread, so answering requests and running jobs use two cores; `off` runs everything on one thread. (PostgreSQL nodes always use one thread.)' },
 ];
 
 const DEFAULTS = Object.fromEntries(SETTINGS.map((s) => [s.env, s.default]));

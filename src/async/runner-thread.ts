@@ -1,6 +1,6 @@
 /**
- * The runner thread (FERRY_RUNNER_THREAD=on): a node that runs jobs replays them and makes its
- * webhook attempts on a worker thread, so answering API requests and running jobs use two cores.
+ * The runner thread (FERRY_RUNNER_THREAD=on, SQLite nodes): a node that runs jobs replays them
+ * and makes its webhook attempts on a worker thread, so answering API requests and running jobs use two cores.
  * The thread is a Ferry node of its own without API, runner or sender — its own Fastify app for
  * replays, its own connection to the store, its own egress dispatcher — serving the Executor
  * interface over the message port. Claims, leases, handoffs, completion and delivery records stay
@@ -19,7 +19,7 @@ import type { Executor, Replayed } from './executor.js';
 
 export interface RunnerThreadData {
   config: Config;
-  /** The node's SQLite write lock (store/sqlite/write-lock.ts); absent on PostgreSQL. */
+  /** The node's SQLite write lock (store/sqlite/write-lock.ts). */
   writeLock?: Int32Array;
 }
 
