@@ -51,7 +51,12 @@ export class WriteLock {
     while (this.queue.length > 0) {
       while (!this.tryAcquire()) {
         const wait = waitAsync(this.cell, 0, 1, 50);
-        if (wait.async) await wait.value;
+        if (!wait.async) continue;
+        // A pending waitAsync does not keep Node's event loop alive: without this timer a
+        // process with nothing else to do would exit with the write still queued.
+        const alive = setTimeout(() => {}, 100);
+        await wait.value;
+        clearTimeout(alive);
       }
       try {
         for (let item = this.queue.shift(); item; item = this.queue.shift()) {
