@@ -1,8 +1,9 @@
 /**
- * The SQLite write lock shared by a node's two connections (store/sqlite/write-lock.ts): a write
- * that finds the lock held waits without blocking the event loop, one thread's waiting writes
- * run in the order they were asked for, and two threads writing the same file at full speed
- * both succeed with every row kept.
+ * The SQLite group commit and write lock shared by a node's two connections
+ * (store/sqlite/write-lock.ts): a write that finds the lock held waits without blocking the
+ * event loop, one thread's writes run in the order they were asked for, two threads writing the
+ * same file at full speed both succeed with every row kept, and a write that fails inside a
+ * shared transaction is refused alone while the others of its turn are stored.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,6 +64,33 @@ test('two threads writing one file through the shared lock lose nothing and neve
     await workerDone;
     const paths = [...Array(N).keys()].flatMap((i) => [`/main/${i}`, `/worker/${i}`]);
     assert.equal((await store.getTags(1, paths)).size, 2 * N);
+  } finally {
+    await store.close();
+    cleanup();
+  }
+});
+
+test('writes asked for in one turn commit together; one that fails rolls back alone and only it is refused', async () => {
+  const { file, cleanup } = tempFile();
+  const store = new SqliteStore({ file, durability: 'normal' });
+  try {
+    await store.migrate();
+    const before = store.writeLock.cell[0];
+    const results = await Promise.allSettled([
+      store.setTags(1, '/first', ['a']),
+      // No organization 999 (foreign key): this write fails inside the shared transaction.
+      store.createInstance({ organizationId: 999, userId: 999, elementKey: 'localfs', name: 'x', tags: [], configuration: {}, tokenHash: 'h' }),
+      store.setTags(1, '/second', ['b']),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /FOREIGN KEY/);
+    const tags = await store.getTags(1, ['/first', '/second']);
+    assert.deepEqual([tags.get('/first'), tags.get('/second')], [['a'], ['b']]);
+    assert.equal(await store.countOrganizations(), 0, 'the failed insert left nothing');
+    assert.equal(store.writeLock.cell[0], before, 'the lock is free again');
   } finally {
     await store.close();
     cleanup();
