@@ -1,9 +1,8 @@
 /**
- * The SQLite group commit and write lock shared by a node's two connections
- * (store/sqlite/write-lock.ts): a write that finds the lock held waits without blocking the
- * event loop, one thread's writes run in the order they were asked for, two threads writing the
- * same file at full speed both succeed with every row kept, and a write that fails inside a
- * shared transaction is refused alone while the others of its turn are stored.
+ * The SQLite write lock shared by a node's two connections (store/sqlite/write-lock.ts): a write
+ * that finds the lock held waits without blocking the event loop, one thread's waiting writes
+ * run in the order they were asked for (and one that fails among them is refused alone), and two
+ * threads writing the same file at full speed both succeed with every row kept.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,18 +69,22 @@ test('two threads writing one file through the shared lock lose nothing and neve
   }
 });
 
-test('writes asked for in one turn commit together; one that fails rolls back alone and only it is refused', async () => {
+test('writes queued together run in order; one that fails rolls back alone and only it is refused', async () => {
   const { file, cleanup } = tempFile();
   const store = new SqliteStore({ file, durability: 'normal' });
   try {
     await store.migrate();
     const before = store.writeLock.cell[0];
-    const results = await Promise.allSettled([
+    Atomics.store(store.writeLock.cell, 0, 1); // another thread holds it: the three queue up
+    const pending = Promise.allSettled([
       store.setTags(1, '/first', ['a']),
-      // No organization 999 (foreign key): this write fails inside the shared transaction.
+      // No organization 999 (foreign key): this write fails between the other two.
       store.createInstance({ organizationId: 999, userId: 999, elementKey: 'localfs', name: 'x', tags: [], configuration: {}, tokenHash: 'h' }),
       store.setTags(1, '/second', ['b']),
     ]);
+    Atomics.store(store.writeLock.cell, 0, 0);
+    Atomics.notify(store.writeLock.cell, 0);
+    const results = await pending;
     assert.deepEqual(
       results.map((r) => r.status),
       ['fulfilled', 'rejected', 'fulfilled'],

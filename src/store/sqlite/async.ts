@@ -39,11 +39,11 @@ export abstract class SqliteAsyncStore implements AsyncStore {
   ) {}
 
   /**
-   * Runs `fn` in a write transaction, batched with the other writes of this event-loop turn into
-   * one SQLite transaction (see write-lock.ts), which takes the write lock at BEGIN (IMMEDIATE):
-   * the runner thread has its own connection, and a deferred transaction that read first could
-   * fail with SQLITE_BUSY_SNAPSHOT when the other connection committed in between. `fn` (and any
-   * handoff reservation it takes) runs once; callers await the result, settled after COMMIT.
+   * Runs `fn` in a write transaction that takes the write lock at BEGIN (IMMEDIATE): a node's
+   * runner thread has its own connection, and a deferred transaction that read first could fail
+   * with SQLITE_BUSY_SNAPSHOT when the other connection committed in between. Waiting for the
+   * lock happens before `fn` runs, so `fn` (and any handoff reservation it takes) runs once.
+   * The process-wide WriteLock is taken first (see write-lock.ts): callers await the result.
    */
   protected write<T>(fn: () => T): T | Promise<T> {
     return this.writeLock.run(() => this.db.transaction(fn).immediate());

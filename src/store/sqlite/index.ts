@@ -43,7 +43,7 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     db.pragma(`synchronous = ${options.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
-    super(db, new WriteLock(options.writeLock, (run) => db.transaction(run).immediate()));
+    super(db, new WriteLock(options.writeLock));
     if (options.file === ':memory:') return;
     if (options.checkpoints === false) db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
     else this.checkpointer = new Checkpointer(db, options.file);
@@ -63,7 +63,6 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.writeLock.idle();
     await this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
