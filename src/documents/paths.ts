@@ -13,7 +13,9 @@
  * - "." and empty segments ("//", trailing "/") are dropped: they cannot move a path anywhere.
  * - A backslash is refused rather than treated as an ordinary character, so no Windows-style
  *   spelling ("\..\") can ever be read as a separator by some backend or tool downstream.
- * - Control characters (U+0000–U+001F, U+007F) and lone UTF-16 surrogates (which have no UTF-8
+ * - Control characters (C0 U+0000–U+001F, U+007F, and C1 U+0080–U+009F), the bidirectional
+ *   embedding, override and isolate controls (U+202A–U+202E, U+2066–U+2069: they can make
+ *   "invoice\u202Efdp.exe" display as "invoiceexe.pdf") and lone UTF-16 surrogates (which have no UTF-8
  *   form) are refused; every other Unicode character, spaces included, is allowed.
  * - A segment may hold at most 255 UTF-8 bytes (the usual file-system limit), the whole path at
  *   most `maxLength` characters (FERRY_MAX_PATH).
@@ -33,15 +35,17 @@ export const MAX_NAME_BYTES = 255;
 /** The root of every instance. */
 export const ROOT = '/';
 
-// Control characters and the backslash; see the module header for why the backslash.
-const FORBIDDEN_CHAR = /[\u0000-\u001f\u007f\\]/;
+// Control characters, bidirectional controls and the backslash; see the module header.
+const FORBIDDEN_CHAR = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\\]/;
+const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
 // With the `u` flag a proper surrogate pair is one code point, so this finds only lone halves.
 const LONE_SURROGATE = /\p{Cs}/u;
 
 function describeChar(c: string): string {
   const code = c.codePointAt(0) ?? 0;
   if (c === '\\') return 'a backslash';
-  return `the control character U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  const kind = BIDI_CONTROL.test(c) ? 'bidirectional control character' : 'control character';
+  return `the ${kind} U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 /** Throws `invalid` unless `segment` may be one name in a path (not "", ".", ".."). */
@@ -135,5 +139,5 @@ export function isWithin(path: string, folder: string): boolean {
 /** A bounded, control-free rendering of client text for error messages. */
 function printable(text: string): string {
   const shown = text.length > 120 ? `${text.slice(0, 120)}…` : text;
-  return shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return shown.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

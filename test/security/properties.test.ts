@@ -39,10 +39,11 @@ function onlyThrows(kind: ErrorKind, fn: () => unknown): void {
 
 after(() => console.log(`# properties checked: ${properties}, runs: ${runs}`));
 
-// A valid name: any Unicode text without "/", "\", control characters, lone surrogates, "." or "..".
+// A valid name: any Unicode text without "/", "\", control characters (C0, C1), bidirectional
+// controls, lone surrogates, "." or "..".
 const name = fc
   .string({ unit: 'binary', minLength: 1, maxLength: 24 })
-  .filter((s) => !/[\u0000-\u001f\u007f/\\]/.test(s) && s !== '.' && s !== '..' && Buffer.byteLength(s) <= 255);
+  .filter((s) => !/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069/\\]/.test(s) && s !== '.' && s !== '..' && Buffer.byteLength(s) <= 255);
 const canonicalPath = fc.array(name, { minLength: 0, maxLength: 6 }).map((segs) => '/' + segs.join('/'));
 
 test('ids: objectId → real URL segment → router decode → pathFromId is the path', () => {

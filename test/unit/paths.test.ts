@@ -108,6 +108,11 @@ describe('normalisePath', () => {
     '/escape\u001b[31m',
     '/lone\ud800surrogate',
     '/\udc00',
+    '/c1\u0085next-line',
+    '/c1\u009bcsi',
+    '/invoice\u202efdp.exe',
+    '/isolate\u2066x\u2069',
+    '/embed\u202ax',
   ];
   for (const raw of badCharacters) {
     it(`refuses ${JSON.stringify(raw)} (bad character)`, () => assertInvalid(raw));
@@ -132,6 +137,10 @@ describe('normalisePath', () => {
 
   it('counts the normalised length, not redundant slashes', () => {
     assert.equal(normalisePath('///a///', 2), '/a');
+  });
+
+  it('names a bidirectional control character for what it is', () => {
+    assertInvalid('/docs/invoice\u202efdp.exe', /bidirectional control character U\+202E/);
   });
 
   it('never echoes control characters in its messages', () => {
