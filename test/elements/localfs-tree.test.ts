@@ -80,3 +80,31 @@ describe('localfs trees on worker threads', () => {
     assert.deepEqual(readdirSync(rootDir).sort(), ['big', 'long']);
   });
 });
+
+describe('localfs copies read the listed file, never a link swapped in for it', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-localfs-nofollow-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a symbolic link where a listed file was fails with ELOOP and copies nothing', async () => {
+    const { copyFilesSync } = await import('../../src/elements/localfs/tree.js');
+    const { symlinkSync, writeFileSync, readFileSync } = await import('node:fs');
+    await mkdir(path.join(dir, 'src'));
+    await mkdir(path.join(dir, 'dst'));
+    writeFileSync(path.join(dir, 'outside-secret'), 'not yours');
+    writeFileSync(path.join(dir, 'src', 'plain.txt'), 'plain');
+    // Listed as a file, then swapped for a link to something outside the root.
+    symlinkSync(path.join(dir, 'outside-secret'), path.join(dir, 'src', 'swapped.txt'));
+    copyFilesSync(path.join(dir, 'src'), path.join(dir, 'dst'), ['plain.txt']);
+    assert.equal(readFileSync(path.join(dir, 'dst', 'plain.txt'), 'utf8'), 'plain');
+    assert.throws(
+      () => copyFilesSync(path.join(dir, 'src'), path.join(dir, 'dst'), ['swapped.txt']),
+      (e: NodeJS.ErrnoException) => e.code === 'ELOOP',
+    );
+    assert.equal(existsSync(path.join(dir, 'dst', 'swapped.txt')), false);
+  });
+});

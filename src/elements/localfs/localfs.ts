@@ -21,7 +21,7 @@ import { invalid, notFound, conflict } from '../../errors.js';
 import type { Element, Entry, StorageInfo } from '../element.js';
 import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
 import { errorCode, fsError } from './fs-errors.js';
-import { COPY_FLAGS, type TreeRow } from './tree.js';
+import { COPY_FLAGS, PROC_FD, type TreeRow } from './tree.js';
 import { copyTreeOffThread, readTreeOffThread, warmTreePool, type TreeError } from './tree-pool.js';
 
 // O_NOFOLLOW refuses a symlink at the last component; O_NONBLOCK keeps a FIFO from hanging open().
@@ -249,7 +249,7 @@ export class LocalFsElement implements Element {
   private async copyAt(source: string, stats: Stats, target: string, from: string): Promise<void> {
     try {
       if (stats.isDirectory()) await copyTreeOffThread(source, target);
-      else await copyFile(source, target, COPY_FLAGS);
+      else await copyRegularFile(source, target);
     } catch (e) {
       // Leave nothing half-copied behind — but a target that already existed (another writer
       // got there first) is theirs, not ours to delete. A folder copy has stopped writing into
@@ -263,5 +263,17 @@ export class LocalFsElement implements Element {
 
   async close(): Promise<void> {
     // Nothing is held open between calls.
+  }
+}
+
+/** The async twin of tree.ts's copyRegularFileSync (one file: no worker round trip). */
+async function copyRegularFile(source: string, target: string): Promise<void> {
+  if (!PROC_FD) return copyFile(source, target, COPY_FLAGS);
+  const handle = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    if (!(await handle.stat()).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
+    await copyFile(`/proc/self/fd/${handle.fd}`, target, COPY_FLAGS);
+  } finally {
+    await handle.close();
   }
 }

@@ -10,7 +10,20 @@
  * promise per entry cost ~40 ms per 1,000 entries; the same calls made synchronously take a
  * few microseconds each (`copyFileSync` uses reflinks / copy_file_range like cp).
  */
-import { constants, copyFileSync, lstatSync, mkdirSync, opendirSync, readdirSync, type Dir, type Dirent } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  opendirSync,
+  readdirSync,
+  type Dir,
+  type Dirent,
+} from 'node:fs';
 
 /** Names of upload temp files (see LocalFsElement.write); never listed or copied. */
 export const TEMP_NAME = /^\.ferry-upload-[0-9a-f]{16}\.tmp$/;
@@ -137,5 +150,29 @@ export function startFolderCopySync(from: string, to: string): { folders: string
  * keep their permission bits; dates are new, as with `cp -r`.
  */
 export function copyFilesSync(from: string, to: string, names: string[]): void {
-  for (const name of names) copyFileSync(`${from}/${name}`, `${to}/${name}`, COPY_FLAGS);
+  for (const name of names) copyRegularFileSync(`${from}/${name}`, `${to}/${name}`);
+}
+
+/** Whether this system has /proc/self/fd (Linux): then copies read what an fd holds. */
+export const PROC_FD = existsSync('/proc/self/fd');
+
+/**
+ * Copies the regular file at `source` — the file itself, never what a symbolic link put there
+ * since it was listed points to: it is opened with O_NOFOLLOW (a link fails with ELOOP), checked
+ * to be a regular file, and copied from its descriptor (/proc/self/fd/N reopens that very file).
+ * A link swapped in for a folder *above* the file is not caught; that needs openat-relative walks,
+ * which Node does not offer.
+ */
+export function copyRegularFileSync(source: string, target: string): void {
+  if (!PROC_FD) {
+    copyFileSync(source, target, COPY_FLAGS);
+    return;
+  }
+  const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
+    copyFileSync(`/proc/self/fd/${fd}`, target, COPY_FLAGS);
+  } finally {
+    closeSync(fd);
+  }
 }
