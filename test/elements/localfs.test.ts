@@ -269,6 +269,23 @@ describe('localfs write is atomic', () => {
     assert.deepEqual(await readdir(path.join(base, 'r')), ['doc.txt']);
   });
 
+  it('a failed upload into new folders removes the folders it created, and only those', async () => {
+    const failing = () =>
+      new Readable({
+        read() {
+          this.push(Buffer.alloc(10_000, 1));
+          this.destroy(new Error('client went away'));
+        },
+      });
+    await element.mkdir('/kept');
+    await assert.rejects(element.write('/kept/new/deeper/file.bin', failing()), /client went away/);
+    assert.deepEqual(await readdir(path.join(base, 'r', 'kept')), [], 'no folder of the failed upload stays');
+    // A folder created meanwhile by someone else's file stays, with that file.
+    await element.write('/kept/shared/other.txt', streamOf(Buffer.from('theirs')));
+    await assert.rejects(element.write('/kept/shared/sub/file.bin', failing()), /client went away/);
+    assert.deepEqual(await readdir(path.join(base, 'r', 'kept', 'shared')), ['other.txt']);
+  });
+
   it('a file cannot replace a folder, nor a folder a file', async () => {
     await element.mkdir('/dir');
     await rejectsWith(element.write('/dir', streamOf(Buffer.from('x'))), 'invalid');

@@ -200,8 +200,9 @@ export class Confinement {
   /**
    * Makes sure the folders above `p` are usable for creating `p`: the deepest existing one is
    * a real folder inside the root (no symlink on the way), then creates the missing ones.
+   * Returns the absolute path of the topmost folder it created, or undefined.
    */
-  async prepareParents(root: string, p: string): Promise<void> {
+  async prepareParents(root: string, p: string): Promise<string | undefined> {
     const parent = p.slice(0, p.lastIndexOf('/')) || '/';
     let folder = parent;
     for (;;) {
@@ -229,12 +230,13 @@ export class Confinement {
     }
     if (folder !== parent) {
       try {
-        await mkdir(this.abs(root, parent), { recursive: true });
+        return await mkdir(this.abs(root, parent), { recursive: true });
       } catch (e) {
         const code = errorCode(e);
         if (code === 'EEXIST' || code === 'ENOTDIR') throw invalid(`cannot create ${p}: a part of the path is a file, not a folder`);
         throw fsError(e, parent, 'create');
       }
     }
+    return undefined;
   }
 }

@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { copyFile, lstat, mkdir, open, rename, rm, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, rename, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { invalid, notFound, conflict } from '../../errors.js';
@@ -143,16 +143,20 @@ export class LocalFsElement implements Element {
     checkCanonical(p);
     if (p === '/') throw invalid('a file needs a name: "/" is the root folder');
     const root = await this.confine.root();
-    await this.confine.prepareParents(root, p);
+    const created = await this.confine.prepareParents(root, p);
     const abs = this.confine.abs(root, p);
+    const folder = abs.slice(0, abs.lastIndexOf('/'));
+    // A write that fails leaves no trace: not even the folders it created for the file.
+    const undoFolders = () => (created ? removeEmptyFolders(folder, created) : Promise.resolve());
     const existing = await lstatOrNull(abs, p);
     if (existing?.isDirectory()) throw invalid(`${p} is a folder; a file cannot replace it`);
 
-    const temp = `${abs.slice(0, abs.lastIndexOf('/'))}/.ferry-upload-${randomBytes(8).toString('hex')}.tmp`;
+    const temp = `${folder}/.ferry-upload-${randomBytes(8).toString('hex')}.tmp`;
     let handle: FileHandle;
     try {
       handle = await open(temp, CREATE_FLAGS, 0o666);
     } catch (e) {
+      await undoFolders();
       throw fsError(e, p, 'write');
     }
     // The stream closes the handle when it finishes or fails.
@@ -168,6 +172,7 @@ export class LocalFsElement implements Element {
       return entry(p, stats);
     } catch (e) {
       await unlink(temp).catch(() => undefined);
+      await undoFolders();
       // A failure of the client's body (aborted upload, size limit) is not a disk failure:
       // it goes up unchanged.
       if (!piped && diskError === undefined) throw e;
@@ -275,5 +280,19 @@ async function copyRegularFile(source: string, target: string): Promise<void> {
     await copyFile(`/proc/self/fd/${handle.fd}`, target, COPY_FLAGS);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Removes `deepest` and the folders above it up to and including `top`, deepest first, each only
+ * while it is empty (rmdir): whatever another request put there meanwhile stays, with its folders.
+ */
+async function removeEmptyFolders(deepest: string, top: string): Promise<void> {
+  for (let dir = deepest; dir.length >= top.length; dir = dir.slice(0, dir.lastIndexOf('/'))) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
   }
 }
