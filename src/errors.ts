@@ -12,6 +12,7 @@ export type ErrorKind =
   | 'unauthenticated' // bad or missing secret
   | 'forbidden' // disabled instance, not allowed
   | 'not_found'
+  | 'method_not_allowed' // the path exists, for other methods
   | 'conflict' // already exists
   | 'too_large'
   | 'unsupported_media'

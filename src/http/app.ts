@@ -17,7 +17,7 @@ import type { Store } from '../store/store.js';
 import type { InstanceService } from '../instances/service.js';
 import type { LinkSigner } from '../documents/links.js';
 import type { ChangeEvent } from '../documents/service.js';
-import { invalid, notFound } from '../errors.js';
+import { FerryError, invalid, notFound } from '../errors.js';
 import { Authenticator, type Identity, type InternalIdentity } from './auth.js';
 import { errorHandler } from './errors.js';
 import type { RateLimiter } from './ratelimit.js';
@@ -37,6 +37,8 @@ const EXPOSED_HEADERS =
  * Request ids: 24 hex characters, unique per process run — a random 12-hex prefix chosen at
  * start and a 12-hex counter — so no request pays for random bytes.
  */
+/** Methods Ferry routes; a 405 names those a path has. */
+const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const REQUEST_ID_PREFIX = crypto.randomBytes(6).toString('hex');
 let requestCounter = 0;
 function nextRequestId(): string {
@@ -213,7 +215,15 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
-    errorHandler(notFound(`No route ${request.method} ${request.url.split('?')[0]}; see ${API_BASE}/docs`), request, reply);
+    const path = request.url.split('?')[0];
+    // A path that exists for other methods answers 405 with them in Allow, not 404.
+    const allowed = ROUTE_METHODS.filter((method) => method !== request.method && app.findRoute({ method, url: path }));
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.join(', '));
+      const error = new FerryError('method_not_allowed', `${request.method} is not allowed on ${path}; use ${allowed.join(' or ')}`);
+      return errorHandler(error, request, reply);
+    }
+    errorHandler(notFound(`No route ${request.method} ${path}; see ${API_BASE}/docs`), request, reply);
   });
 
   await app.register(multipart, {

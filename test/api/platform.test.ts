@@ -201,9 +201,15 @@ describe('platform API', () => {
     }
   });
 
-  it('answers an unsupported method on a known path with a 404 or 405 error body', async () => {
+  it('answers an unsupported method on a known path with 405, the methods it has in Allow, and the error body', async () => {
     const res = await srv.api('/hubs', { method: 'DELETE' });
-    assert.ok(res.status === 404 || res.status === 405, `status ${res.status}`);
-    await checkError(res, res.status);
+    assert.equal(res.headers.get('allow'), 'GET, HEAD');
+    const body = await checkError(res, 405);
+    assert.match(body.message, /DELETE is not allowed on \/elements\/api-v2\/hubs; use GET or HEAD/);
+    // A hub path: ping is read-only.
+    const ping = await srv.api('/hubs/documents/ping', { method: 'POST', json: {} });
+    assert.equal(ping.status, 405);
+    assert.equal(ping.headers.get('allow'), 'GET, HEAD');
+    await ping.arrayBuffer();
   });
 });
