@@ -12,16 +12,22 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 
-function tempFile(): { file: string; cleanup: () => void } {
+/** Runs `fn` with a migrated store on a fresh file, then closes and removes it. */
+async function withStore(fn: (store: SqliteStore, file: string) => Promise<void>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-lock-'));
-  return { file: path.join(dir, 'ferry.db'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
-}
-
-test('writes wait for a held lock without blocking the event loop, then run in order', async () => {
-  const { file, cleanup } = tempFile();
+  const file = path.join(dir, 'ferry.db');
   const store = new SqliteStore({ file, durability: 'normal' });
   try {
     await store.migrate();
+    await fn(store, file);
+  } finally {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('writes wait for a held lock without blocking the event loop, then run in order', () =>
+  withStore(async (store) => {
     const cell = store.writeLock.cell;
     Atomics.store(cell, 0, 1); // another thread holds it
     let settled = 0;
@@ -33,18 +39,11 @@ test('writes wait for a held lock without blocking the event loop, then run in o
     Atomics.notify(cell, 0);
     await Promise.all(writes);
     assert.deepEqual((await store.getTags(1, ['/ordered'])).get('/ordered'), ['v5']);
-  } finally {
-    await store.close();
-    cleanup();
-  }
-});
+  }));
 
-test('two threads writing one file through the shared lock lose nothing and never fail busy', async () => {
-  const { file, cleanup } = tempFile();
-  const store = new SqliteStore({ file, durability: 'normal' });
-  const N = 1500;
-  try {
-    await store.migrate();
+test('two threads writing one file through the shared lock lose nothing and never fail busy', () =>
+  withStore(async (store, file) => {
+    const N = 1500;
     const code = `
       const { workerData, parentPort } = require('node:worker_threads');
       import(workerData.module).then(async ({ SqliteStore }) => {
@@ -63,17 +62,10 @@ test('two threads writing one file through the shared lock lose nothing and neve
     await workerDone;
     const paths = [...Array(N).keys()].flatMap((i) => [`/main/${i}`, `/worker/${i}`]);
     assert.equal((await store.getTags(1, paths)).size, 2 * N);
-  } finally {
-    await store.close();
-    cleanup();
-  }
-});
+  }));
 
-test('writes queued together run in order; one that fails rolls back alone and only it is refused', async () => {
-  const { file, cleanup } = tempFile();
-  const store = new SqliteStore({ file, durability: 'normal' });
-  try {
-    await store.migrate();
+test('writes queued together run in order; one that fails rolls back alone and only it is refused', () =>
+  withStore(async (store) => {
     const before = store.writeLock.cell[0];
     Atomics.store(store.writeLock.cell, 0, 1); // another thread holds it: the three queue up
     const pending = Promise.allSettled([
@@ -94,8 +86,4 @@ test('writes queued together run in order; one that fails rolls back alone and o
     assert.deepEqual([tags.get('/first'), tags.get('/second')], [['a'], ['b']]);
     assert.equal(await store.countOrganizations(), 0, 'the failed insert left nothing');
     assert.equal(store.writeLock.cell[0], before, 'the lock is free again');
-  } finally {
-    await store.close();
-    cleanup();
-  }
-});
+  }));
