@@ -1,8 +1,8 @@
 /**
  * Starts a Ferry node: configuration → store (migrations) → master key → bootstrap → HTTP API,
  * and, by role, the runner and the sender. With FERRY_RUNNER_THREAD their CPU-heavy halves
- * (replays, webhook attempts) run on a runner thread, which is this same function with `thread`. `close()` stops them in the reverse order, letting
- * running jobs finish.
+ * (replays, webhook attempts) run on a runner thread, which is this same function with `thread`.
+ * `close()` stops them in the reverse order, letting running jobs finish.
  */
 import fs from 'node:fs';
 import pino, { type Logger } from 'pino';

@@ -88,8 +88,11 @@ export class RunnerThread implements Executor {
   async stop(): Promise<void> {
     this.stopping = true;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    const stopped = new Promise<void>((resolve) => this.worker.on('message', (m: FromRunnerThread) => m.type === 'stopped' && resolve()));
     this.worker.postMessage({ type: 'stop' } satisfies ToRunnerThread);
-    await exited;
+    await Promise.race([exited, stopped]);
+    // Its node has closed: end the thread even if some handle would keep it alive.
+    await this.worker.terminate();
   }
 
   private call<T>(message: (id: number) => ToRunnerThread): Promise<T> {
