@@ -241,6 +241,20 @@ export function runElementConformance(
       assert.equal((await bytesAt(`${dir}/a/b/c/deep.txt`)).toString(), 'deep');
     });
 
+    test('a failed write leaves no file and none of the folders it created; existing folders stay', async (dir) => {
+      await element.mkdir(`${dir}/kept`);
+      const failing = new Readable({
+        read() {
+          this.push(Buffer.alloc(10_000, 1));
+          this.destroy(new Error('client went away'));
+        },
+      });
+      await assert.rejects(element.write(`${dir}/kept/new/deeper/file.bin`, failing), /client went away/);
+      assert.equal(await element.stat(`${dir}/kept/new`), null);
+      assert.deepEqual(await collect(element.list(`${dir}/kept`)), []);
+      assert.equal((await element.stat(`${dir}/kept`))?.directory, true);
+    });
+
     test('mkdir creates parents, is idempotent and returns a folder entry', async (dir) => {
       const made = await element.mkdir(`${dir}/p/q/r`);
       assert.equal(made.path, `${dir}/p/q/r`);

@@ -146,7 +146,7 @@ export class HomeConfinement {
    * there is the caller's to judge: replacing the link entry (rename over it) is safe, going
    * through it is not.
    */
-  async prepare(conn: SftpConnection, p: string): Promise<{ abs: string; stats: Stats | null }> {
+  async prepare(conn: SftpConnection, p: string): Promise<{ abs: string; stats: Stats | null; created: string[] }> {
     const home = await this.root(conn);
     const abs = this.abs(home, p);
     const parent = parentOf(p);
@@ -164,23 +164,29 @@ export class HomeConfinement {
       missing.push(folder);
       folder = parentOf(folder);
     }
-    for (const f of missing.reverse()) await mkdirAt(conn, this.abs(home, f), f, p);
+    const created: string[] = [];
+    for (const f of missing.reverse()) {
+      const folderAbs = this.abs(home, f);
+      if (await mkdirAt(conn, folderAbs, f, p)) created.push(folderAbs);
+    }
     const stats = p === '/' ? null : await lstatOrNull(conn, abs, p);
-    return { abs, stats };
+    return { abs, stats, created };
   }
 }
 
 /**
  * Creates one folder (at server path `abs`, instance path `folder`) whose parent exists;
  * tolerates a folder made meanwhile. `forPath` is what the caller is creating, for messages.
+ * True when this call created it.
  */
-export async function mkdirAt(conn: SftpConnection, abs: string, folder: string, forPath: string): Promise<void> {
+export async function mkdirAt(conn: SftpConnection, abs: string, folder: string, forPath: string): Promise<boolean> {
   try {
     await conn.call((sftp, done) => sftp.mkdir(abs, done));
+    return true;
   } catch (e) {
     // OpenSSH answers FAILURE for "exists": look at what is there now.
     const stats = await lstatOrNull(conn, abs, folder);
-    if (stats && isFolder(stats)) return;
+    if (stats && isFolder(stats)) return false;
     if (stats && isLink(stats)) throw linkRefused(forPath);
     if (stats) throw invalid(`cannot create ${forPath}: ${folder} is a file, not a folder`);
     throw sftpError(e, folder, 'create');
@@ -190,4 +196,18 @@ export async function mkdirAt(conn: SftpConnection, abs: string, folder: string,
 /** The refusal to create something through (or in place of) a symbolic link. */
 export function linkRefused(p: string) {
   return forbidden(`${p} passes through a symbolic link on the SFTP server; Ferry does not follow symbolic links.`);
+}
+
+/**
+ * Removes folders a failed write created (`created`, topmost first), deepest first, each only
+ * while it is empty: whatever another request put there meanwhile stays, with its folders.
+ */
+export async function removeCreatedFolders(conn: SftpConnection, created: string[]): Promise<void> {
+  for (const abs of [...created].reverse()) {
+    try {
+      await conn.call((sftp, done) => sftp.rmdir(abs, done));
+    } catch {
+      return;
+    }
+  }
 }

@@ -15,7 +15,7 @@ import type { Stats } from 'ssh2';
 import { conflict, invalid, notFound } from '../../errors.js';
 import type { Element, ElementContext, Entry, StorageInfo, WriteOptions } from '../element.js';
 import { SftpConnection } from './connection.js';
-import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt } from './confine.js';
+import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt, removeCreatedFolders } from './confine.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { ConnectionPool, type PoolOptions } from './pool.js';
 import type { SftpSettings } from './settings.js';
@@ -112,14 +112,23 @@ export class SftpElement implements Element {
   async write(p: string, body: Readable, _options?: WriteOptions): Promise<Entry> {
     checkCanonical(p);
     if (p === '/') throw invalid('a file needs a name: "/" is the root folder');
+    // A write that fails leaves no trace: not even the folders it created for the file.
     const { value, lease } = await this.pool.hold(async (conn) => {
       const target = await this.home.prepare(conn, p);
       if (target.stats && isFolder(target.stats)) throw invalid(`${p} is a folder; a file cannot replace it`);
-      return { abs: target.abs, temp: await openTemp(conn, target.abs, p) };
+      try {
+        return { abs: target.abs, created: target.created, temp: await openTemp(conn, target.abs, p) };
+      } catch (e) {
+        await removeCreatedFolders(conn, target.created);
+        throw e;
+      }
     }, true);
     try {
       await fillAndPlace(lease.conn, body, value.temp, value.abs, p);
       return toEntry(p, await this.written(lease.conn, value.abs, p));
+    } catch (e) {
+      await removeCreatedFolders(lease.conn, value.created);
+      throw e;
     } finally {
       lease.release();
     }
