@@ -1,6 +1,7 @@
 /**
  * The runner thread (FERRY_RUNNER_THREAD=on, SQLite nodes): a node that runs jobs replays them
- * and makes its webhook attempts on a worker thread, so answering API requests and running jobs use two cores.
+ * and makes its webhook attempts on a worker thread, so answering API requests and running jobs
+ * use two cores.
  * The thread is a Ferry node of its own without API, runner or sender — its own Fastify app for
  * replays, its own connection to the store, its own egress dispatcher — serving the Executor
  * interface over the message port. Claims, leases, handoffs, completion and delivery records stay

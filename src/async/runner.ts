@@ -1,7 +1,8 @@
 /**
  * The runner: claims jobs, replays each captured request through the same Fastify routes a
- * synchronous call takes (`app.inject`, through an Executor: here or on the runner thread), and records the outcome with the notification
- * to send. There is no per-endpoint async code: whatever the route does, the job does.
+ * synchronous call takes (`app.inject`, through an Executor: on this thread or the runner
+ * thread), and records the outcome with the notification to send. There is no per-endpoint
+ * async code: whatever the route does, the job does.
  *
  * Leases: a claimed job is leased for FERRY_LEASE ms and the lease is renewed by a heartbeat
  * while the job runs, so a long job is never taken twice while this runner lives; if the

@@ -129,3 +129,18 @@ export const COMMON_CONFIG_KEYS: ConfigKey[] = [
   { key: 'event.notification.callback.url', name: 'Callback URL', required: false, secret: false },
   { key: 'event.notification.signature.key', name: 'Webhook signature key', required: false, secret: true },
 ];
+
+/**
+ * Undoes the folders a failed write created: removes `foldersDeepestFirst` one by one with
+ * `rmdir`, each only while it is empty, and stops at the first that is not (or cannot be
+ * removed) — whatever another request put there meanwhile stays, with the folders above it.
+ */
+export async function removeEmptyFolders(foldersDeepestFirst: string[], rmdir: (folder: string) => Promise<unknown>): Promise<void> {
+  for (const folder of foldersDeepestFirst) {
+    try {
+      await rmdir(folder);
+    } catch {
+      return;
+    }
+  }
+}

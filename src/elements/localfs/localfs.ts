@@ -14,15 +14,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { copyFile, lstat, mkdir, open, rename, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { invalid, notFound, conflict } from '../../errors.js';
-import type { Element, Entry, StorageInfo } from '../element.js';
+import { removeEmptyFolders, type Element, type Entry, type StorageInfo } from '../element.js';
 import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
 import { errorCode, fsError } from './fs-errors.js';
-import { COPY_FLAGS, PROC_FD, type TreeRow } from './tree.js';
-import { copyTreeOffThread, readTreeOffThread, warmTreePool, type TreeError } from './tree-pool.js';
+import type { TreeRow } from './tree.js';
+import { copyFileOffThread, copyTreeOffThread, readTreeOffThread, warmTreePool, type TreeError } from './tree-pool.js';
 
 // O_NOFOLLOW refuses a symlink at the last component; O_NONBLOCK keeps a FIFO from hanging open().
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -147,7 +147,7 @@ export class LocalFsElement implements Element {
     const abs = this.confine.abs(root, p);
     const folder = abs.slice(0, abs.lastIndexOf('/'));
     // A write that fails leaves no trace: not even the folders it created for the file.
-    const undoFolders = () => (created ? removeEmptyFolders(folder, created) : Promise.resolve());
+    const undoFolders = () => removeEmptyFolders(created ? foldersBetween(folder, created) : [], (dir) => rmdir(dir));
     const existing = await lstatOrNull(abs, p);
     if (existing?.isDirectory()) throw invalid(`${p} is a folder; a file cannot replace it`);
 
@@ -254,7 +254,7 @@ export class LocalFsElement implements Element {
   private async copyAt(source: string, stats: Stats, target: string, from: string): Promise<void> {
     try {
       if (stats.isDirectory()) await copyTreeOffThread(source, target);
-      else await copyRegularFile(source, target);
+      else await copyFileOffThread(source, target);
     } catch (e) {
       // Leave nothing half-copied behind — but a target that already existed (another writer
       // got there first) is theirs, not ours to delete. A folder copy has stopped writing into
@@ -271,28 +271,9 @@ export class LocalFsElement implements Element {
   }
 }
 
-/** The async twin of tree.ts's copyRegularFileSync (one file: no worker round trip). */
-async function copyRegularFile(source: string, target: string): Promise<void> {
-  if (!PROC_FD) return copyFile(source, target, COPY_FLAGS);
-  const handle = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    if (!(await handle.stat()).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
-    await copyFile(`/proc/self/fd/${handle.fd}`, target, COPY_FLAGS);
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Removes `deepest` and the folders above it up to and including `top`, deepest first, each only
- * while it is empty (rmdir): whatever another request put there meanwhile stays, with its folders.
- */
-async function removeEmptyFolders(deepest: string, top: string): Promise<void> {
-  for (let dir = deepest; dir.length >= top.length; dir = dir.slice(0, dir.lastIndexOf('/'))) {
-    try {
-      await rmdir(dir);
-    } catch {
-      return;
-    }
-  }
+/** `deepest` and each folder above it up to and including `top`, deepest first. */
+function foldersBetween(deepest: string, top: string): string[] {
+  const out: string[] = [];
+  for (let dir = deepest; dir.length >= top.length; dir = dir.slice(0, dir.lastIndexOf('/'))) out.push(dir);
+  return out;
 }

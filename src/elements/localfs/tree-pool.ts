@@ -134,6 +134,14 @@ export async function* readTreeOffThread(root: string, recursive: boolean): Asyn
 }
 
 /**
+ * Copies one regular file `source` to `target` (absolute host paths, already confined by the
+ * caller; `target` must not exist) on a worker, with the same no-follow copy as a folder's files.
+ */
+export async function copyFileOffThread(source: string, target: string): Promise<void> {
+  await leastBusy().run({ op: 'copyFile', source, target });
+}
+
+/**
  * Copies the folder `from` to `to` (absolute host paths, already confined by the caller; `to`
  * must not exist, its parent must) across the pool. On failure it waits until no job is
  * running any more, then rejects with a TreeError carrying the errno `code` of the (first)

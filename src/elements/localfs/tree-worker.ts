@@ -6,12 +6,13 @@
  * clients.
  */
 import { parentPort } from 'node:worker_threads';
-import { copyFilesSync, startFolderCopySync, TreeReader, type ErrorAt, type TreeRow } from './tree.js';
+import { copyFilesSync, copyRegularFileSync, startFolderCopySync, TreeReader, type ErrorAt, type TreeRow } from './tree.js';
 
 /** A request from the main thread. `read`/`more`/`end` share a `reader` id chosen by the pool. */
 export type TreeRequest =
   | { op: 'startCopy'; id: number; from: string; to: string; copyUpTo: number }
   | { op: 'copyFiles'; id: number; from: string; to: string; names: string[] }
+  | { op: 'copyFile'; id: number; source: string; target: string }
   | { op: 'read'; id: number; reader: number; root: string; recursive: boolean; limit: number }
   | { op: 'more'; id: number; reader: number; limit: number }
   | { op: 'end'; reader: number };
@@ -44,6 +45,9 @@ function handle(request: TreeRequest): TreeReply | null {
     }
     case 'copyFiles':
       copyFilesSync(request.from, request.to, request.names);
+      return { id: request.id };
+    case 'copyFile':
+      copyRegularFileSync(request.source, request.target);
       return { id: request.id };
     case 'read':
     case 'more': {

@@ -154,7 +154,7 @@ export function copyFilesSync(from: string, to: string, names: string[]): void {
 }
 
 /** Whether this system has /proc/self/fd (Linux): then copies read what an fd holds. */
-export const PROC_FD = existsSync('/proc/self/fd');
+const PROC_FD = existsSync('/proc/self/fd');
 
 /**
  * Copies the regular file at `source` — the file itself, never what a symbolic link put there

@@ -18,6 +18,7 @@
  */
 import type { Attributes, Stats } from 'ssh2';
 import { forbidden, invalid } from '../../errors.js';
+import { removeEmptyFolders } from '../element.js';
 import type { SftpConnection } from './connection.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { HOME_DIRECTORY } from './settings.js';
@@ -198,16 +199,7 @@ export function linkRefused(p: string) {
   return forbidden(`${p} passes through a symbolic link on the SFTP server; Ferry does not follow symbolic links.`);
 }
 
-/**
- * Removes folders a failed write created (`created`, topmost first), deepest first, each only
- * while it is empty: whatever another request put there meanwhile stays, with its folders.
- */
-export async function removeCreatedFolders(conn: SftpConnection, created: string[]): Promise<void> {
-  for (const abs of [...created].reverse()) {
-    try {
-      await conn.call((sftp, done) => sftp.rmdir(abs, done));
-    } catch {
-      return;
-    }
-  }
+/** Removes the folders a failed write created (`created`, topmost first) while they are empty. */
+export function removeCreatedFolders(conn: SftpConnection, created: string[]): Promise<void> {
+  return removeEmptyFolders([...created].reverse(), (abs) => conn.call((sftp, done) => sftp.rmdir(abs, done)));
 }
