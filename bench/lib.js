@@ -102,8 +102,9 @@ export async function startNode({ store = 'sqlite', env = {}, root = 'bench', in
     FERRY_RATE_LIMIT: '0',
     FERRY_EGRESS_ALLOW: '127.0.0.1/32',
     ...(db ? { FERRY_DATABASE_URL: db.url } : {}),
-    // FERRY_RUNNER_THREAD=off in the bench's environment compares the single-thread node.
-    ...(process.env.FERRY_RUNNER_THREAD ? { FERRY_RUNNER_THREAD: process.env.FERRY_RUNNER_THREAD } : {}),
+    // FERRY_RUNNER_THREAD=off (or FERRY_RUNNER_NICE=0) in the bench's environment compares
+    // the single-thread node (or the thread at the node's priority).
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('FERRY_RUNNER_'))),
     ...env,
   });
   const ferry = await startFerry(config, { print: () => {} });

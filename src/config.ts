@@ -43,6 +43,8 @@ export interface Config {
   role: Role;
   /** Role `all` on SQLite: run jobs and deliveries on a worker thread beside the API. */
   runnerThread: boolean;
+  /** The runner thread's nice value (0–19; Linux): accepting goes first when both need the CPU. */
+  runnerNice: number;
 }
 
 interface Setting {
@@ -85,16 +87,18 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RATE_LIMIT', default: '6000', description: 'Requests per minute one organization may make (0 = unlimited); over it → 429 with Retry-After.' },
   { env: 'FERRY_LOG_LEVEL', default: 'info', description: 'pino log level (`silent` to turn logging off).' },
   { env: 'FERRY_ROLE', default: 'all', description: '`all` (API + runner + sender), `api` or `worker`; `ferry serve --role` overrides.' },
-  { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a node on SQLite that runs jobs replays them and makes its webhook attempts on a worker thread, so answering requests and running jobs use two cores; `off` runs everything on one thread. (PostgreSQL nodes always use one thread.)' },
+  { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a node on SQLite that runs jobs runs its runner and sender (claims, replays, completion, webhooks) on a worker thread, so answering requests and running jobs use two cores; `off` runs everything on one thread. (PostgreSQL nodes always use one thread.)' },
+  { env: 'FERRY_RUNNER_NICE', default: '10', description: 'The runner thread\'s nice value, 0–19 (Linux; elsewhere ignored). Above 0, answering API requests goes first when the API and the jobs compete for the CPU: a burst is accepted at full speed and its jobs run as the CPU frees. 0 gives both the same priority.' },
 ];
 
 const DEFAULTS = Object.fromEntries(SETTINGS.map((s) => [s.env, s.default]));
 
-function int(env: NodeJS.ProcessEnv, name: string, min = 0): number {
+function int(env: NodeJS.ProcessEnv, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name] ?? DEFAULTS[name];
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) {
-    throw new Error(`${name} must be an integer ≥ ${min}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+    throw new Error(`${name} must be an integer ${range}, got "${raw}"`);
   }
   return n;
 }
@@ -165,6 +169,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: env.FERRY_LOG_LEVEL || DEFAULTS.FERRY_LOG_LEVEL,
     role: oneOf(env, 'FERRY_ROLE', ['all', 'api', 'worker'] as const),
     runnerThread: oneOf(env, 'FERRY_RUNNER_THREAD', ['on', 'off'] as const) === 'on',
+    runnerNice: int(env, 'FERRY_RUNNER_NICE', 0, 19),
     ...overrides,
   };
   return config;

@@ -1,46 +1,53 @@
 /**
- * Entry point of a node's runner thread (see async/runner-thread.ts): a Ferry node without API,
- * runner or sender whose executor answers the main thread's replays and webhook attempts.
+ * Entry point of a node's runner thread (see async/runner-thread.ts): a Ferry node without API
+ * that runs the node's runner and sender, adopts the jobs its node's thread hands over, and
+ * reports its runner's slots back once per event-loop turn.
  */
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { FromRunnerThread, RunnerThreadData, ToRunnerThread } from './async/runner-thread.js';
-import type { DeliveryOutcome } from './async/deliver.js';
-import type { Replayed } from './async/executor.js';
+import type { FromRunnerThread, RunnerThreadData, SlotReport, ToRunnerThread } from './async/runner-thread.js';
 import { asBuffer } from './async/runner-thread.js';
 import { startFerry } from './server.js';
 
 const port = parentPort!;
 const data = workerData as RunnerThreadData;
+if (data.config.runnerNice > 0) {
+  try {
+    // On Linux a thread has its own nice value: 0 here means this thread, not the process.
+    os.setPriority(0, data.config.runnerNice);
+  } catch {
+    // Not permitted or not supported here: the thread runs at the node's priority.
+  }
+}
 const ferry = await startFerry(data.config, { thread: { writeLock: data.writeLock } });
+const { runner, sender } = ferry.worker!;
 const send = (m: FromRunnerThread) => port.postMessage(m);
-let inFlight = 0;
-let stopping = false;
 
-async function stop(): Promise<void> {
-  await ferry.close();
-  send({ type: 'stopped' });
-  port.close();
-}
-
-function settle(id: number, work: Promise<Replayed | DeliveryOutcome>): void {
-  inFlight++;
-  work
-    .then(
-      (value) => send({ type: 'done', id, value }),
-      (e: unknown) => send({ type: 'failed', id, message: e instanceof Error ? e.message : String(e) }),
-    )
-    .finally(() => {
-      inFlight--;
-      if (stopping && inFlight === 0) void stop();
+let report: SlotReport | null = null;
+function pending(): SlotReport {
+  if (!report) {
+    report = { launched: [], finished: [] };
+    setImmediate(() => {
+      send({ type: 'slots', ...report! });
+      report = null;
     });
+  }
+  return report;
 }
+runner.watch = {
+  launched: (instanceId) => pending().launched.push(instanceId),
+  finished: (instanceId) => pending().finished.push(instanceId),
+  backlog: (value) => (pending().backlog = value),
+};
 
 port.on('message', (m: ToRunnerThread) => {
-  if (m.type === 'replay') settle(m.id, ferry.executor.replay({ ...m.job, body: m.job.body && asBuffer(m.job.body) }));
-  else if (m.type === 'deliver') settle(m.id, ferry.executor.deliver(m.target, m.timeoutMs));
+  if (m.type === 'adopt') runner.adopt(m.jobs.map((job) => ({ ...job, body: job.body && asBuffer(job.body) })));
+  else if (m.type === 'wake') (m.what === 'jobs' ? runner : sender).wake();
   else if (m.type === 'stop') {
-    stopping = true;
-    if (inFlight === 0) void stop();
+    void ferry.close().then(() => {
+      send({ type: 'stopped' });
+      port.close();
+    });
   }
 });
-send({ type: 'ready' });
+send({ type: 'ready', owner: runner.owner });

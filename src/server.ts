@@ -1,7 +1,7 @@
 /**
  * Starts a Ferry node: configuration → store (migrations) → master key → bootstrap → HTTP API,
- * and, by role, the runner and the sender. With FERRY_RUNNER_THREAD their CPU-heavy halves
- * (replays, webhook attempts) run on a runner thread, which is this same function with `thread`.
+ * and, by role, the runner and the sender. With FERRY_RUNNER_THREAD those two run on a runner
+ * thread, which is this same function with `thread`: a node without API.
  * `close()` stops them in the reverse order, letting running jobs finish.
  */
 import fs from 'node:fs';
@@ -31,8 +31,10 @@ export interface Ferry {
   config: Config;
   /** Base URL the API listens on, e.g. http://127.0.0.1:8080 */
   url: string;
-  /** Replays jobs and makes webhook attempts on this thread (what a runner thread serves). */
+  /** Replays jobs and makes webhook attempts on this thread. */
   executor: Executor;
+  /** The runner and sender running on this thread, if any. */
+  worker?: { runner: Runner; sender: Sender };
   close(): Promise<void>;
 }
 
@@ -40,8 +42,8 @@ export interface StartOptions {
   logger?: Logger;
   print?: (line: string) => void;
   /**
-   * This is a node's runner thread (see async/runner-thread.ts): no API, runner or sender, only
-   * `executor`; it shares the node's SQLite write lock.
+   * This is a node's runner thread (see async/runner-thread.ts): its runner and sender, no API;
+   * it shares the node's SQLite write lock.
    */
   thread?: { writeLock?: Int32Array };
 }
@@ -80,18 +82,18 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     jobChanges: new Map(),
     rateLimiter: config.rateLimitPerMinute > 0 ? new RateLimiter(config.rateLimitPerMinute) : undefined,
   };
-  // A runner thread (options.thread) only replays jobs and makes webhook attempts for its node.
+  // A runner thread (options.thread) runs its node's runner and sender, and no API.
   const runsApi = config.role !== 'worker' && !options.thread;
-  const runsWorker = config.role !== 'api' && !options.thread;
-  // SQLite only: on PostgreSQL the extra hop per job lengthened each job's round trips and cut
-  // end-to-end throughput (peers bench: 404 vs 617–667 webhooks/s), while nothing was gained.
-  const threaded = runsWorker && config.runnerThread && !store.capabilities.shared;
+  const runsWorker = config.role !== 'api';
+  // SQLite only: PostgreSQL nodes scale out by adding nodes, and a thread that only moved
+  // replays over (session 3) made them slower (peers bench: 404 vs 617–667 webhooks/s).
+  const threaded = runsWorker && !options.thread && config.runnerThread && !store.capabilities.shared;
 
   let runner: Runner | null = null;
   let sender: Sender | null = null;
   let thread: RunnerThread | null = null;
-  services.intake = new AsyncIntake(config, store, instances, egress, () => runner ?? undefined);
-  services.wakeSender = () => sender?.wake();
+  services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
+  services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
   const app = await buildApp(services, log);
   const dispatcher = egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) });
   const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
@@ -103,9 +105,13 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   }
   if (threaded) {
     // Started once listening: replayed requests build links with the port actually bound.
+    // Until it is ready, accepted jobs wait in the store; its runner's first claim takes them.
     const address = runsApi ? app.server.address() : null;
     const port = typeof address === 'object' && address ? address.port : config.port;
     try {
+      // libuv's thread pool (async fs, dns) is created by its first user and its threads inherit
+      // that thread's nice value: create it here, so the API's file work never runs niced.
+      await fs.promises.access(config.dataDir);
       thread = await RunnerThread.start({ ...config, port }, (store as Partial<SqliteStore>).writeLock?.cell, log);
     } catch (e) {
       await app.close();
@@ -115,10 +121,9 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   }
   const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
-  if (runsWorker) {
-    const executor = thread ?? local;
-    sender = new Sender(store, instances, config, executor, log);
-    runner = new Runner(executor, store, config, log, sender);
+  if (runsWorker && !threaded) {
+    sender = new Sender(store, instances, config, local, log);
+    runner = new Runner(local, store, config, log, sender);
     if (wakeups.onWake) {
       unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
       unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));
@@ -141,6 +146,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     config,
     url,
     executor: local,
+    worker: runner && sender ? { runner, sender } : undefined,
     async close() {
       if (closed) return;
       closed = true;

@@ -21,6 +21,9 @@ test('bad settings are refused with the variable named', () => {
   assert.throws(() => loadConfig({ FERRY_DURABILITY: 'sometimes' }), /FERRY_DURABILITY/);
   assert.throws(() => loadConfig({ FERRY_DATABASE_URL: 'mysql://x' }), /FERRY_DATABASE_URL/);
   assert.throws(() => loadConfig({ FERRY_RETRY_SCHEDULE: '1,-2' }), /FERRY_RETRY_SCHEDULE/);
+  assert.throws(() => loadConfig({ FERRY_RUNNER_NICE: '20' }), /FERRY_RUNNER_NICE must be an integer from 0 to 19, got "20"/);
+  assert.throws(() => loadConfig({ FERRY_RUNNER_NICE: '-1' }), /FERRY_RUNNER_NICE/);
+  assert.equal(loadConfig({ FERRY_RUNNER_NICE: '0' }).runnerNice, 0);
 });
 
 test('defaults', () => {

@@ -1,9 +1,8 @@
 /**
- * The CPU-heavy halves of an async event, behind one interface so they can run on this thread
- * or on the runner thread (async/runner-thread.ts): replaying a job's captured request through
- * the same Fastify routes a synchronous call takes, and making one webhook attempt. Everything
- * that touches the job and notification tables — claims, leases, handoffs, completion, delivery
- * records — stays with the Runner and Sender on the thread that owns the store.
+ * The CPU-heavy halves of an async event behind one interface: replaying a job's captured
+ * request through the same Fastify routes a synchronous call takes, and making one webhook
+ * attempt. The Runner and Sender use it on whichever thread they run (the node's, or its runner
+ * thread: async/runner-thread.ts), and tests can stand in for it.
  */
 import type { Dispatcher } from 'undici';
 import type { FastifyInstance } from 'fastify';

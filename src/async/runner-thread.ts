@@ -1,12 +1,18 @@
 /**
- * The runner thread (FERRY_RUNNER_THREAD=on, SQLite nodes): a node that runs jobs replays them
- * and makes its webhook attempts on a worker thread, so answering API requests and running jobs
- * use two cores.
- * The thread is a Ferry node of its own without API, runner or sender — its own Fastify app for
- * replays, its own connection to the store, its own egress dispatcher — serving the Executor
- * interface over the message port. Claims, leases, handoffs, completion and delivery records stay
- * with the Runner and Sender on the node's main thread, so the store keeps one writer per node
- * on the hot path and every guarantee of the single-thread design holds unchanged.
+ * The runner thread (FERRY_RUNNER_THREAD=on, SQLite nodes): a node's runner and sender live on
+ * a worker thread, so its main thread only answers API requests and accepts async ones, and a
+ * burst of accepts is not slowed by running and delivering the jobs it creates.
+ *
+ * The thread is a Ferry node of its own without API — its own connection to the store (sharing
+ * the node's write lock), its own Fastify app for replays, its own egress dispatcher — running
+ * the same Runner and Sender a single-thread node runs. One thing crosses between the threads on
+ * the hot path: the handoff. The node's thread leases a freshly accepted job to the thread's
+ * runner in the accepting transaction when that runner has a free slot (ThreadSlots keeps a
+ * copy of its slots, updated by the thread's reports) and posts the job over; everything else —
+ * claims, leases, completion, delivery — happens on the thread as on any node.
+ *
+ * The thread may run at a lower OS priority (FERRY_RUNNER_NICE): accepting, which is what a
+ * client waits for, then goes first when both compete for the CPU, and the jobs wait, stored.
  *
  * A runner thread that dies takes the process with it: a node that accepts jobs nobody runs
  * would be worse than a restart, which takes every lease over.
@@ -14,9 +20,9 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { ClaimedJob } from '../store/async.js';
-import type { DeliveryOutcome, DeliveryTarget } from './deliver.js';
-import type { Executor, Replayed } from './executor.js';
+import type { AcceptInput, Accepted, ClaimedJob, Handoff } from '../store/async.js';
+import type { LocalRunner } from './accept.js';
+import { Reservations } from './reservations.js';
 
 export interface RunnerThreadData {
   config: Config;
@@ -26,15 +32,21 @@ export interface RunnerThreadData {
 
 /** Messages to the runner thread. */
 export type ToRunnerThread =
-  | { type: 'replay'; id: number; job: ClaimedJob }
-  | { type: 'deliver'; id: number; target: DeliveryTarget; timeoutMs: number }
+  | { type: 'adopt'; jobs: ClaimedJob[] }
+  | { type: 'wake'; what: 'jobs' | 'notifications' }
   | { type: 'stop' };
+
+/** What the thread's runner did in one event-loop turn (see RunnerWatch). */
+export interface SlotReport {
+  launched: number[];
+  finished: number[];
+  backlog?: boolean;
+}
 
 /** Messages from the runner thread. */
 export type FromRunnerThread =
-  | { type: 'ready' }
-  | { type: 'done'; id: number; value: Replayed | DeliveryOutcome }
-  | { type: 'failed'; id: number; message: string }
+  | { type: 'ready'; owner: string }
+  | ({ type: 'slots' } & SlotReport)
   | { type: 'stopped' };
 
 /** A Buffer sent through a message port arrives as a plain Uint8Array: view it as a Buffer again. */
@@ -42,21 +54,82 @@ export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-type Pending = { resolve: (v: any) => void; reject: (e: unknown) => void };
+/**
+ * The node thread's copy of the thread runner's slots: what it handed off, plus what the
+ * thread reports it claimed, minus what it reports finished. It decides handoffs exactly as the
+ * runner's own `offer` would (FERRY_JOB_CONCURRENCY, FERRY_INSTANCE_CONCURRENCY), and hands
+ * none while the thread reports jobs waiting in the store, so a backlog still runs oldest-first.
+ * The copy lags the thread by a message: a job the thread claims in that instant is counted a
+ * moment late, which can only happen while the thread is claiming, i.e. while handoffs are off.
+ */
+export class ThreadSlots implements LocalRunner {
+  private busy = 0;
+  private readonly perInstance = new Map<number, number>();
+  private backlog = true;
+  stopped = false;
 
-export class RunnerThread implements Executor {
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  constructor(
+    private readonly owner: string,
+    private readonly config: Config,
+    private readonly post: (m: ToRunnerThread) => void,
+  ) {}
+
+  offer(): Handoff<AcceptInput> | undefined {
+    if (this.backlog || this.stopped) return undefined;
+    return new Reservations<AcceptInput, number>(this.owner, this.config.leaseMs, (input) => {
+      if (this.busy >= this.config.jobConcurrency) return null;
+      if ((this.perInstance.get(input.instanceId) ?? 0) >= this.config.instanceConcurrency) return null;
+      this.occupy(input.instanceId);
+      return input.instanceId;
+    });
+  }
+
+  accepted(handoff: Handoff<AcceptInput> | undefined, accepted: Accepted[]): void {
+    const jobs = accepted.flatMap((a) => (a.job ? [a.job] : []));
+    if (handoff instanceof Reservations) handoff.settle(jobs, (j) => j.instanceId, (instanceId) => this.free(instanceId));
+    if (jobs.length > 0) this.post({ type: 'adopt', jobs });
+    if (accepted.some((a) => !a.duplicate && !a.job)) {
+      // Left in the store: no handoffs until the thread's claim has drained it.
+      this.backlog = true;
+      this.post({ type: 'wake', what: 'jobs' });
+    }
+  }
+
+  /** Applies one report of the thread's runner. */
+  apply(report: SlotReport): void {
+    for (const id of report.launched) this.occupy(id);
+    for (const id of report.finished) this.free(id);
+    if (report.backlog !== undefined) this.backlog = report.backlog;
+  }
+
+  private occupy(instanceId: number): void {
+    this.busy++;
+    this.perInstance.set(instanceId, (this.perInstance.get(instanceId) ?? 0) + 1);
+  }
+
+  private free(instanceId: number): void {
+    this.busy--;
+    const n = (this.perInstance.get(instanceId) ?? 1) - 1;
+    if (n <= 0) this.perInstance.delete(instanceId);
+    else this.perInstance.set(instanceId, n);
+  }
+}
+
+export class RunnerThread {
   private stopping = false;
 
   private constructor(
     private readonly worker: Worker,
     private readonly log: Logger,
+    /** What the node's intake hands accepted jobs to. */
+    readonly runner: ThreadSlots,
   ) {
-    worker.on('message', (m: FromRunnerThread) => this.answer(m));
+    worker.on('message', (m: FromRunnerThread) => {
+      if (m.type === 'slots') runner.apply(m);
+    });
   }
 
-  /** Starts the thread for `config` and resolves once it can take work. */
+  /** Starts the thread for `config` and resolves once its runner and sender are running. */
   static start(config: Config, writeLock: Int32Array | undefined, log: Logger): Promise<RunnerThread> {
     const data: RunnerThreadData = { config, writeLock };
     const worker = new Worker(new URL('../runner-thread-main.js', import.meta.url), { workerData: data });
@@ -68,7 +141,8 @@ export class RunnerThread implements Executor {
         worker.off('error', fail);
         worker.off('exit', fail);
         if (m.type !== 'ready') return reject(new Error(`the runner thread answered ${m.type} instead of ready`));
-        const thread = new RunnerThread(worker, log);
+        const slots = new ThreadSlots(m.owner, config, (message) => worker.postMessage(message));
+        const thread = new RunnerThread(worker, log, slots);
         worker.on('error', (e) => thread.died(e));
         worker.on('exit', (code) => thread.died(code));
         resolve(thread);
@@ -76,18 +150,18 @@ export class RunnerThread implements Executor {
     });
   }
 
-  async replay(job: ClaimedJob): Promise<Replayed> {
-    const replayed = await this.call<Replayed>((id) => ({ type: 'replay', id, job }));
-    return { ...replayed, payload: asBuffer(replayed.payload) };
+  /** Look for work now (a redelivery asked for through the API, say). */
+  wake(what: 'jobs' | 'notifications'): void {
+    if (!this.stopping) this.worker.postMessage({ type: 'wake', what } satisfies ToRunnerThread);
   }
 
-  deliver(target: DeliveryTarget, timeoutMs: number): Promise<DeliveryOutcome> {
-    return this.call((id) => ({ type: 'deliver', id, target, timeoutMs }));
-  }
-
-  /** Ends the thread once the work sent to it is done (the runner and sender stop first). */
+  /**
+   * Ends the thread once its runner and sender have finished what they were running (the
+   * node's API has closed first, so nothing more is handed over).
+   */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.runner.stopped = true;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     const stopped = new Promise<void>((resolve) => this.worker.on('message', (m: FromRunnerThread) => m.type === 'stopped' && resolve()));
     this.worker.postMessage({ type: 'stop' } satisfies ToRunnerThread);
@@ -96,26 +170,7 @@ export class RunnerThread implements Executor {
     await this.worker.terminate();
   }
 
-  private call<T>(message: (id: number) => ToRunnerThread): Promise<T> {
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage(message(id));
-    });
-  }
-
-  private answer(m: FromRunnerThread): void {
-    if (m.type !== 'done' && m.type !== 'failed') return;
-    const p = this.pending.get(m.id);
-    if (!p) return;
-    this.pending.delete(m.id);
-    if (m.type === 'done') p.resolve(m.value);
-    else p.reject(new Error(m.message));
-  }
-
   private died(reason: unknown): void {
-    for (const p of this.pending.values()) p.reject(new Error('the runner thread died'));
-    this.pending.clear();
     if (this.stopping) return;
     this.log.fatal({ err: reason instanceof Error ? reason : undefined, exitCode: reason }, 'the runner thread died; stopping the node');
     process.exit(1);

@@ -36,6 +36,19 @@ export interface NotificationSink {
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/**
+ * What a runner on the runner thread tells the node's thread, which hands it jobs from its
+ * accepts (async/runner-thread.ts) and so keeps a copy of its slots.
+ */
+export interface RunnerWatch {
+  /** A claimed job started (jobs handed off by `adopt` are counted by whoever handed them). */
+  launched(instanceId: number): void;
+  /** A job ended, however it was obtained: its slot is free. */
+  finished(instanceId: number): void;
+  /** Whether runnable jobs may wait in the store (no handoffs while they do). */
+  backlog(value: boolean): void;
+}
+
 export class Runner {
   readonly owner = `runner-${crypto.randomBytes(6).toString('hex')}`;
   private readonly running = new Set<number>();
@@ -45,7 +58,9 @@ export class Runner {
   /** Slots given back so far (finished jobs, unused reservations): tells a claim it raced them. */
   private finishedCount = 0;
   /** True when runnable jobs may be waiting in the store: handoffs stop until a claim drains them. */
-  private backlog = true;
+  private backlogged = true;
+  /** Set on a runner thread: its node's thread mirrors the slots (see RunnerWatch). */
+  watch: RunnerWatch | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly loop: ClaimLoop;
   private readonly completer: GroupCommit<JobOutcome, null>;
@@ -89,6 +104,15 @@ export class Runner {
     this.loop.wake();
   }
 
+  private get backlog(): boolean {
+    return this.backlogged;
+  }
+
+  private set backlog(value: boolean) {
+    if (value !== this.backlogged) this.watch?.backlog(value);
+    this.backlogged = value;
+  }
+
   /**
    * A handoff for jobs being accepted on this node, or undefined when they must queue behind
    * jobs already waiting (or the runner is stopping).
@@ -115,6 +139,14 @@ export class Runner {
     for (const job of jobs) this.launch(job, true);
     const fresh = accepted.some((a) => !a.duplicate && !a.job);
     if (fresh) this.wake();
+  }
+
+  /**
+   * Jobs another thread of this node leased to this runner in its accepting transaction (the
+   * runner thread's runner, fed by the node's thread): they start at once.
+   */
+  adopt(jobs: ClaimedJob[]): void {
+    for (const job of jobs) this.launch(job, false);
   }
 
   private unreserve(instanceId: number): void {
@@ -155,7 +187,10 @@ export class Runner {
     }
     const finishedBefore = this.finishedCount;
     const jobs = await this.store.claimJobs(this.owner, free, this.config.leaseMs, this.config.instanceConcurrency);
-    for (const job of jobs) this.launch(job, false);
+    for (const job of jobs) {
+      this.launch(job, false);
+      this.watch?.launched(job.instanceId);
+    }
     // A short claim emptied the store of runnable jobs, unless an instance's limit cut it short:
     // then its jobs may still wait, and each finished job claims again. Jobs that finished while
     // the claim ran were still counted against their instance's limit by it: claim once more.
@@ -184,6 +219,7 @@ export class Runner {
     } finally {
       this.running.delete(job.eventId);
       this.release(job.instanceId);
+      this.watch?.finished(job.instanceId);
       if (this.loop.isStopped && this.running.size === 0) this.idleResolve?.();
       if (this.backlog) this.loop.wake();
     }

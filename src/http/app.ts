@@ -127,6 +127,12 @@ function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void 
  * and a non-upload body must arrive within FERRY_BODY_TIMEOUT, so a JSON body trickled a byte at a
  * time cannot hold a connection forever.
  */
+/** Whether a request announces a body (a GET without Content-Length has none to wait for). */
+function hasBody(raw: http.IncomingMessage): boolean {
+  const length = raw.headers['content-length'];
+  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 function guardConnections(app: FastifyInstance, config: Config): void {
   const current = new WeakMap<Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
   app.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => current.set(req.socket, { req, res }));
@@ -135,15 +141,20 @@ function guardConnections(app: FastifyInstance, config: Config): void {
     if (exchange && exchange.req.complete && !exchange.res.headersSent && !exchange.res.writableEnded) return;
     socket.destroy();
   });
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const raw = request.raw;
-    if (raw.complete || /^multipart\//i.test(raw.headers['content-type'] ?? '')) return;
+    if (raw.complete || !hasBody(raw) || /^multipart\//i.test(raw.headers['content-type'] ?? '')) return;
     const timer = setTimeout(() => {
       if (!raw.complete) raw.socket?.destroy?.();
     }, config.bodyTimeoutMs);
     timer.unref();
-    raw.once('end', () => clearTimeout(timer));
-    raw.once('close', () => clearTimeout(timer));
+    // Also once answered: a body nobody read (a request refused before its body, a replayed
+    // job's request) never ends, and the timer would hold the exchange for FERRY_BODY_TIMEOUT.
+    const clear = () => clearTimeout(timer);
+    raw.once('end', clear);
+    raw.once('close', clear);
+    reply.raw.once('finish', clear);
+    reply.raw.once('close', clear);
   });
 }
 

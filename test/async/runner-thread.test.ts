@@ -1,16 +1,17 @@
 /**
- * FERRY_RUNNER_THREAD (issue 6): replays and webhook attempts run on a worker thread, while
- * claims, completion and delivery records stay on the node's thread. Both settings give the
- * same results a user sees — webhook bodies, stored bytes, downloadable results — and a node
- * closed with jobs in flight loses none of them.
+ * FERRY_RUNNER_THREAD (issue 6): a SQLite node's runner and sender run on a worker thread, fed
+ * by the jobs its main thread accepts. Both settings give the same results a user sees — webhook
+ * bodies, stored bytes, downloadable results — a node closed with jobs in flight loses none of
+ * them, and the thread runs at FERRY_RUNNER_NICE.
  */
 import { after, before, describe, test } from 'node:test';
+import { createHook } from 'node:async_hooks';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FAST_ASYNC, multipartFile, startReceiver, startTestServer, type Receiver, type TestServer } from '../helpers/server.js';
+import { FAST_ASYNC, multipartFile, startReceiver, startTestServer, testBackend, type Receiver, type TestServer } from '../helpers/server.js';
 
 async function accepted(res: Response): Promise<number> {
   const body: any = await res.json();
@@ -94,5 +95,68 @@ test('a node closed right after accepting loses no job: a restart on the same da
   } finally {
     await rx.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Nice values of this process's threads (Linux), by thread id. */
+function threadNices(): Map<string, number> {
+  const nices = new Map<string, number>();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the command name: state is field 3, nice field 19.
+    nices.set(tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return nices;
+}
+
+const linuxSqlite = process.platform === 'linux' && testBackend() === 'sqlite';
+
+test('the runner thread runs at FERRY_RUNNER_NICE and the API thread keeps its priority', { skip: !linuxSqlite && 'needs Linux and the SQLite store' }, async () => {
+  const before = threadNices();
+  const srv = await startTestServer({ ...FAST_ASYNC, FERRY_RUNNER_THREAD: 'on', FERRY_RUNNER_NICE: '7' });
+  try {
+    const added = [...threadNices()].filter(([tid]) => !before.has(tid));
+    assert.ok(added.some(([, nice]) => nice === 7), `no new thread at nice 7: ${JSON.stringify(added)}`);
+    assert.equal(threadNices().get(String(process.pid)), 0, 'the main thread was niced');
+  } finally {
+    await srv.close();
+  }
+});
+
+test('replayed requests leave no timers behind once answered', async () => {
+  const rx = await startReceiver();
+  // Replays on this thread, so its timers are the ones counted.
+  const srv = await startTestServer({ ...FAST_ASYNC, FERRY_RUNNER_THREAD: 'off' });
+  try {
+    const { auth } = await srv.instance('localfs', { root: 'timers' });
+    // Timers created and not yet cleared or fired (unref'd ones included, unlike
+    // process.getActiveResourcesInfo()).
+    const pending = new Set<number>();
+    const hook = createHook({
+      init: (id, type) => type === 'Timeout' && pending.add(id),
+      destroy: (id) => pending.delete(id),
+    }).enable();
+    const timers = () => pending.size;
+    const ids: number[] = [];
+    const run = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const res = await srv.api('/hubs/documents/ping', {
+          headers: { authorization: auth, 'elements-async-request': 'true', 'elements-async-callback-url': rx.url },
+        });
+        ids.push(await accepted(res));
+      }
+      const wanted = new Set(ids);
+      await rx.waitFor(ids.length, 15_000, (h) => wanted.has(h.body?.eventId));
+    };
+    await run(5);
+    const settled = timers();
+    await run(100);
+    // Each replay used to arm a FERRY_BODY_TIMEOUT timer that only a body's end cleared, holding
+    // the replayed exchange in memory for 30 s.
+    assert.ok(timers() < settled + 20, `timers grew from ${settled} to ${timers()} over 100 jobs`);
+    hook.disable();
+  } finally {
+    await srv.close();
+    await rx.close();
   }
 });
