@@ -16,6 +16,7 @@ import { FerryError, invalid, tooLarge, unavailable } from '../errors.js';
 import type { InstanceService } from '../instances/service.js';
 import type { AcceptInput, Accepted, CapturedRequest, Handoff } from '../store/async.js';
 import type { Store } from '../store/store.js';
+import { announcesBody } from '../http/body.js';
 import type { EgressPolicy } from './egress.js';
 
 export const ASYNC_HEADER = 'elements-async-request';
@@ -127,6 +128,7 @@ export class AsyncIntake {
    */
   async capture(request: FastifyRequest, payload: Readable): Promise<Readable> {
     if (request.internal || !asyncRequested(request.headers[ASYNC_HEADER])) return payload;
+    if (!announcesBody(request.headers)) return payload; // nothing to store (request.asyncBody stays null)
     const limit = this.config.asyncMaxBody;
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > limit) throw tooLarge(`An asynchronous request body may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`);
@@ -151,11 +153,15 @@ export class AsyncIntake {
     const identity = request.identity;
     const instance = identity?.instance;
     if (!identity || !instance) throw new Error('async accept without identity');
-    // Node joins repeated custom headers with ", ", so repetition is only visible here.
-    const distinct = request.raw.headersDistinct ?? {};
-    if ((distinct[CALLBACK_HEADER]?.length ?? 0) > 1) throw invalid('Send Elements-Async-Callback-Url once');
-    if ((distinct[IDEMPOTENCY_HEADER]?.length ?? 0) > 1) throw invalid('Send Idempotency-Key once');
     const fromHeader = request.headers[CALLBACK_HEADER];
+    const key = request.headers[IDEMPOTENCY_HEADER];
+    // Node joins repeated custom headers with ", ", so a repeated one contains a comma, and its
+    // repetition is only visible in headersDistinct (built on first use: only then).
+    if ((typeof fromHeader === 'string' && fromHeader.includes(',')) || (typeof key === 'string' && key.includes(','))) {
+      const distinct = request.raw.headersDistinct;
+      if ((distinct[CALLBACK_HEADER]?.length ?? 0) > 1) throw invalid('Send Elements-Async-Callback-Url once');
+      if ((distinct[IDEMPOTENCY_HEADER]?.length ?? 0) > 1) throw invalid('Send Idempotency-Key once');
+    }
     if (Array.isArray(fromHeader)) throw invalid('Send Elements-Async-Callback-Url once');
     const callbackUrl = fromHeader || this.instances.unseal(instance)['event.notification.callback.url'];
     if (!callbackUrl) {
@@ -168,7 +174,6 @@ export class AsyncIntake {
       if (this.allowedUrls.size >= 10_000) this.allowedUrls.clear();
       this.allowedUrls.add(callbackUrl);
     }
-    const key = request.headers[IDEMPOTENCY_HEADER];
     if (Array.isArray(key) || (key !== undefined && (key.length === 0 || key.length > 255))) {
       throw invalid('Idempotency-Key must be sent once, 1 to 255 characters');
     }

@@ -26,6 +26,7 @@ import { instanceRoutes } from './routes/instances.js';
 import { documentRoutes } from './routes/documents.js';
 import { linkRoutes } from './routes/links.js';
 import { eventRoutes } from './routes/events.js';
+import { announcesBody } from './body.js';
 import type { AsyncIntake } from '../async/accept.js';
 
 export const API_BASE = '/elements/api-v2';
@@ -127,12 +128,6 @@ function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void 
  * and a non-upload body must arrive within FERRY_BODY_TIMEOUT, so a JSON body trickled a byte at a
  * time cannot hold a connection forever.
  */
-/** Whether a request announces a body (a GET without Content-Length has none to wait for). */
-function hasBody(raw: http.IncomingMessage): boolean {
-  const length = raw.headers['content-length'];
-  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
 function guardConnections(app: FastifyInstance, config: Config): void {
   const current = new WeakMap<Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
   app.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => current.set(req.socket, { req, res }));
@@ -143,7 +138,7 @@ function guardConnections(app: FastifyInstance, config: Config): void {
   });
   app.addHook('onRequest', async (request, reply) => {
     const raw = request.raw;
-    if (raw.complete || !hasBody(raw) || /^multipart\//i.test(raw.headers['content-type'] ?? '')) return;
+    if (raw.complete || !announcesBody(raw.headers) || /^multipart\//i.test(raw.headers['content-type'] ?? '')) return;
     const timer = setTimeout(() => {
       if (!raw.complete) raw.socket?.destroy?.();
     }, config.bodyTimeoutMs);

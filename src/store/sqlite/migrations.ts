@@ -137,4 +137,11 @@ CREATE TABLE results (
     // whole backlog.
     sql: `CREATE INDEX jobs_leased ON jobs(instance_id) WHERE lease_until > 0;`,
   },
+  {
+    version: 4,
+    // Since claims read jobs in id order and count leases through jobs_leased, jobs_lease only
+    // served the release of all leases at start-up (which jobs_leased serves as well), while
+    // every accept, lease, renewal and completion paid for keeping it.
+    sql: `DROP INDEX IF EXISTS jobs_lease;`,
+  },
 ];
