@@ -59,6 +59,37 @@ for (const mode of ['on', 'off']) {
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), content);
     });
 
+    test('an async upload sent chunked (no Content-Length) stores the exact bytes', async () => {
+      const content = crypto.randomBytes(40_000);
+      const boundary = 'ferry-chunked-boundary';
+      const parts = [
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="c.bin"\r\n\r\n`),
+        content,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ];
+      const body = new ReadableStream({
+        start(controller) {
+          for (const p of parts) controller.enqueue(new Uint8Array(p));
+          controller.close();
+        },
+      });
+      const res = await fetch(`${srv.base}/hubs/documents/files?path=/t/chunked.bin`, {
+        method: 'POST',
+        body,
+        duplex: 'half',
+        headers: {
+          authorization: auth,
+          'content-type': `multipart/form-data; boundary=${boundary}`,
+          'elements-async-request': 'true',
+          'elements-async-callback-url': rx.url,
+        },
+      } as RequestInit);
+      const id = await accepted(res);
+      const [hook] = await rx.waitFor(1, 10_000, (h) => h.body?.eventId === id);
+      assert.equal(hook.body.eventStatus, 'completed', JSON.stringify(hook.body));
+      assert.deepEqual(fs.readFileSync(path.join(srv.config.localfsBase, 'rt', 't', 'chunked.bin')), content);
+    });
+
     test('a failing replay reports its status and error body', async () => {
       const id = await accepted(await asyncHub('/files?path=/t/missing.bin'));
       const [hook] = await rx.waitFor(1, 10_000, (h) => h.body?.eventId === id);
