@@ -1,7 +1,8 @@
 // One side of the backlog benchmark, in its own process so its RSS is its own: a Ferry node
-// with role `api` (no runner: the backlog stays), `BACKLOG` events inserted straight through
-// the store API in batches of 1,000 (HTTP would take far longer), then the HTTP accept rate and
-// the store's claim rate. Prints one JSON line.
+// with role `api` (no runner: the backlog stays) and `BACKLOG` events inserted straight through
+// the store API in batches of 1,000 (HTTP would take far longer). The parent (backlog.js) then
+// asks it, over IPC, for measuring segments — HTTP accepts, store claims — alternating with the
+// other side's, and finally for its RSS. Every answer is one message.
 import { PING, closedLoop, newPool, now, startNode } from './lib.js';
 
 const target = Number(process.argv[2] ?? 0);
@@ -33,23 +34,38 @@ const pool = newPool(node.origin, 32);
 const headers = { authorization: node.auth, 'elements-async-request': 'true', 'elements-async-callback-url': 'http://127.0.0.1:9/hook' };
 const opts = () => ({ method: 'GET', path: PING, headers });
 await closedLoop(pool, { count: 1000, seconds: 1, connections: 32, opts }); // warm-up
-const acc = await closedLoop(pool, { count: 20_000, seconds: 6, connections: 32, opts });
-await pool.close();
 
-// Claim: batches of 100 (FERRY_JOB_CONCURRENCY-sized claims are 16; 100 amortises the call),
-// no per-instance cap, until 10,000 jobs or 5 s.
-let claimed = 0;
-const c0 = now();
-while (claimed < 10_000 && now() - c0 < 5000) {
-  const jobs = await store.claimJobs('bench-claimer', 100, 600_000, 1e9);
-  if (jobs.length === 0) break;
-  claimed += jobs.length;
-}
-const claimSeconds = (now() - c0) / 1000;
-global.gc?.();
-const rssAfter = process.memoryUsage().rss;
-await node.close();
-console.log(
-  JSON.stringify({ inserted, insertSeconds, acceptRps: acc.rps, accepted: acc.ok, claimRps: claimed / claimSeconds, claimed, rssBefore, rssAfter }),
-);
-process.exit(0);
+const segments = {
+  /** HTTP async accepts for up to `seconds`. */
+  async accept({ seconds, count }) {
+    const r = await closedLoop(pool, { count, seconds, connections: 32, opts });
+    return { ok: r.ok, seconds: r.seconds };
+  },
+  /**
+   * Claims in batches of 100 (FERRY_JOB_CONCURRENCY-sized claims are 16; 100 amortises the
+   * call), no per-instance cap, for up to `seconds` or `count` jobs.
+   */
+  async claim({ seconds, count }) {
+    let ok = 0;
+    const c0 = now();
+    while (ok < count && now() - c0 < seconds * 1000) {
+      const jobs = await store.claimJobs('bench-claimer', 100, 600_000, 1e9);
+      if (jobs.length === 0) break;
+      ok += jobs.length;
+    }
+    return { ok, seconds: (now() - c0) / 1000 };
+  },
+  async rss() {
+    global.gc?.();
+    return { rssAfter: process.memoryUsage().rss };
+  },
+  async close() {
+    await pool.close();
+    await node.close();
+    setImmediate(() => process.exit(0));
+    return {};
+  },
+};
+
+process.on('message', async ({ segment, ...args }) => process.send(await segments[segment](args)));
+process.send({ inserted, insertSeconds, rssBefore });

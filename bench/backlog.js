@@ -1,28 +1,66 @@
 // backlog: HTTP accept rate, store claim rate and process RSS with a big backlog of stored
 // events vs an empty store. Each side runs in its own node process (backlog-case.js) so the
 // RSS figures are that process's alone. The backlog is inserted through the store API; if
-// 1,000,000 events do not fit the time budget the run says how many it stored.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+// 1,000,000 events do not fit the time budget the run says how many it stored. Both sides stay
+// up and are measured in alternating segments (empty, backlog, empty …), so the machine's drift
+// over the run falls on both alike.
+import { fork } from 'node:child_process';
 import { fmt, mark, pct, table } from './lib.js';
 
 const TARGET = Number(process.env.BENCH_BACKLOG ?? 1_000_000);
 const BUDGET_MS = Number(process.env.BENCH_BACKLOG_BUDGET_MS ?? 100_000);
-const script = fileURLToPath(new URL('./backlog-case.js', import.meta.url));
+const ROUNDS = 3;
+const script = new URL('./backlog-case.js', import.meta.url);
 
-function runCase(count) {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', script, String(count), String(BUDGET_MS)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`${err.message}\n${stderr}`));
-      resolve(JSON.parse(stdout.trim().split('\n').pop()));
+/** Starts one side; resolves once its backlog is inserted, with a function that runs segments. */
+function startCase(count) {
+  const child = fork(script, [String(count), String(BUDGET_MS)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const next = () =>
+    new Promise((resolve, reject) => {
+      const fail = (code) => reject(new Error(`backlog case exited with code ${code}`));
+      child.once('exit', fail);
+      child.once('message', (m) => {
+        child.off('exit', fail);
+        resolve(m);
+      });
     });
-  });
+  return next().then((ready) => ({
+    ready,
+    run: (segment, args = {}) => {
+      const answer = next();
+      child.send({ segment, ...args });
+      return answer;
+    },
+    exited,
+  }));
+}
+
+/** Runs `segment` on both sides in ROUNDS alternating rounds; rate per side. */
+async function alternate(sides, segment, args) {
+  const totals = sides.map(() => ({ ok: 0, seconds: 0 }));
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const [k, side] of sides.entries()) {
+      const r = await side.run(segment, args);
+      totals[k].ok += r.ok;
+      totals[k].seconds += r.seconds;
+    }
+  }
+  return totals.map((t) => t.ok / t.seconds);
 }
 
 export async function backlog() {
-  console.log(`\n## backlog: accept and claim with a stored backlog vs an empty store (SQLite; target ${TARGET.toLocaleString('en')} events, insert budget ${BUDGET_MS / 1000} s)\n`);
-  const empty = await runCase(0);
-  const big = await runCase(TARGET);
+  console.log(
+    `\n## backlog: accept and claim with a stored backlog vs an empty store (SQLite; target ${TARGET.toLocaleString('en')} events, insert budget ${BUDGET_MS / 1000} s; ${ROUNDS} alternating rounds)\n`,
+  );
+  const [emptySide, bigSide] = await Promise.all([startCase(0), startCase(TARGET)]);
+  const sides = [emptySide, bigSide];
+  const [emptyAccept, bigAccept] = await alternate(sides, 'accept', { seconds: 2, count: 7000 });
+  const [emptyClaim, bigClaim] = await alternate(sides, 'claim', { seconds: 1.5, count: 3300 });
+  const [emptyRss, bigRss] = await Promise.all(sides.map((s) => s.run('rss')));
+  await Promise.all(sides.map((s) => s.run('close').then(() => s.exited)));
+  const empty = { ...emptySide.ready, ...emptyRss, acceptRps: emptyAccept, claimRps: emptyClaim };
+  const big = { ...bigSide.ready, ...bigRss, acceptRps: bigAccept, claimRps: bigClaim };
   const mb = (b) => fmt(b / 2 ** 20);
   const accept = big.acceptRps / empty.acceptRps;
   const claim = big.claimRps / empty.claimRps;
