@@ -2,13 +2,16 @@
 // answers after 10 s and one port that refuses connections. Requests are spread round-robin
 // over the callback URLs; the figure is the healthy receivers' delivered throughput (webhooks
 // per second from the first send to the last healthy arrival) with vs without the bad two.
-// FERRY_DELIVERY_TIMEOUT stays at its default (15 s); each run is bounded (~20 s).
+// FERRY_DELIVERY_TIMEOUT stays at its default (15 s); each run is bounded (~20 s). The two
+// kinds of run alternate (baseline, with bad, baseline, with bad), each on a fresh node, so the
+// machine's drift over the benchmark falls on both alike.
 import { PING, closedLoop, closedPort, fmt, mark, newPool, now, pct, startNode, startReceiver, table, waitFor } from './lib.js';
 
 const HEALTHY = 50;
 const COUNT = Number(process.env.BENCH_ISOLATION_COUNT ?? 5000);
 const SECONDS = 10;
 const CONNECTIONS = 32;
+const ROUNDS = 3;
 
 async function run(withBad) {
   const healthy = await Promise.all(Array.from({ length: HEALTHY }, () => startReceiver()));
@@ -34,19 +37,30 @@ async function run(withBad) {
   await waitFor(() => delivered() >= healthyAccepted, 10_000);
   const last = Math.max(...healthy.map((r) => r.lastAt));
   const got = delivered();
-  const throughput = got / ((last - load.started) / 1000);
+  const seconds = (last - load.started) / 1000;
   await pool.close();
   const closing = now();
   await node.close();
   const closeMs = now() - closing;
   await Promise.all([...healthy, ...(slow ? [slow] : [])].map((r) => r.close()));
-  return { throughput, got, healthyAccepted, closeMs };
+  return { seconds, got, healthyAccepted, closeMs };
 }
 
 export async function isolation() {
-  console.log(`\n## isolation: ${HEALTHY} healthy receivers, with vs without one 10 s receiver and one refusing port (≤ ${COUNT} requests or ${SECONDS} s, ${CONNECTIONS} connections)\n`);
-  const base = await run(false);
-  const bad = await run(true);
+  console.log(
+    `\n## isolation: ${HEALTHY} healthy receivers, with vs without one 10 s receiver and one refusing port (≤ ${COUNT} requests or ${SECONDS} s, ${CONNECTIONS} connections; ${ROUNDS} alternating rounds)\n`,
+  );
+  const runs = { base: [], bad: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    runs.base.push(await run(false));
+    runs.bad.push(await run(true));
+  }
+  const total = (list) => {
+    const got = list.reduce((n, r) => n + r.got, 0);
+    return { got, healthyAccepted: list.reduce((n, r) => n + r.healthyAccepted, 0), throughput: got / list.reduce((t, r) => t + r.seconds, 0) };
+  };
+  const base = total(runs.base);
+  const bad = total(runs.bad);
   const ratio = bad.throughput / base.throughput;
   table(
     ['run', 'healthy webhooks/s', 'healthy delivered/accepted', 'ratio', 'target ≥ 90 %'],
