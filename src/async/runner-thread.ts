@@ -59,8 +59,9 @@ export function asBuffer(bytes: Uint8Array): Buffer {
  * thread reports it claimed, minus what it reports finished. It decides handoffs exactly as the
  * runner's own `offer` would (FERRY_JOB_CONCURRENCY, FERRY_INSTANCE_CONCURRENCY), and hands
  * none while the thread reports jobs waiting in the store, so a backlog still runs oldest-first.
- * The copy lags the thread by a message: a job the thread claims in that instant is counted a
- * moment late, which can only happen while the thread is claiming, i.e. while handoffs are off.
+ * The copy lags the thread by a message: a job the thread claimed in that instant is counted a
+ * moment late, so a handoff may exceed an instance's limit; the thread's runner then holds the
+ * job until that instance has a free slot (Runner.adopt), so the limit holds where jobs run.
  */
 export class ThreadSlots implements LocalRunner {
   private busy = 0;

@@ -61,6 +61,8 @@ export class Runner {
   private backlogged = true;
   /** Set on a runner thread: its node's thread mirrors the slots (see RunnerWatch). */
   watch: RunnerWatch | null = null;
+  /** Adopted jobs over their instance's limit (see adopt), oldest first; counted as running. */
+  private readonly held: ClaimedJob[] = [];
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly loop: ClaimLoop;
   private readonly completer: GroupCommit<JobOutcome, null>;
@@ -146,7 +148,16 @@ export class Runner {
    * runner thread's runner, fed by the node's thread): they start at once.
    */
   adopt(jobs: ClaimedJob[]): void {
-    for (const job of jobs) this.launch(job, false);
+    for (const job of jobs) {
+      if ((this.perInstance.get(job.instanceId) ?? 0) < this.config.instanceConcurrency) {
+        this.launch(job, false);
+        continue;
+      }
+      // The other thread's copy of these slots had not yet seen a claim of this runner's: the
+      // job is leased here already, so it waits (its lease renewed) for its instance's next slot.
+      this.held.push(job);
+      this.running.add(job.eventId);
+    }
   }
 
   private unreserve(instanceId: number): void {
@@ -220,6 +231,12 @@ export class Runner {
       this.running.delete(job.eventId);
       this.release(job.instanceId);
       this.watch?.finished(job.instanceId);
+      const waiting = this.held.findIndex((h) => h.instanceId === job.instanceId);
+      if (waiting >= 0) {
+        const [next] = this.held.splice(waiting, 1);
+        this.perInstance.set(next.instanceId, (this.perInstance.get(next.instanceId) ?? 0) + 1);
+        void this.run(next);
+      }
       if (this.loop.isStopped && this.running.size === 0) this.idleResolve?.();
       if (this.backlog) this.loop.wake();
     }

@@ -1,13 +1,18 @@
 /**
  * ThreadSlots: the node thread's copy of its runner thread's slots decides which accepted jobs
  * are handed over, under the same limits the runner keeps itself (FERRY_JOB_CONCURRENCY,
- * FERRY_INSTANCE_CONCURRENCY), and none while jobs wait in the store.
+ * FERRY_INSTANCE_CONCURRENCY), and none while jobs wait in the store; and the runner that adopts
+ * them keeps the instance limit even when that copy lagged.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/config.js';
 import { ThreadSlots, type ToRunnerThread } from '../../src/async/runner-thread.js';
 import type { AcceptInput, Accepted, ClaimedJob } from '../../src/store/async.js';
+import type { Store } from '../../src/store/store.js';
+import type { Executor } from '../../src/async/executor.js';
+import { Runner, type NotificationSink } from '../../src/async/runner.js';
+import pino from 'pino';
 
 const config = loadConfig({ FERRY_JOB_CONCURRENCY: '3', FERRY_INSTANCE_CONCURRENCY: '2' });
 
@@ -97,4 +102,41 @@ test('a failed accept gives back every slot it reserved', () => {
   const again = slots.offer()!;
   assert.ok(again.take(input(1)));
   assert.ok(again.take(input(1)));
+});
+
+test('a job handed over beyond its instance limit waits for a free slot on the runner thread', async () => {
+  const limits = loadConfig({ FERRY_INSTANCE_CONCURRENCY: '1', FERRY_JOB_CONCURRENCY: '8' });
+  let running = 0;
+  let most = 0;
+  const finished: number[] = [];
+  const executor: Executor = {
+    async replay(j) {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      running--;
+      finished.push(j.eventId);
+      return { statusCode: 200, contentType: 'application/json', payload: Buffer.from('{}'), changes: [] };
+    },
+    async deliver() {
+      throw new Error('not used');
+    },
+  };
+  const store = {
+    claimJobs: async () => [],
+    completeJobs: async () => [],
+    renewLeases: async () => {},
+  } as unknown as Store;
+  const sink: NotificationSink = { offer: () => undefined, adopt: () => {} };
+  const runner = new Runner(executor, store, limits, pino({ level: 'silent' }), sink);
+  const ended: number[] = [];
+  runner.watch = { launched: () => {}, finished: (id) => ended.push(id), backlog: () => {} };
+  // Three jobs of instance 5 arrive together, as a lagging copy of the slots could send them.
+  runner.adopt([job(1, 5), job(2, 5), job(3, 5)]);
+  const deadline = Date.now() + 5_000;
+  while (finished.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  await runner.stop();
+  assert.deepEqual(finished, [1, 2, 3], 'every job ran, in order');
+  assert.equal(most, 1, 'FERRY_INSTANCE_CONCURRENCY=1 was exceeded');
+  assert.deepEqual(ended, [5, 5, 5]);
 });
