@@ -23,7 +23,7 @@ import { Runner } from './async/runner.js';
 import { Sender } from './async/sender.js';
 import { createEgressPolicy } from './async/egress.js';
 import { RunnerThread } from './async/runner-thread.js';
-import { LocalExecutor, type Executor } from './async/executor.js';
+import { LocalExecutor } from './async/executor.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -31,8 +31,6 @@ export interface Ferry {
   config: Config;
   /** Base URL the API listens on, e.g. http://127.0.0.1:8080 */
   url: string;
-  /** Replays jobs and makes webhook attempts on this thread. */
-  executor: Executor;
   /** The runner and sender running on this thread, if any. */
   worker?: { runner: Runner; sender: Sender };
   close(): Promise<void>;
@@ -95,8 +93,8 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
   const app = await buildApp(services, log);
-  const dispatcher = egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) });
-  const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
+  // Webhooks leave through this node's egress dispatcher, when its runner and sender are here.
+  const dispatcher = runsWorker && !threaded ? egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) }) : null;
 
   await app.ready();
   let url = '';
@@ -121,7 +119,8 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   }
   const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
-  if (runsWorker && !threaded) {
+  if (dispatcher) {
+    const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
     sender = new Sender(store, instances, config, local, log);
     runner = new Runner(local, store, config, log, sender);
     if (wakeups.onWake) {
@@ -145,7 +144,6 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     store,
     config,
     url,
-    executor: local,
     worker: runner && sender ? { runner, sender } : undefined,
     async close() {
       if (closed) return;
@@ -156,7 +154,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       await runner?.stop();
       await sender?.stop();
       await thread?.stop();
-      await dispatcher.close().catch(() => {});
+      await dispatcher?.close().catch(() => {});
       await instances.closeAll();
       await store.close();
     },
