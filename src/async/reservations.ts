@@ -3,6 +3,8 @@
  * store/async.ts). A `take` that answers true holds a slot until the store call returns: then
  * `settle` keeps the slots of what was really handed off and gives back the rest (all of them
  * when the transaction failed). A refused `take` means work was left in the store for a claim.
+ * SlotCounts is the tally of taken slots that the runner, the sender and the node thread's copy of
+ * a runner thread's slots (ThreadSlots) keep.
  */
 import type { Handoff } from '../store/async.js';
 
@@ -42,5 +44,34 @@ export class Reservations<T, K> implements Handoff<T> {
       if (n > 0) left.set(k, n - 1);
     }
     for (const [k, n] of left) for (let i = 0; i < n; i++) release(k);
+  }
+}
+
+/** Slots taken per key (an instance, a callback origin) and in all; a key at zero is forgotten. */
+export class SlotCounts<K> {
+  private readonly byKey = new Map<K, number>();
+  total = 0;
+
+  of(key: K): number {
+    return this.byKey.get(key) ?? 0;
+  }
+
+  take(key: K): void {
+    this.total++;
+    this.byKey.set(key, this.of(key) + 1);
+  }
+
+  give(key: K): void {
+    this.total--;
+    const n = this.of(key) - 1;
+    if (n <= 0) this.byKey.delete(key);
+    else this.byKey.set(key, n);
+  }
+
+  /** Keys with `limit` or more slots taken. */
+  atLeast(limit: number): K[] {
+    const keys: K[] = [];
+    for (const [key, n] of this.byKey) if (n >= limit) keys.push(key);
+    return keys;
   }
 }

@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { AcceptInput, Accepted, ClaimedJob, Handoff } from '../store/async.js';
 import type { LocalRunner } from './accept.js';
-import { Reservations } from './reservations.js';
+import { Reservations, SlotCounts } from './reservations.js';
 
 export interface RunnerThreadData {
   config: Config;
@@ -64,8 +64,7 @@ export function asBuffer(bytes: Uint8Array): Buffer {
  * job until that instance has a free slot (Runner.adopt), so the limit holds where jobs run.
  */
 export class ThreadSlots implements LocalRunner {
-  private busy = 0;
-  private readonly perInstance = new Map<number, number>();
+  private readonly slots = new SlotCounts<number>();
   private backlog = true;
   stopped = false;
 
@@ -78,16 +77,16 @@ export class ThreadSlots implements LocalRunner {
   offer(): Handoff<AcceptInput> | undefined {
     if (this.backlog || this.stopped) return undefined;
     return new Reservations<AcceptInput, number>(this.owner, this.config.leaseMs, (input) => {
-      if (this.busy >= this.config.jobConcurrency) return null;
-      if ((this.perInstance.get(input.instanceId) ?? 0) >= this.config.instanceConcurrency) return null;
-      this.occupy(input.instanceId);
+      if (this.slots.total >= this.config.jobConcurrency) return null;
+      if (this.slots.of(input.instanceId) >= this.config.instanceConcurrency) return null;
+      this.slots.take(input.instanceId);
       return input.instanceId;
     });
   }
 
   accepted(handoff: Handoff<AcceptInput> | undefined, accepted: Accepted[]): void {
     const jobs = accepted.flatMap((a) => (a.job ? [a.job] : []));
-    if (handoff instanceof Reservations) handoff.settle(jobs, (j) => j.instanceId, (instanceId) => this.free(instanceId));
+    if (handoff instanceof Reservations) handoff.settle(jobs, (j) => j.instanceId, (instanceId) => this.slots.give(instanceId));
     if (jobs.length > 0) this.post({ type: 'adopt', jobs });
     if (accepted.some((a) => !a.duplicate && !a.job)) {
       // Left in the store: no handoffs until the thread's claim has drained it.
@@ -98,21 +97,9 @@ export class ThreadSlots implements LocalRunner {
 
   /** Applies one report of the thread's runner. */
   apply(report: SlotReport): void {
-    for (const id of report.launched) this.occupy(id);
-    for (const id of report.finished) this.free(id);
+    for (const id of report.launched) this.slots.take(id);
+    for (const id of report.finished) this.slots.give(id);
     if (report.backlog !== undefined) this.backlog = report.backlog;
-  }
-
-  private occupy(instanceId: number): void {
-    this.busy++;
-    this.perInstance.set(instanceId, (this.perInstance.get(instanceId) ?? 0) + 1);
-  }
-
-  private free(instanceId: number): void {
-    this.busy--;
-    const n = (this.perInstance.get(instanceId) ?? 1) - 1;
-    if (n <= 0) this.perInstance.delete(instanceId);
-    else this.perInstance.set(instanceId, n);
   }
 }
 

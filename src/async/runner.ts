@@ -23,7 +23,7 @@ import { API_BASE } from '../http/app.js';
 import { publicUrl } from '../config.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
-import { Reservations } from './reservations.js';
+import { Reservations, SlotCounts } from './reservations.js';
 import type { Executor } from './executor.js';
 
 /** Where finished jobs' notifications go: the node's sender. */
@@ -53,7 +53,7 @@ export class Runner {
   readonly owner = `runner-${crypto.randomBytes(6).toString('hex')}`;
   private readonly running = new Set<number>();
   /** Jobs running or reserved per instance (FERRY_INSTANCE_CONCURRENCY for handoffs). */
-  private readonly perInstance = new Map<number, number>();
+  private readonly perInstance = new SlotCounts<number>();
   private reserved = 0;
   /** Slots given back so far (finished jobs, unused reservations): tells a claim it raced them. */
   private finishedCount = 0;
@@ -123,9 +123,8 @@ export class Runner {
     if (this.backlog || this.loop.isStopped) return undefined;
     return new Reservations<AcceptInput, number>(this.owner, this.config.leaseMs, (input) => {
       if (this.running.size + this.reserved >= this.config.jobConcurrency) return null;
-      const n = this.perInstance.get(input.instanceId) ?? 0;
-      if (n >= this.config.instanceConcurrency) return null;
-      this.perInstance.set(input.instanceId, n + 1);
+      if (this.perInstance.of(input.instanceId) >= this.config.instanceConcurrency) return null;
+      this.perInstance.take(input.instanceId);
       this.reserved++;
       return input.instanceId;
     });
@@ -149,7 +148,7 @@ export class Runner {
    */
   adopt(jobs: ClaimedJob[]): void {
     for (const job of jobs) {
-      if ((this.perInstance.get(job.instanceId) ?? 0) < this.config.instanceConcurrency) {
+      if (this.perInstance.of(job.instanceId) < this.config.instanceConcurrency) {
         this.launch(job, false);
         continue;
       }
@@ -167,13 +166,11 @@ export class Runner {
 
   private release(instanceId: number): void {
     this.finishedCount++;
-    const n = (this.perInstance.get(instanceId) ?? 1) - 1;
-    if (n <= 0) this.perInstance.delete(instanceId);
-    else this.perInstance.set(instanceId, n);
+    this.perInstance.give(instanceId);
   }
 
   private launch(job: ClaimedJob, counted: boolean): void {
-    if (!counted) this.perInstance.set(job.instanceId, (this.perInstance.get(job.instanceId) ?? 0) + 1);
+    if (!counted) this.perInstance.take(job.instanceId);
     this.running.add(job.eventId);
     void this.run(job);
   }
@@ -207,7 +204,7 @@ export class Runner {
     // the claim ran were still counted against their instance's limit by it: claim once more.
     const full = jobs.length === free;
     const raced = this.finishedCount !== finishedBefore;
-    this.backlog = full || raced || [...this.perInstance.values()].some((n) => n >= this.config.instanceConcurrency);
+    this.backlog = full || raced || this.perInstance.atLeast(this.config.instanceConcurrency).length > 0;
     return full || raced;
   }
 
@@ -234,8 +231,7 @@ export class Runner {
       const waiting = this.held.findIndex((h) => h.instanceId === job.instanceId);
       if (waiting >= 0) {
         const [next] = this.held.splice(waiting, 1);
-        this.perInstance.set(next.instanceId, (this.perInstance.get(next.instanceId) ?? 0) + 1);
-        void this.run(next);
+        this.launch(next, false);
       }
       if (this.loop.isStopped && this.running.size === 0) this.idleResolve?.();
       if (this.backlog) this.loop.wake();

@@ -21,7 +21,7 @@ import type { Executor } from './executor.js';
 import { signNotification } from './signing.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
-import { Reservations } from './reservations.js';
+import { Reservations, SlotCounts } from './reservations.js';
 import type { NotificationSink } from './runner.js';
 
 export const FAILURE_POLICY_SETTING = 'notification.webhook.failure.policy';
@@ -37,9 +37,9 @@ const KEY_CACHE_MS = 5_000;
 
 export class Sender implements NotificationSink {
   readonly owner = `sender-${crypto.randomBytes(6).toString('hex')}`;
-  private readonly inFlight = new Map<string, number>();
+  /** Attempts in flight, per callback origin and in all. */
+  private readonly inFlight = new SlotCounts<string>();
   private readonly subscriptionsOf = new Map<string, Set<number>>();
-  private total = 0;
   /**
    * Claimed notifications of an origin that was full when they arrived, oldest first: the next
    * finished attempt to that origin starts one at once, without a claim. Held only while their
@@ -89,11 +89,10 @@ export class Sender implements NotificationSink {
   offer(): Reservations<NotificationOffer, string> | undefined {
     if (this.backlog || this.loop.isStopped) return undefined;
     return new Reservations<NotificationOffer, string>(this.owner, this.leaseMs, (offer) => {
-      if (this.total >= this.config.deliveryConcurrency) return null;
+      if (this.inFlight.total >= this.config.deliveryConcurrency) return null;
       const origin = originOf(offer.url);
-      const busy = this.inFlight.get(origin) ?? 0;
-      if (busy >= this.config.originConcurrency) return null;
-      this.occupy(origin);
+      if (this.inFlight.of(origin) >= this.config.originConcurrency) return null;
+      this.inFlight.take(origin);
       return origin;
     });
   }
@@ -104,7 +103,7 @@ export class Sender implements NotificationSink {
       this.wake();
       return;
     }
-    handoff.settle(due, (n) => originOf(n.url), (origin) => this.finished(origin as string));
+    handoff.settle(due, (n) => originOf(n.url), (origin) => this.inFlight.give(origin as string));
     for (const n of due) {
       const origin = originOf(n.url);
       this.subscribe(origin, n.subscriptionId);
@@ -135,8 +134,8 @@ export class Sender implements NotificationSink {
    */
   private saturated(): number[] {
     const out: number[] = [];
-    for (const [origin, n] of this.inFlight) {
-      if (n >= this.config.originConcurrency && this.waiting.has(origin)) out.push(...(this.subscriptionsOf.get(origin) ?? []));
+    for (const origin of this.inFlight.atLeast(this.config.originConcurrency)) {
+      if (this.waiting.has(origin)) out.push(...(this.subscriptionsOf.get(origin) ?? []));
     }
     return out;
   }
@@ -144,7 +143,7 @@ export class Sender implements NotificationSink {
   /** One claim for the free slots; true when it filled them all with deliverable work. */
   private async claim(): Promise<boolean> {
     await this.releaseWaiting((w) => w.since < Date.now() - HOLD_MS);
-    const free = this.config.deliveryConcurrency - this.total;
+    const free = this.config.deliveryConcurrency - this.inFlight.total;
     if (free <= 0) {
       this.backlog = true;
       return false;
@@ -157,7 +156,7 @@ export class Sender implements NotificationSink {
         continue;
       }
       const origin = originOf(n.url);
-      const busy = this.inFlight.get(origin) ?? 0;
+      const busy = this.inFlight.of(origin);
       this.subscribe(origin, n.subscriptionId);
       if (busy >= this.config.originConcurrency) {
         const queue = this.waiting.get(origin) ?? [];
@@ -169,7 +168,7 @@ export class Sender implements NotificationSink {
         }
         continue;
       }
-      this.occupy(origin);
+      this.inFlight.take(origin);
       this.launch(n, origin);
     }
     if (deferred.length > 0) await this.store.releaseNotifications(deferred);
@@ -188,18 +187,6 @@ export class Sender implements NotificationSink {
   private launch(n: DueNotification, origin: string): void {
     const p = this.attempt(n, origin).finally(() => this.pending.delete(p));
     this.pending.add(p);
-  }
-
-  /** Counts one more attempt in flight (to `origin` and in total). */
-  private occupy(origin: string): void {
-    this.inFlight.set(origin, (this.inFlight.get(origin) ?? 0) + 1);
-    this.total++;
-  }
-
-  /** Gives back an attempt's slot. */
-  private finished(origin: string): void {
-    this.inFlight.set(origin, (this.inFlight.get(origin) ?? 1) - 1);
-    this.total--;
   }
 
   /** How long to sleep: until the next notification is due, at most the poll interval. */
@@ -245,10 +232,10 @@ export class Sender implements NotificationSink {
     } catch (e) {
       this.log.error({ err: e, notificationId: n.notificationId }, 'recording a delivery failed; it will be retried after its lease');
     } finally {
-      this.finished(origin);
+      this.inFlight.give(origin);
       const next = this.loop.isStopped ? undefined : this.nextWaiting(origin);
       if (next) {
-        this.occupy(origin);
+        this.inFlight.take(origin);
         this.launch(next, origin);
       } else if (this.backlog) {
         this.loop.wake();
