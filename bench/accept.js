@@ -8,18 +8,12 @@
 // webhooks are all delivered before the next sync round starts: this machine's speed drifts by
 // tens of percent within a minute, which alternation evens out, and no sync round ever shares the
 // CPU with the previous round's jobs.
-import { PING, closedLoop, fmt, freshPgDatabase, mark, newPool, pct, startNode, startReceiver, table, waitFor } from './lib.js';
+import { PING, closedLoop, combined, fmt, freshPgDatabase, mark, newPool, pct, startNode, startReceiver, table, waitFor } from './lib.js';
 
 const CONNECTIONS = 32;
 const COUNT = 20_000;
 const SECONDS = 6;
 const ROUNDS = 3;
-
-/** Requests/s over several closed-loop rounds together. */
-function rate(runs) {
-  const ok = runs.reduce((n, r) => n + r.ok, 0);
-  return { rps: ok / runs.reduce((s, r) => s + r.seconds, 0), ok };
-}
 
 async function run(store, durability) {
   const receiver = await startReceiver();
@@ -39,14 +33,14 @@ async function run(store, durability) {
   for (let i = 0; i < ROUNDS; i++) {
     syncRuns.push(await closedLoop(pool, { ...round, opts: () => sync }));
     asyncRuns.push(await closedLoop(pool, { ...round, opts: () => asyncOpts }));
-    const accepted = rate(asyncRuns).ok;
+    const accepted = combined(asyncRuns).ok;
     drained = (await waitFor(() => receiver.count >= accepted, 20_000)) && drained;
   }
   const delivered = receiver.count;
   await pool.close();
   await node.close();
   await receiver.close();
-  return { syncRun: rate(syncRuns), asyncRun: rate(asyncRuns), delivered, drained };
+  return { syncRun: combined(syncRuns), asyncRun: combined(asyncRuns), delivered, drained };
 }
 
 export async function accept() {

@@ -5,7 +5,7 @@
 // up and are measured in alternating segments (empty, backlog, empty …), so the machine's drift
 // over the run falls on both alike.
 import { fork } from 'node:child_process';
-import { fmt, mark, pct, table } from './lib.js';
+import { combined, fmt, mark, pct, table } from './lib.js';
 
 const TARGET = Number(process.env.BENCH_BACKLOG ?? 1_000_000);
 const BUDGET_MS = Number(process.env.BENCH_BACKLOG_BUDGET_MS ?? 100_000);
@@ -38,15 +38,11 @@ function startCase(count) {
 
 /** Runs `segment` on both sides in ROUNDS alternating rounds; rate per side. */
 async function alternate(sides, segment, args) {
-  const totals = sides.map(() => ({ ok: 0, seconds: 0 }));
+  const runs = sides.map(() => []);
   for (let i = 0; i < ROUNDS; i++) {
-    for (const [k, side] of sides.entries()) {
-      const r = await side.run(segment, args);
-      totals[k].ok += r.ok;
-      totals[k].seconds += r.seconds;
-    }
+    for (const [k, side] of sides.entries()) runs[k].push(await side.run(segment, args));
   }
-  return totals.map((t) => t.ok / t.seconds);
+  return runs.map((r) => combined(r).rps);
 }
 
 export async function backlog() {

@@ -5,7 +5,7 @@
 // FERRY_DELIVERY_TIMEOUT stays at its default (15 s); each run is bounded (~20 s). The two
 // kinds of run alternate (baseline, with bad, baseline, with bad), each on a fresh node, so the
 // machine's drift over the benchmark falls on both alike.
-import { PING, closedLoop, closedPort, fmt, mark, newPool, now, pct, startNode, startReceiver, table, waitFor } from './lib.js';
+import { PING, closedLoop, closedPort, combined, fmt, mark, newPool, now, pct, startNode, startReceiver, table, waitFor } from './lib.js';
 
 const HEALTHY = 50;
 const COUNT = Number(process.env.BENCH_ISOLATION_COUNT ?? 5000);
@@ -56,8 +56,8 @@ export async function isolation() {
     runs.bad.push(await run(true));
   }
   const total = (list) => {
-    const got = list.reduce((n, r) => n + r.got, 0);
-    return { got, healthyAccepted: list.reduce((n, r) => n + r.healthyAccepted, 0), throughput: got / list.reduce((t, r) => t + r.seconds, 0) };
+    const { ok, rps } = combined(list, (r) => r.got);
+    return { got: ok, healthyAccepted: list.reduce((n, r) => n + r.healthyAccepted, 0), throughput: rps };
   };
   const base = total(runs.base);
   const bad = total(runs.bad);

@@ -226,6 +226,15 @@ export async function closedLoop(pool, { count, seconds, connections, opts, onBo
   return { rps: ok / secs, ok, failed, seconds: secs, started };
 }
 
+/**
+ * Runs measured in rounds, taken together: what they counted (`ok`, or what `count` picks) and
+ * that over their summed `seconds`.
+ */
+export function combined(runs, count = (r) => r.ok) {
+  const ok = runs.reduce((n, r) => n + count(r), 0);
+  return { ok, rps: ok / runs.reduce((t, r) => t + r.seconds, 0) };
+}
+
 /** Waits until `done()` or the timeout; returns whether it finished. */
 export async function waitFor(done, timeoutMs, stepMs = 50) {
   const deadline = Date.now() + timeoutMs;
