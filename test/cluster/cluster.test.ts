@@ -218,12 +218,18 @@ test('a node killed with SIGKILL mid-stream: the others finish its leased jobs a
     const killer = (async () => {
       const deadline = Date.now() + 20_000;
       while (Date.now() < deadline) {
+        // Frozen while counting, so the leases seen are still held when SIGKILL lands (a running
+        // victim could finish its short jobs between the count and the kill); the pause lets a
+        // statement it sent just before settle first.
+        victim.child.kill('SIGSTOP');
+        await sleep(20);
         const [{ n }] = await cluster!.query(
           `SELECT count(*)::int AS n FROM jobs WHERE lease_until > floor(extract(epoch from clock_timestamp()) * 1000)
            AND lease_owner IN (SELECT owner FROM test_claims WHERE lease_ms = $1)`,
           [VICTIM_LEASE],
         );
         if (n > 0) break;
+        victim.child.kill('SIGCONT');
         await sleep(5);
       }
       alive = alive.filter((b) => b !== victim.base);
