@@ -219,10 +219,19 @@ test('a node killed with SIGKILL mid-stream: the others finish its leased jobs a
       const deadline = Date.now() + 20_000;
       while (Date.now() < deadline) {
         // Frozen while counting, so the leases seen are still held when SIGKILL lands (a running
-        // victim could finish its short jobs between the count and the kill); the pause lets a
-        // statement it sent just before settle first.
+        // victim could finish its short jobs between the count and the kill). Statements it sent
+        // before it froze — a COMMIT waiting on a slow fsync, say — finish before the count.
         victim.child.kill('SIGSTOP');
         await sleep(20);
+        const frozenAt = new Date();
+        for (let i = 0; i < 300; i++) {
+          const [{ busy }] = await cluster!.query(
+            `SELECT count(*)::int AS busy FROM pg_stat_activity WHERE application_name = 'ferry' AND state = 'active' AND query_start < $1`,
+            [frozenAt],
+          );
+          if (busy === 0) break;
+          await sleep(10);
+        }
         const [{ n }] = await cluster!.query(
           `SELECT count(*)::int AS n FROM jobs WHERE lease_until > floor(extract(epoch from clock_timestamp()) * 1000)
            AND lease_owner IN (SELECT owner FROM test_claims WHERE lease_ms = $1)`,
