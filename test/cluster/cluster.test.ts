@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PLATFORM_AUTH, USER_SECRET, multipartFile, startReceiver, type Receiver } from '../helpers/server.js';
-import { clusterSkipReason, installClaimAudit, startCluster, type Cluster } from '../helpers/cluster.js';
+import { clusterSkipReason, installClaimAudit, pendingFor, startCluster, type Cluster } from '../helpers/cluster.js';
 
 const skip = (await clusterSkipReason()) ?? undefined;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -214,30 +214,29 @@ test('a node killed with SIGKILL mid-stream: the others finish its leased jobs a
     let alive = cluster.nodes.map((n) => n.base!);
     const auth = await createInstance(alive[0], 'kill');
     let killedAt = 0;
+    let held: number[] = [];
     const running = stream({ targets: () => alive, auth, callback: receiver.url, total: 240, concurrency: 12, overwrite: true, uploadBytes: 32_768 });
     const killer = (async () => {
       const deadline = Date.now() + 20_000;
       while (Date.now() < deadline) {
-        // Frozen while counting, so the leases seen are still held when SIGKILL lands (a running
-        // victim could finish its short jobs between the count and the kill). Statements it sent
-        // before it froze — a COMMIT waiting on a slow fsync, say — finish before the count.
+        // Frozen while counting, so the leases seen are still held when SIGKILL lands. Before the
+        // count, PostgreSQL must have read and finished everything the victim sent (a COMMIT still
+        // in the socket would complete a job after the count): then what the count sees stays.
         victim.child.kill('SIGSTOP');
-        await sleep(20);
-        const frozenAt = new Date();
-        for (let i = 0; i < 300; i++) {
-          const [{ busy }] = await cluster!.query(
-            `SELECT count(*)::int AS busy FROM pg_stat_activity WHERE application_name = 'ferry' AND state = 'active' AND query_start < $1`,
-            [frozenAt],
-          );
-          if (busy === 0) break;
+        for (let i = 0; i < 500; i++) {
+          const { unread, active } = await pendingFor(cluster!, victim.child.pid!);
+          if (unread === 0 && active === 0) break;
           await sleep(10);
         }
-        const [{ n }] = await cluster!.query(
-          `SELECT count(*)::int AS n FROM jobs WHERE lease_until > floor(extract(epoch from clock_timestamp()) * 1000)
+        const rows = await cluster!.query(
+          `SELECT event_id::int AS id FROM jobs WHERE lease_until > floor(extract(epoch from clock_timestamp()) * 1000)
            AND lease_owner IN (SELECT owner FROM test_claims WHERE lease_ms = $1)`,
           [VICTIM_LEASE],
         );
-        if (n > 0) break;
+        if (rows.length > 0) {
+          held = rows.map((r) => r.id);
+          break;
+        }
         victim.child.kill('SIGCONT');
         await sleep(5);
       }
@@ -271,7 +270,9 @@ test('a node killed with SIGKILL mid-stream: the others finish its leased jobs a
       assert.ok(liveOwners.has(cs.at(-1)!.owner));
       assert.ok(cs.at(-1)!.at_ms >= killedAt, `event ${eventId} was taken again before the kill`);
     }
-    assert.ok(takenOver > 0, 'the killed node held no leases: nothing was taken over');
+    assert.ok(held.length > 0, 'the victim held no leases in 20 s: nothing to take over');
+    for (const eventId of held) assert.ok((by.get(eventId)?.length ?? 0) >= 2, `event ${eventId}, leased by the killed node, was never taken over`);
+    assert.ok(takenOver >= held.length);
     assert.ok(list.every((c) => !victimOwners.has(c.owner) || c.at_ms <= killedAt + 50), 'the killed node claimed after its death');
     t.diagnostic(`${run.accepted.size} accepted, ${run.connectionErrors} unanswered (killed node), ${takenOver} jobs taken over from the killed node`);
     const left = await cluster.query('SELECT count(*)::int AS n FROM jobs');

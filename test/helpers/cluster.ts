@@ -184,3 +184,60 @@ export async function installClaimAudit(cluster: Cluster): Promise<void> {
       FOR EACH ROW WHEN (NEW.attempts > 0) EXECUTE FUNCTION ${s}.test_audit_claim();
   `);
 }
+
+/** One TCP socket from /proc/net/tcp: ports and the bytes queued each way. */
+interface TcpSocket {
+  localPort: number;
+  remotePort: number;
+  txQueue: number;
+  rxQueue: number;
+  inode: string;
+}
+
+function tcpSockets(): TcpSocket[] {
+  const lines = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').slice(1) : []));
+  return lines.map((line) => {
+    const f = line.trim().split(/\s+/);
+    const [tx, rx] = f[4].split(':');
+    return {
+      localPort: parseInt(f[1].split(':')[1], 16),
+      remotePort: parseInt(f[2].split(':')[1], 16),
+      txQueue: parseInt(tx, 16),
+      rxQueue: parseInt(rx, 16),
+      inode: f[9],
+    };
+  });
+}
+
+/**
+ * What PostgreSQL still has to do for process `pid` (Linux /proc): its connections' client
+ * ports, the bytes it sent that the server has not read yet, and how many of its backends are
+ * running a statement. With the process stopped (SIGSTOP), `unread === 0 && active === 0` means
+ * the database has done everything the process asked: what is committed now stays as it is,
+ * and an open transaction rolls back when the process dies.
+ */
+export async function pendingFor(cluster: Cluster, pid: number): Promise<{ ports: number[]; unread: number; active: number }> {
+  const pgPort = Number(new URL(cluster.url).port || 5432);
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    const link = (() => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })();
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (m) inodes.add(m[1]);
+  }
+  const sockets = tcpSockets();
+  const mine = sockets.filter((s) => inodes.has(s.inode) && s.remotePort === pgPort);
+  const ports = mine.map((s) => s.localPort);
+  const serverSide = sockets.filter((s) => s.localPort === pgPort && ports.includes(s.remotePort));
+  const unread = mine.reduce((n, s) => n + s.txQueue, 0) + serverSide.reduce((n, s) => n + s.rxQueue, 0);
+  const [{ active }] = await cluster.query(
+    `SELECT count(*)::int AS active FROM pg_stat_activity WHERE client_port = ANY($1::int[]) AND state = 'active'`,
+    [ports],
+  );
+  return { ports, unread, active };
+}
