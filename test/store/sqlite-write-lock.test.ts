@@ -2,7 +2,8 @@
  * The SQLite write lock shared by a node's two connections (store/sqlite/write-lock.ts): a write
  * that finds the lock held waits without blocking the event loop, one thread's waiting writes
  * run in the order they were asked for (and one that fails among them is refused alone), and two
- * threads writing the same file at full speed both succeed with every row kept.
+ * threads writing the same file at full speed both succeed with every row kept. The lock's
+ * creator (the API thread) goes before the connection that joined it (the runner thread).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { WriteLock } from '../../src/store/sqlite/write-lock.js';
 
 /** Runs `fn` with a migrated store on a fresh file, then closes and removes it. */
 async function withStore(fn: (store: SqliteStore, file: string) => Promise<void>): Promise<void> {
@@ -87,3 +89,41 @@ test('writes queued together run in order; one that fails rolls back alone and o
     assert.equal(await store.countOrganizations(), 0, 'the failed insert left nothing');
     assert.equal(store.writeLock.cell[0], before, 'the lock is free again');
   }));
+
+test("the lock's creator goes first: a joined connection waiting as long lets it by", async () => {
+  const creator = new WriteLock();
+  const joined = new WriteLock(creator.cell);
+  const order: string[] = [];
+  Atomics.store(creator.cell, 0, 1); // a third party holds it
+  const writes = [joined.run(() => order.push('joined 1')), joined.run(() => order.push('joined 2'))];
+  await new Promise((r) => setTimeout(r, 10)); // the joined connection waits first
+  writes.push(creator.run(() => order.push('creator')));
+  Atomics.store(creator.cell, 0, 0);
+  Atomics.notify(creator.cell, 0);
+  await Promise.all(writes);
+  assert.deepEqual(order, ['creator', 'joined 1', 'joined 2']);
+  assert.deepEqual([...creator.cell], [0, 0], 'free, nobody waiting');
+});
+
+test('a joined connection running its queue gives the lock up between two writes when the creator waits', async () => {
+  const creator = new WriteLock();
+  const joined = new WriteLock(creator.cell);
+  const order: string[] = [];
+  Atomics.store(creator.cell, 0, 1);
+  let creatorWrite: Promise<unknown> | null = null;
+  const writes = [
+    joined.run(() => {
+      order.push('joined 1');
+      // The creator asks while the joined connection holds the lock with more queued.
+      creatorWrite = Promise.resolve(creator.run(() => order.push('creator')));
+    }),
+    joined.run(() => order.push('joined 2')),
+    joined.run(() => order.push('joined 3')),
+  ];
+  Atomics.store(creator.cell, 0, 0);
+  Atomics.notify(creator.cell, 0);
+  await Promise.all(writes);
+  await creatorWrite;
+  assert.deepEqual(order, ['joined 1', 'creator', 'joined 2', 'joined 3']);
+  assert.deepEqual([...creator.cell], [0, 0]);
+});

@@ -9,7 +9,14 @@
  * stays the authority (and its busy timeout the backstop) for any other writer.
  *
  * A thread's transactions run in the order they were asked for: once one waits, later ones queue
- * behind it, and all queued ones run under one acquisition.
+ * behind it, and the queued ones run under one acquisition.
+ *
+ * The lock's creator (the API thread) goes first: a connection that joined the lock (the runner
+ * thread's) takes it only while the creator is not waiting for it, and between two of its queued
+ * transactions gives it up when the creator is. An accept batch so waits for at most one of the
+ * runner's transactions, never for the runner's whole queue nor for the runner taking the lock
+ * again the moment it let go (its transactions hold the lock several times as long in all, and
+ * a waiting accept batch holds its requests' connections).
  */
 /** Node 20 has it; TypeScript's lib only from es2024. */
 const waitAsync = (Atomics as unknown as {
@@ -19,13 +26,16 @@ const waitAsync = (Atomics as unknown as {
 type Queued = { fn: () => unknown; resolve: (v: any) => void; reject: (e: unknown) => void };
 
 export class WriteLock {
-  /** 0 = free, 1 = held. */
+  /** [0]: 0 = free, 1 = held. [1]: how many of the creator's writes wait for it (0 or 1). */
   readonly cell: Int32Array;
+  /** True for the lock's creator; a connection given an existing cell yields to it. */
+  private readonly first: boolean;
   private readonly queue: Queued[] = [];
   private depth = 0;
 
   constructor(cell?: Int32Array) {
-    this.cell = cell ?? new Int32Array(new SharedArrayBuffer(4));
+    this.first = !cell;
+    this.cell = cell ?? new Int32Array(new SharedArrayBuffer(8));
   }
 
   /**
@@ -34,7 +44,7 @@ export class WriteLock {
    */
   run<T>(fn: () => T): T | Promise<T> {
     if (this.depth > 0) return fn();
-    if (this.queue.length === 0 && this.tryAcquire()) {
+    if (this.queue.length === 0 && !this.yields() && this.tryAcquire()) {
       try {
         return this.held(fn);
       } finally {
@@ -49,15 +59,7 @@ export class WriteLock {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
-      while (!this.tryAcquire()) {
-        const wait = waitAsync(this.cell, 0, 1, 50);
-        if (!wait.async) continue;
-        // A pending waitAsync does not keep Node's event loop alive: without this timer a
-        // process with nothing else to do would exit with the write still queued.
-        const alive = setTimeout(() => {}, 100);
-        await wait.value;
-        clearTimeout(alive);
-      }
+      await this.acquire();
       try {
         for (let item = this.queue.shift(); item; item = this.queue.shift()) {
           try {
@@ -65,11 +67,47 @@ export class WriteLock {
           } catch (e) {
             item.reject(e);
           }
+          if (this.yields()) break;
         }
       } finally {
         this.release();
       }
     }
+  }
+
+  /** Waits until this thread holds the lock, announcing the wait when it is the creator. */
+  private async acquire(): Promise<void> {
+    if (!this.first) {
+      for (;;) {
+        const waiting = Atomics.load(this.cell, 1);
+        if (waiting !== 0) await this.waitWhile(1, waiting);
+        else if (this.tryAcquire()) return;
+        else await this.waitWhile(0, 1);
+      }
+    }
+    Atomics.add(this.cell, 1, 1);
+    try {
+      while (!this.tryAcquire()) await this.waitWhile(0, 1);
+    } finally {
+      Atomics.sub(this.cell, 1, 1);
+      Atomics.notify(this.cell, 1);
+    }
+  }
+
+  /** Resolves once cell[index] is no longer `value` (or after 50 ms: the caller looks again). */
+  private async waitWhile(index: number, value: number): Promise<void> {
+    const wait = waitAsync(this.cell, index, value, 50);
+    if (!wait.async) return;
+    // A pending waitAsync does not keep Node's event loop alive: without this timer a process
+    // with nothing else to do would exit with the write still queued.
+    const alive = setTimeout(() => {}, 100);
+    await wait.value;
+    clearTimeout(alive);
+  }
+
+  /** Whether this connection must let the creator's waiting writes go first. */
+  private yields(): boolean {
+    return !this.first && Atomics.load(this.cell, 1) !== 0;
   }
 
   private held<T>(fn: () => T): T {
