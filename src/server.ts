@@ -33,6 +33,8 @@ export interface Ferry {
   url: string;
   /** The runner and sender running on this thread, if any. */
   worker?: { runner: Runner; sender: Sender };
+  /** The node's runner thread, if it has one. */
+  runnerThread?: RunnerThread;
   close(): Promise<void>;
 }
 
@@ -111,6 +113,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       // that thread's nice value: create it here, so the API's file work never runs niced.
       await fs.promises.access(config.dataDir);
       thread = await RunnerThread.start({ ...config, port }, (store as Partial<SqliteStore>).writeLock?.cell, log);
+      if (config.runnerYield && runsApi) thread.yieldWhileBusy(app.server);
     } catch (e) {
       await app.close();
       await store.close();
@@ -145,6 +148,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     config,
     url,
     worker: runner && sender ? { runner, sender } : undefined,
+    runnerThread: thread ?? undefined,
     async close() {
       if (closed) return;
       closed = true;

@@ -12,6 +12,7 @@ export class ClaimLoop {
   private again = false;
   private scheduled = false;
   private stopped = false;
+  private paused = false;
   private timer: NodeJS.Timeout | null = null;
   private current: Promise<void> = Promise.resolve();
 
@@ -25,7 +26,7 @@ export class ClaimLoop {
 
   wake(): void {
     if (this.stopped) return;
-    if (this.running) {
+    if (this.running || this.paused) {
       this.again = true;
       return;
     }
@@ -33,9 +34,22 @@ export class ClaimLoop {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (this.running) this.again = true;
+      if (this.running || this.paused) this.again = true;
       else if (!this.stopped) this.current = this.round();
     });
+  }
+
+  /**
+   * While paused no claim starts (one in progress finishes); wake-ups are kept and the loop
+   * claims once it resumes.
+   */
+  pause(value: boolean): void {
+    if (value === this.paused) return;
+    this.paused = value;
+    if (!value && this.again) {
+      this.again = false;
+      this.wake();
+    }
   }
 
   /** No more claims; resolves when a claim in progress has finished. */
@@ -55,7 +69,7 @@ export class ClaimLoop {
       do {
         this.again = false;
         if (await this.claimOnce()) this.again = true;
-      } while (this.again && !this.stopped);
+      } while (this.again && !this.stopped && !this.paused);
     } catch (e) {
       this.onError(e);
     } finally {

@@ -17,11 +17,14 @@
  * A runner thread that dies takes the process with it: a node that accepts jobs nobody runs
  * would be worse than a restart, which takes every lease over.
  */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { AcceptInput, Accepted, ClaimedJob, Handoff } from '../store/async.js';
 import type { LocalRunner } from './accept.js';
+import { BusyApi, CHECK_MS } from './busy-api.js';
 import { Reservations, SlotCounts } from './reservations.js';
 
 export interface RunnerThreadData {
@@ -34,6 +37,7 @@ export interface RunnerThreadData {
 export type ToRunnerThread =
   | { type: 'adopt'; jobs: ClaimedJob[] }
   | { type: 'wake'; what: 'jobs' | 'notifications' }
+  | { type: 'pause'; value: boolean }
   | { type: 'stop' };
 
 /** What the thread's runner did in one event-loop turn (see RunnerWatch). */
@@ -67,6 +71,8 @@ export class ThreadSlots implements LocalRunner {
   private readonly slots = new SlotCounts<number>();
   private backlog = true;
   stopped = false;
+  /** While the thread is paused (see RunnerThread.yieldWhileBusy) nothing is handed over. */
+  paused = false;
 
   constructor(
     private readonly owner: string,
@@ -75,7 +81,7 @@ export class ThreadSlots implements LocalRunner {
   ) {}
 
   offer(): Handoff<AcceptInput> | undefined {
-    if (this.backlog || this.stopped) return undefined;
+    if (this.backlog || this.stopped || this.paused) return undefined;
     return new Reservations<AcceptInput, number>(this.owner, this.config.leaseMs, (input) => {
       if (this.slots.total >= this.config.jobConcurrency) return null;
       if (this.slots.of(input.instanceId) >= this.config.instanceConcurrency) return null;
@@ -105,6 +111,9 @@ export class ThreadSlots implements LocalRunner {
 
 export class RunnerThread {
   private stopping = false;
+  private monitor: NodeJS.Timeout | null = null;
+  /** How many times the thread was paused for a saturated API (yieldWhileBusy). */
+  pauses = 0;
 
   private constructor(
     private readonly worker: Worker,
@@ -115,6 +124,34 @@ export class RunnerThread {
     worker.on('message', (m: FromRunnerThread) => {
       if (m.type === 'slots') runner.apply(m);
     });
+  }
+
+  /**
+   * Pauses the thread's claims while the API `server` is saturated (see busy-api.ts). Jobs
+   * already running, and their webhooks, go on during a pause; nothing is handed over.
+   */
+  yieldWhileBusy(server: Server): void {
+    let inFlight = 0;
+    let peak = 0;
+    server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+      if (++inFlight > peak) peak = inFlight;
+      res.once('close', () => inFlight--);
+    });
+    const busy = new BusyApi(performance.now());
+    let last = performance.eventLoopUtilization();
+    this.monitor = setInterval(() => {
+      const current = performance.eventLoopUtilization();
+      // Requests are answered within the turns between two readings: the most in flight at
+      // once since the last reading, not the count now, says whether they queue.
+      const paused = busy.observe({ at: performance.now(), utilization: performance.eventLoopUtilization(current, last).utilization, peakInFlight: peak });
+      last = current;
+      peak = inFlight;
+      if (paused === this.runner.paused || this.stopping) return;
+      if (paused) this.pauses++;
+      this.runner.paused = paused;
+      this.worker.postMessage({ type: 'pause', value: paused } satisfies ToRunnerThread);
+    }, CHECK_MS);
+    this.monitor.unref();
   }
 
   /** Starts the thread for `config` and resolves once its runner and sender are running. */
@@ -150,6 +187,9 @@ export class RunnerThread {
   async stop(): Promise<void> {
     this.stopping = true;
     this.runner.stopped = true;
+    if (this.monitor) clearInterval(this.monitor);
+    // Unpaused, so it finishes what waits for it (a pause never holds a stop back).
+    this.worker.postMessage({ type: 'pause', value: false } satisfies ToRunnerThread);
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     const stopped = new Promise<void>((resolve) => this.worker.on('message', (m: FromRunnerThread) => m.type === 'stopped' && resolve()));
     this.worker.postMessage({ type: 'stop' } satisfies ToRunnerThread);

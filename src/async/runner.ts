@@ -106,6 +106,11 @@ export class Runner {
     this.loop.wake();
   }
 
+  /** While paused the runner starts no claim; jobs running (and handed over) go on. */
+  pause(value: boolean): void {
+    this.loop.pause(value);
+  }
+
   private get backlog(): boolean {
     return this.backlogged;
   }

@@ -79,6 +79,11 @@ export class Sender implements NotificationSink {
     this.wake();
   }
 
+  /** While paused the sender starts no claim; attempts in flight and handed-off notifications go on. */
+  pause(value: boolean): void {
+    this.loop.pause(value);
+  }
+
   /** Look for due notifications now (a NOTIFY, a redelivery, a refused handoff). */
   wake(): void {
     this.backlog = true;

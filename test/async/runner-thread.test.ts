@@ -11,6 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Pool } from 'undici';
 import { FAST_ASYNC, multipartFile, startReceiver, startTestServer, testBackend, type Receiver, type TestServer } from '../helpers/server.js';
 
 async function accepted(res: Response): Promise<number> {
@@ -189,5 +190,48 @@ test('replayed requests leave no timers behind once answered', async () => {
   } finally {
     await srv.close();
     await rx.close();
+  }
+});
+
+test('FERRY_RUNNER_YIELD: a burst from 32 clients pauses the runner thread, and a node closed while it is paused loses none of the burst', async () => {
+  const rx = await startReceiver();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-yield-'));
+  let srv = await startTestServer({ ...FAST_ASYNC }, dir);
+  try {
+    const { auth } = await srv.instance('localfs', { root: 'yield' });
+    const thread = srv.ferry.runnerThread!;
+    assert.ok(thread, 'a SQLite node runs a runner thread');
+    const pool = new Pool(new URL(srv.base).origin, { connections: 32 });
+    const path0 = new URL(srv.base).pathname;
+    const ids: number[] = [];
+    const deadline = Date.now() + 30_000;
+    // Async pings from 32 clients at once until the runner thread pauses (at most 30 s).
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (thread.pauses === 0 && Date.now() < deadline) {
+          const res = await pool.request({
+            method: 'GET',
+            path: `${path0}/hubs/documents/ping`,
+            headers: { authorization: auth, 'elements-async-request': 'true', 'elements-async-callback-url': rx.url },
+          });
+          const body: any = await res.body.json();
+          assert.equal(res.statusCode, 200, JSON.stringify(body));
+          ids.push(body.eventId);
+        }
+      }),
+    );
+    await pool.close();
+    assert.ok(thread.pauses > 0, `the runner thread never paused during ${ids.length} accepts`);
+    // Closed while paused (the pause lasts up to a second): the stop is not held back, and
+    // what the pause left waiting is stored.
+    await srv.close();
+    srv = await startTestServer({ ...FAST_ASYNC }, dir);
+    const wanted = new Set(ids);
+    const hooks = await rx.waitFor(ids.length, 60_000, (h) => wanted.has(h.body?.eventId) && h.body.eventStatus === 'completed');
+    assert.equal(new Set(hooks.map((h) => h.body.eventId)).size, ids.length, 'every accepted event completed and was delivered');
+  } finally {
+    await srv.close();
+    await rx.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
