@@ -54,7 +54,7 @@ export async function freshPgDatabase(tag) {
  */
 export async function startProcess(kind, options = {}) {
   // BENCH_CPU_PROF=<dir>: the system under test writes a CPU profile there when it closes.
-  const execArgv = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : process.env.BENCH_TRACE_GC ? ['--trace-gc'] : [];
+  const execArgv = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = fork(new URL('./sut.js', import.meta.url), [kind, JSON.stringify(options)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv,
