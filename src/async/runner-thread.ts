@@ -147,7 +147,10 @@ export class RunnerThread {
       last = current;
       peak = inFlight;
       if (paused === this.runner.paused || this.stopping) return;
-      if (paused) this.pauses++;
+      if (paused) {
+        this.pauses++;
+        this.log.debug({ pauses: this.pauses }, 'the API is saturated: the runner thread pauses its claims (FERRY_RUNNER_YIELD)');
+      }
       this.runner.paused = paused;
       this.worker.postMessage({ type: 'pause', value: paused } satisfies ToRunnerThread);
     }, CHECK_MS);
