@@ -190,9 +190,9 @@ export class RunnerThread {
   async stop(): Promise<void> {
     this.stopping = true;
     this.runner.stopped = true;
+    // A paused thread stays paused: stopping waits only for what is running, and resuming
+    // would start claims just to finish them before the thread may end.
     if (this.monitor) clearInterval(this.monitor);
-    // Unpaused, so it finishes what waits for it (a pause never holds a stop back).
-    this.worker.postMessage({ type: 'pause', value: false } satisfies ToRunnerThread);
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     const stopped = new Promise<void>((resolve) => this.worker.on('message', (m: FromRunnerThread) => m.type === 'stopped' && resolve()));
     this.worker.postMessage({ type: 'stop' } satisfies ToRunnerThread);

@@ -210,23 +210,21 @@ function tcpSockets(): TcpSocket[] {
 }
 
 /**
- * What PostgreSQL still has to do for process `pid` (Linux /proc): its connections' client
- * ports, the bytes it sent that the server has not read yet, and how many of its backends are
- * running a statement. With the process stopped (SIGSTOP), `unread === 0 && active === 0` means
+ * What PostgreSQL still has to do for process `pid` (Linux /proc): the bytes its connections
+ * sent that the server has not read yet, and how many of its backends are running a statement. With the process stopped (SIGSTOP), `unread === 0 && active === 0` means
  * the database has done everything the process asked: what is committed now stays as it is,
  * and an open transaction rolls back when the process dies.
  */
-export async function pendingFor(cluster: Cluster, pid: number): Promise<{ ports: number[]; unread: number; active: number }> {
+export async function pendingFor(cluster: Cluster, pid: number): Promise<{ unread: number; active: number }> {
   const pgPort = Number(new URL(cluster.url).port || 5432);
   const inodes = new Set<string>();
   for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    const link = (() => {
-      try {
-        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        return '';
-      }
-    })();
+    let link = '';
+    try {
+      link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // closed since the listing
+    }
     const m = /^socket:\[(\d+)\]$/.exec(link);
     if (m) inodes.add(m[1]);
   }
@@ -239,5 +237,5 @@ export async function pendingFor(cluster: Cluster, pid: number): Promise<{ ports
     `SELECT count(*)::int AS active FROM pg_stat_activity WHERE client_port = ANY($1::int[]) AND state = 'active'`,
     [ports],
   );
-  return { ports, unread, active };
+  return { unread, active };
 }
