@@ -53,7 +53,8 @@ export async function freshPgDatabase(tag) {
  * auth …) and `close()`.
  */
 export async function startProcess(kind, options = {}) {
-  // BENCH_CPU_PROF=<dir>: the system under test writes a CPU profile there when it closes.
+  // BENCH_CPU_PROF=<dir>: the system under test writes a CPU profile there when it closes;
+  // otherwise BENCH_NODE_FLAGS (say "--trace-gc-nvp") are its Node/V8 flags.
   const execArgv = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = fork(new URL('./sut.js', import.meta.url), [kind, JSON.stringify(options)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -102,8 +103,8 @@ export async function startNode({ store = 'sqlite', env = {}, root = 'bench', in
     FERRY_RATE_LIMIT: '0',
     FERRY_EGRESS_ALLOW: '127.0.0.1/32',
     ...(db ? { FERRY_DATABASE_URL: db.url } : {}),
-    // FERRY_RUNNER_THREAD=off (or FERRY_RUNNER_NICE=0) in the bench's environment compares
-    // the single-thread node (or the thread at the node's priority).
+    // FERRY_RUNNER_* in the bench's environment (THREAD=off, NICE=0, YIELD=off) compares the
+    // single-thread node, the thread at the node's priority, a thread that never pauses.
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('FERRY_RUNNER_'))),
     ...env,
   });
