@@ -4,6 +4,7 @@
  *
  *   node scripts/build.js           build when the inputs changed since the last build, else nothing
  *   node scripts/build.js --force   build from a clean dist/ whatever the inputs
+ *   node scripts/start.js …         the same check, then `ferry serve …` in the same process
  *
  * "Changed" is decided by content, not modification times: a SHA-256 over the path and bytes
  * of every build input (the TypeScript under src/, test/ and bench/, the console's sources,
@@ -32,7 +33,7 @@ const INPUT_TREES = [
   { dir: 'bench', keep: (name) => name.endsWith('.ts') },
   { dir: 'console', keep: () => true },
 ];
-const INPUT_FILES = ['tsconfig.json', 'package.json', 'scripts/build.js'];
+const INPUT_FILES = ['tsconfig.json', 'package.json', 'scripts/build.js', 'scripts/start.js'];
 
 function walk(dir, keep, out) {
   let entries;
@@ -81,19 +82,26 @@ function build(hash) {
   fs.writeFileSync(hashFile, `${hash}\n`);
 }
 
-const force = process.argv.includes('--force');
-const hash = inputHash();
-let built = null;
-try {
-  built = fs.readFileSync(hashFile, 'utf8').trim();
-} catch {
-  // no build yet
-}
-if (force || built !== hash) {
-  if (!fs.existsSync(path.join(root, 'src'))) {
-    // An installed package ships dist/ only: nothing to build from, and nothing needs building.
-    process.exit(0);
+/**
+ * Builds when the inputs changed since the last build (or always, with `force`); returns
+ * whether it built. Exits the process when a build step fails.
+ */
+export function ensureBuilt({ force = false } = {}) {
+  const hash = inputHash();
+  let built = null;
+  try {
+    built = fs.readFileSync(hashFile, 'utf8').trim();
+  } catch {
+    // no build yet
   }
+  if (!force && built === hash) return false;
+  // An installed package ships dist/ only: nothing to build from, and nothing needs building.
+  if (!fs.existsSync(path.join(root, 'src'))) return false;
   process.stderr.write(force ? 'build: building\n' : built ? 'build: sources changed, rebuilding\n' : 'build: no build yet, building\n');
   build(hash);
+  return true;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  ensureBuilt({ force: process.argv.includes('--force') });
 }
