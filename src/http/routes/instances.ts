@@ -8,6 +8,8 @@ import { ELEMENTS } from '../../elements/catalog.js';
 import { configKeys, MASK, type InstanceService } from '../../instances/service.js';
 import type { Instance, Store } from '../../store/store.js';
 import { identityOf, intParam, platformAuth, tagList, type PluginOptions } from './common.js';
+import { elementSummary } from './element-object.js';
+import { INSTANCE_DEFAULTS, withDocumentedKeys } from '../../instances/documented.js';
 
 const instanceBody = {
   type: 'object',
@@ -71,12 +73,13 @@ async function present(instances: InstanceService, store: Store, instance: Insta
     id: instance.id,
     name: instance.name,
     ...(token ? { token } : {}),
-    element: { id: def.id, key: def.key, name: def.name, hub: def.hub },
-    configuration,
+    element: elementSummary(def),
+    configuration: withDocumentedKeys(configuration, configKeys(def).map((k) => k.key)),
     tags: instance.tags,
     valid: instance.valid,
     disabled: instance.disabled,
     eventsEnabled: configuration['event.notification.enabled'] === 'true',
+    ...INSTANCE_DEFAULTS,
     createdDate: instance.createdDate.toISOString(),
     updatedDate: instance.updatedDate.toISOString(),
     user: user
@@ -93,7 +96,7 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
   async function target(request: FastifyRequest<{ Params: { id: string; key?: string } }>): Promise<Instance> {
     const id = intParam(request.params.id, 'instance id');
     const instance = await instances.get(identityOf(request).organizationId, id);
-    if (request.params.key !== undefined && request.params.key !== instance.elementKey) {
+    if (request.params.key !== undefined && instances.definition(request.params.key).key !== instance.elementKey) {
       throw notFound(`Instance ${id} is not an instance of element ${request.params.key}`);
     }
     return instance;
@@ -102,9 +105,11 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
   for (const base of ['/instances', '/elements/:key/instances']) {
     app.post<{ Body: InstanceBody; Params: { key?: string } }>(base, { schema: { body: instanceBody } }, async (request) => {
       const body = request.body ?? {};
-      const elementKey = request.params.key ?? body.element?.key ?? keyOfElementId(body.element?.id);
+      // The URL may name the element by key or id (the platform accepts both).
+      const urlKey = request.params.key !== undefined ? instances.definition(request.params.key).key : undefined;
+      const elementKey = urlKey ?? body.element?.key ?? keyOfElementId(body.element?.id);
       if (!elementKey) throw invalid('Name the element: {"element": {"key": "localfs"}, ...}');
-      if (request.params.key && body.element?.key && body.element.key !== request.params.key) {
+      if (urlKey && body.element?.key && body.element.key !== urlKey) {
         throw invalid(`The body names element ${body.element.key} but the URL names ${request.params.key}`);
       }
       if (!body.name) throw invalid('An instance needs a "name"');
@@ -121,7 +126,8 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
 
     app.get<{ Params: { key?: string }; Querystring: Record<string, unknown> }>(base, async (request) => {
       const tags = tagList(request.query['tags[]'] ?? request.query.tags);
-      const list = await store.listInstances(identityOf(request).organizationId, { elementKey: request.params.key, tags });
+      const elementKey = request.params.key !== undefined ? instances.definition(request.params.key).key : undefined;
+      const list = await store.listInstances(identityOf(request).organizationId, { elementKey, tags });
       return Promise.all(list.map((i) => present(instances, store, i)));
     });
 
