@@ -32,3 +32,23 @@ export function withDocumentedKeys(configuration: Record<string, string>, elemen
   for (const key of [...elementKeys, ...DOCUMENTED_EVENT_KEYS]) out[key] = null;
   return Object.assign(out, configuration);
 }
+
+/**
+ * A configuration a client sends back as it read it: documented keys the element does not have
+ * arrive as null (or ""), and mean "unset"; they are dropped before validation, so a read →
+ * write round trip works. A value in such a key is still refused as unknown.
+ */
+export function withoutUnsetDocumentedKeys(
+  configuration: Record<string, unknown> | undefined,
+  elementKeys: string[],
+): Record<string, unknown> | undefined {
+  if (!configuration) return configuration;
+  const own = new Set(elementKeys);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(configuration)) {
+    const documented = (DOCUMENTED_EVENT_KEYS as readonly string[]).includes(key);
+    if (documented && !own.has(key) && (value === null || value === '')) continue;
+    out[key] = value;
+  }
+  return out;
+}

@@ -143,6 +143,15 @@ export function runCompat(
       await ok(await hub.call('/ping')); // the configuration was kept
     });
 
+    test(`PUT /instances/{id} with the instance as GET returned it (nulls, masked secrets) → 200 — ${PAGES.instances}`, async () => {
+      const read = await ok(await srv.api(`/instances/${created.id}`));
+      const back = await ok(
+        await srv.api(`/instances/${created.id}`, { method: 'PUT', json: { name: read.name, tags: read.tags, configuration: read.configuration } }),
+      );
+      assert.deepEqual(back.configuration, read.configuration);
+      await ok(await hub.call('/ping'));
+    });
+
     test(`PATCH /instances/{id} with {id, tags} replaces the tags — ${PAGES.instances}`, async () => {
       const updated = await ok(await srv.api(`/instances/${created.id}`, { method: 'PATCH', json: { id: created.id, tags: ['tag1', 'tag2', 'tag3'] } }));
       assert.deepEqual(updated.tags, ['tag1', 'tag2', 'tag3']);

@@ -9,7 +9,7 @@ import { configKeys, MASK, type InstanceService } from '../../instances/service.
 import type { Instance, Store } from '../../store/store.js';
 import { identityOf, intParam, platformAuth, tagList, type PluginOptions } from './common.js';
 import { elementSummary } from './element-object.js';
-import { INSTANCE_DEFAULTS, withDocumentedKeys } from '../../instances/documented.js';
+import { INSTANCE_DEFAULTS, withDocumentedKeys, withoutUnsetDocumentedKeys } from '../../instances/documented.js';
 
 const instanceBody = {
   type: 'object',
@@ -90,6 +90,7 @@ async function present(instances: InstanceService, store: Store, instance: Insta
 
 export async function instanceRoutes(app: FastifyInstance, { services }: PluginOptions): Promise<void> {
   const { instances, store } = services;
+  const elementKeys = (key: string) => configKeys(instances.definition(key)).map((k) => k.key);
   app.addHook('onRequest', platformAuth(services));
 
   /** The instance named by the URL, checked against the element key when the URL has one. */
@@ -119,7 +120,7 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
         elementKey,
         name: body.name,
         tags: body.tags ?? [],
-        configuration: body.configuration ?? {},
+        configuration: withoutUnsetDocumentedKeys(body.configuration, elementKeys(elementKey)) ?? {},
       });
       return present(instances, store, instance, token);
     });
@@ -151,7 +152,11 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
           const updated = await instances.update(
             instance.organizationId,
             instance.id,
-            { name: body.name, tags: body.tags, configuration: body.configuration },
+            {
+              name: body.name,
+              tags: body.tags,
+              configuration: withoutUnsetDocumentedKeys(body.configuration, elementKeys(instance.elementKey)),
+            },
             method === 'PUT',
           );
           return present(instances, store, updated);
