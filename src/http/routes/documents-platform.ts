@@ -27,11 +27,7 @@ export async function documentPlatformRoutes(
   const schema = { tags: ['documents'] };
   const elementOf = (request: FastifyRequest) => services.instances.element(identityOf(request).instance!);
 
-  const list = async (request: Req) => {
-    const path = hub.target(request);
-    hub.docs(request); // binds the request's change log like every hub route
-    return revisionsOf(elementOf(request), path);
-  };
+  const list = async (request: Req) => revisionsOf(elementOf(request), hub.target(request));
   const one = async (request: Req) => revisionOf(elementOf(request), hub.target(request), request.params.revisionId as string);
 
   app.get('/hubs/documents/files/revisions', { schema }, list);

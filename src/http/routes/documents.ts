@@ -207,7 +207,7 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
   both('GET', '/files/metadata', '/files/:id/metadata', { query: metadataQuery }, async (request) => describe(request, false));
 
   both('PATCH', '/files/metadata', '/files/:id/metadata', { body: pathBody }, async (request) =>
-    patchMetadata(request, 'file'),
+    patchMetadata(request),
   );
 
   both('POST', '/files/copy', '/files/:id/copy', { body: pathBody }, async (request) => {
@@ -273,7 +273,7 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
   both('GET', '/folders/metadata', '/folders/:id/metadata', { query: metadataQuery }, async (request) => describe(request, true));
 
   both('PATCH', '/folders/metadata', '/folders/:id/metadata', { body: pathBody }, async (request) =>
-    patchMetadata(request, 'folder'),
+    patchMetadata(request),
   );
 
   both('POST', '/folders/copy', '/folders/:id/copy', { body: pathBody }, async (request) => {
@@ -317,13 +317,12 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
 
   await app.register(documentPlatformRoutes, { services, hub: { docs, target: (request, fallback) => target(request as Req, fallback) } });
 
-  async function patchMetadata(request: Req, expect: 'file' | 'folder') {
+  /** PATCH metadata: whichever route was used, it acts on what the path names (the platform's sftp element did). */
+  async function patchMetadata(request: Req) {
     const path = target(request);
     const body = (request.body ?? {}) as { path?: string; name?: string; tags?: unknown };
     let dest: string | undefined = body.path !== undefined ? destination(body) : undefined;
     if (typeof body.name === 'string') dest = DocumentsService.renamed(dest ?? path, body.name);
-    // Whichever route was used, act on what the path names (the platform's sftp element did).
-    void expect;
     return docs(request).update(
       path,
       undefined,
