@@ -193,6 +193,13 @@ export function runCompat(
       assert.deepEqual(byId, await ok(await srv.api(`/elements/${element}`)));
     });
 
+    test(`GET /elements/{key} of an element that does not exist → an error response (404) — ${PAGES.elements}`, async () => {
+      for (const missing of ['nosuchelement', '999999']) {
+        const body = await expectStatus(await srv.api(`/elements/${missing}`), 404);
+        assert.match(body.message, new RegExp(missing));
+      }
+    });
+
     test(`GET /elements/{keyOrId}/metadata: configuration, objects and their fields — ${PAGES.elements}`, async () => {
       for (const keyOrId of [element, String(created.element.id)]) {
         const meta = await ok(await srv.api(`/elements/${keyOrId}/metadata`));
