@@ -6,14 +6,20 @@
  *   never reach the listener — each connection fails with the `forbidden` error instead;
  * - the same spellings DO reach the listener when the policy allows loopback (so the property
  *   is not vacuous);
+ * - TLS runs over the guarded socket (certificate and host name checked as usual);
  * - no code under src/ opens an outbound socket except through the guarded primitive.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import https from 'node:https';
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
+import { request } from 'undici';
 import { createEgressPolicy, type EgressPolicy } from '../../src/async/egress.js';
+import { guardedAgents } from '../../src/async/egress-connect.js';
 import { isFerryError } from '../../src/errors.js';
 import { startTcpCounter, type TcpCounter } from '../helpers/tcp-counter.js';
 
@@ -161,5 +167,44 @@ describe('connect-time egress check', () => {
     };
     walk(path.join(root, 'src'));
     assert.deepEqual(offenders, [], 'open outbound connections through EgressPolicy.connect (src/async/egress-connect.ts)');
+  });
+
+  it('TLS over the guarded socket: HTTPS through the agents verifies the certificate; undici speaks TLS; refused when not allowed', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-egress-tls-'));
+    try {
+      try {
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(dir, 'key.pem'),
+          '-out', path.join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+      } catch {
+        t.skip('openssl is not available to make a test certificate');
+        return;
+      }
+      const cert = fs.readFileSync(path.join(dir, 'cert.pem'));
+      const server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert }, (_req, res) => res.end('tls ok'));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as import('node:net').AddressInfo).port;
+      const get = (agent: https.Agent) =>
+        new Promise<string>((resolve, reject) => {
+          https.get({ host: 'localhost', port, path: '/', agent, ca: cert }, (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c)).on('end', () => resolve(text));
+          }).on('error', reject);
+        });
+      try {
+        const { httpsAgent } = guardedAgents(createEgressPolicy(['localhost']).connect, { keepAlive: false });
+        assert.equal(await get(httpsAgent), 'tls ok');
+        const refused = guardedAgents(createEgressPolicy([]).connect, { keepAlive: false }).httpsAgent;
+        await assert.rejects(get(refused), (e: unknown) => isFerryError(e, 'forbidden'));
+        // undici: the handshake happens over the guarded socket (the self-signed certificate is refused by default).
+        await assert.rejects(request(`https://localhost:${port}/`, { dispatcher: createEgressPolicy(['localhost']).dispatcher() }), (e: any) =>
+          /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(String(e?.code ?? e?.cause?.code)),
+        );
+        await assert.rejects(request(`https://localhost:${port}/`, { dispatcher: createEgressPolicy([]).dispatcher() }), (e: unknown) => isFerryError(e, 'forbidden'));
+      } finally {
+        server.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
