@@ -125,6 +125,17 @@ describe('a stored backend address is refused at connect time once the policy ti
       // An API-only node accepts and stores the jobs; nothing is delivered before the restart.
       const allowed = await startTestServer({ ...FAST_ASYNC, FERRY_EGRESS_ALLOW: ALLOW_LOOPBACK, FERRY_ROLE: 'api' }, webhookDir);
       try {
+        // One callback stored in an instance's configuration, the others given per request.
+        const configured = await allowed.instance('localfs', {
+          root: 'hooks-configured',
+          'event.notification.callback.url': `http://127.0.0.1:${counter.port}/configured`,
+        });
+        const accepted = await allowed.api('/hubs/documents/ping', {
+          headers: { authorization: hubAuth(configured.token), 'elements-async-request': 'true' },
+        });
+        const acceptedBody: any = await accepted.json();
+        assert.equal(accepted.status, 200, JSON.stringify(acceptedBody));
+        events.set('a callback URL from the instance configuration', acceptedBody.eventId);
         const i = await allowed.instance('localfs', { root: 'hooks' });
         for (const [label, urlHost] of FORMS) {
           const res = await allowed.api('/hubs/documents/ping', {
@@ -142,8 +153,7 @@ describe('a stored backend address is refused at connect time once the policy ti
         await allowed.close();
       }
       strict = await startTestServer({ ...FAST_ASYNC, FERRY_EGRESS_ALLOW: '' }, webhookDir);
-      for (const [label] of FORMS) {
-        const eventId = events.get(label)!;
+      for (const [label, eventId] of events) {
         let event: any;
         for (let tries = 0; tries < 200; tries++) {
           event = await (await strict.api(`/instances/events/${eventId}`)).json();
