@@ -22,7 +22,8 @@
  * a host name (exact, case-insensitive) allows whatever that name resolves to.
  *
  * A refusal at accept time is `invalid` (→ 400); at connect time it is `forbidden`, which the
- * delivery attempt reports as a retryable failure.
+ * delivery attempt reports as a retryable failure and a hub request answers with 403 (both name
+ * FERRY_EGRESS_ALLOW).
  */
 import dns from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
