@@ -13,7 +13,7 @@
 import type { Readable } from 'node:stream';
 import type { Stats } from 'ssh2';
 import { conflict, invalid, notFound } from '../../errors.js';
-import type { BackendAccount, Element, ElementContext, Entry, StorageInfo, WriteOptions } from '../element.js';
+import { requireEgress, type BackendAccount, type Element, type ElementContext, type Entry, type StorageInfo, type WriteOptions } from '../element.js';
 import { SftpConnection } from './connection.js';
 import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt, removeCreatedFolders } from './confine.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
@@ -37,7 +37,8 @@ export class SftpElement implements Element {
   constructor(settings: SftpSettings, context: ElementContext, pool: PoolOptions = DEFAULT_POOL) {
     this.home = new HomeConfinement(settings.homeDirectory);
     this.username = settings.username;
-    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs, context.egress?.resolveChecked), pool);
+    const { connect } = requireEgress(context, 'sftp');
+    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs, connect), pool);
   }
 
   /** Connections open or opening now (tests observe the pool through it). */

@@ -172,6 +172,12 @@ END
 $fn$;
 `,
   },
+  {
+    version: 6,
+    // Signature key rotation (issue 24): previous keys still sent until their overlap ends,
+    // JSON [{key (encrypted), until (ms)}].
+    sql: `ALTER TABLE instances ADD COLUMN retired_signature_keys text NOT NULL DEFAULT '[]';`,
+  },
 ];
 
 /** Applies pending migrations; concurrent callers serialise on the advisory lock. */

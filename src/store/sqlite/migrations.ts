@@ -144,4 +144,10 @@ CREATE TABLE results (
     // every accept, lease, renewal and completion paid for keeping it.
     sql: `DROP INDEX IF EXISTS jobs_lease;`,
   },
+  {
+    version: 8,
+    // Signature key rotation (issue 24): previous keys still sent until their overlap ends,
+    // JSON [{key (encrypted), until (ms)}].
+    sql: `ALTER TABLE instances ADD COLUMN retired_signature_keys TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];
