@@ -14,7 +14,7 @@
 // Knobs: BENCH_CPU_SECONDS (6: each rate's window), BENCH_CPU_IDLE_SECONDS (10),
 // BENCH_CPU_STORES (sqlite,postgres), BENCH_CPU_RATES (10,50,200,1000,sat),
 // BENCH_CPU_BASE (a folder with another build — its bench/ and dist/ — measured in the same run,
-// alternating with this one, for a before/after).
+// right before this one, for a before/after), BENCH_CPU_CONTROL (off: no sync-ping control).
 import fs from 'node:fs';
 import pg from 'pg';
 import { PING, PG_URL, closedLoop, fmt, newPool, now, percentiles, sleep, startProcess, startReceiver, table, waitFor } from './lib.js';
@@ -26,6 +26,10 @@ const STORES = (process.env.BENCH_CPU_STORES ?? 'sqlite,postgres').split(',');
 const RATES = (process.env.BENCH_CPU_RATES ?? '10,50,200,1000,sat').split(',').map((r) => (r === 'sat' ? r : Number(r)));
 const BASE = process.env.BENCH_CPU_BASE;
 const CONNECTIONS = 32;
+/** The saturated window's most requests, so that its backlog drains in bounded time. */
+const SATURATED_MAX = 6000;
+/** Warm-up: a closed-loop burst, so the rates measure a warm node (JIT, caches, pools). */
+const WARM_COUNT = 3000;
 const TICK_MS = 1000 / 100; // USER_HZ: /proc reports CPU time in 1/100 s on Linux
 
 /** CPU milliseconds (user + system) of a process or thread so far; 0 once it is gone. */
@@ -84,6 +88,11 @@ async function backends(database) {
       for (const ms of last.values()) sum += ms;
       return sum;
     },
+    /** Transactions committed in the database so far (statistics lag up to a second). */
+    async commits() {
+      const { rows } = await client.query('SELECT xact_commit FROM pg_stat_database WHERE datname = $1', [database]);
+      return Number(rows[0]?.xact_commit ?? 0);
+    },
     close: () => client.end(),
   };
 }
@@ -103,7 +112,7 @@ async function startSystem(store, root) {
   }
   const pool = newPool(node.origin, CONNECTIONS);
   const opts = { method: 'GET', path: PING, headers: { authorization: node.auth, 'elements-async-request': 'true', 'elements-async-callback-url': receiver.url } };
-  const reading = async () => ({ at: now(), ferry: cpuMs(`/proc/${node.pid}/stat`), db: db ? await db.cpuMs() : 0, threads: threads(node.pid) });
+  const reading = async () => ({ at: now(), ferry: cpuMs(`/proc/${node.pid}/stat`), db: db ? await db.cpuMs() : 0, commits: db ? await db.commits() : 0, threads: threads(node.pid) });
   return {
     receiver,
     pool,
@@ -126,7 +135,7 @@ async function measure(system, rate) {
   const before = await system.reading();
   if (rate === 'sat') {
     await closedLoop(pool, {
-      count: Infinity,
+      count: SATURATED_MAX,
       seconds: SECONDS,
       connections: CONNECTIONS,
       opts: () => opts,
@@ -136,7 +145,7 @@ async function measure(system, rate) {
     const results = await openLoop(pool, rate, Math.round(rate * SECONDS), opts);
     for (const r of results) if (r.status === 200) sent.push([r.eventId, r.scheduled]);
   }
-  await waitFor(() => sent.every(([id]) => receiver.arrivals.has(id)), 30_000, 2);
+  await waitFor(() => sent.every(([id]) => receiver.arrivals.has(id)), 90_000, 2);
   const after = await system.reading();
   const lat = [];
   for (const [id, at] of sent) {
@@ -149,7 +158,26 @@ async function measure(system, rate) {
   const dbMs = after.db - before.db;
   const perThread = {};
   for (const [name, ms] of Object.entries(after.threads)) perThread[name] = ms - (before.threads[name] ?? 0);
-  return { rate, events: p.n, seconds, ferryMs, dbMs, perThread, p };
+  return { rate, events: p.n, seconds, ferryMs, dbMs, commits: after.commits - before.commits, perThread, p };
+}
+
+/**
+ * The control: a synchronous ping (no store write, no job, no webhook) on the same node at 50/s
+ * and saturated. What a trickle costs per request more than a flood for any HTTP request on this
+ * host (a cold wake-up per request: caches, scheduler, an event-loop turn each) bounds from below
+ * what the async pipeline can reach.
+ */
+async function control(system) {
+  const opts = { ...system.opts, headers: { authorization: system.opts.headers.authorization } };
+  const cpu = async (fn) => {
+    const before = await system.reading();
+    const n = await fn();
+    const after = await system.reading();
+    return (after.ferry - before.ferry) / n;
+  };
+  const trickle = await cpu(async () => (await openLoop(system.pool, 50, 50 * SECONDS, opts)).filter((r) => r.status === 200).length);
+  const flood = await cpu(async () => (await closedLoop(system.pool, { count: 50_000, seconds: SECONDS, connections: CONNECTIONS, opts: () => opts })).ok);
+  return { trickle, flood };
 }
 
 /** Idle: a warm node with nothing to do, for IDLE_SECONDS. */
@@ -159,19 +187,22 @@ async function idle(system) {
   const after = await system.reading();
   const perThread = {};
   for (const [name, ms] of Object.entries(after.threads)) perThread[name] = ms - (before.threads[name] ?? 0);
-  return { rate: 'idle', events: 0, seconds: (after.at - before.at) / 1000, ferryMs: after.ferry - before.ferry, dbMs: after.db - before.db, perThread, p: percentiles([]) };
+  return { rate: 'idle', events: 0, seconds: (after.at - before.at) / 1000, ferryMs: after.ferry - before.ferry, dbMs: after.db - before.db, commits: after.commits - before.commits, perThread, p: percentiles([]) };
 }
 
 /** Every rate on one fresh node of one build: a warm-up, idle, then each rate in turn. */
 async function runBuild(store, root) {
   const system = await startSystem(store, root);
   try {
-    // Warm-up, not measured: JIT, connections, page cache (an operator's node is warm).
-    const warm = await openLoop(system.pool, 200, 400, system.opts);
-    await waitFor(() => warm.every((r) => r.status !== 200 || system.receiver.arrivals.has(r.eventId)), 10_000);
+    // Warm-up, not measured: JIT, connections, page cache (an operator's node is warm). A
+    // trickle of a few hundred events leaves V8 optimizing functions for a minute after (each
+    // reaches its tier-up count in turn), which a node that has run for a day is long done with.
+    const warm = await closedLoop(system.pool, { count: WARM_COUNT, seconds: 10, connections: CONNECTIONS, opts: () => system.opts });
+    await waitFor(() => system.receiver.count >= warm.ok, 60_000);
     await sleep(1000);
     const rows = [await idle(system)];
     for (const rate of RATES) rows.push(await measure(system, rate));
+    rows.control = process.env.BENCH_CPU_CONTROL === 'off' ? null : await control(system);
     return rows;
   } finally {
     await system.close();
@@ -182,7 +213,7 @@ function print(store, label, rows) {
   const sat = rows.find((r) => r.rate === 'sat');
   const perEvent = (r) => (r.events ? (r.ferryMs + r.dbMs) / r.events : NaN);
   table(
-    ['rate', 'events', 'Ferry cores', store === 'postgres' ? 'backends cores' : '(no server)', 'CPU ms/event (all)', 'vs saturated', 'p50 ms', 'p99 ms'],
+    ['rate', 'events', 'Ferry cores', store === 'postgres' ? 'backends cores' : '(no server)', 'CPU ms/event (all)', 'vs saturated', 'p50 ms', 'p99 ms', store === 'postgres' ? 'commits/s (/event)' : ''],
     rows.map((r) => [
       r.rate === 'sat' ? `saturated (${fmt(r.events / r.seconds)}/s)` : r.rate === 'idle' ? 'idle' : `${r.rate}/s`,
       r.events,
@@ -192,6 +223,7 @@ function print(store, label, rows) {
       r.events && sat ? `${fmt(perEvent(r) / perEvent(sat), 2)}×` : '',
       fmt(r.p.p50, 1),
       fmt(r.p.p99, 1),
+      store === 'postgres' ? `${fmt(r.commits / r.seconds, 1)}${r.events ? ` (${fmt(r.commits / r.events, 2)})` : ''}` : '',
     ]),
   );
   const at50 = rows.find((r) => r.rate === 50);
@@ -200,6 +232,10 @@ function print(store, label, rows) {
     console.log(`\n${label}, per thread at 50/s (ms of CPU per event): ${names.map((n) => `${n} ${fmt(at50.perThread[n] / at50.events, 2)}`).join(', ')}`);
     const idleRow = rows[0];
     console.log(`${label}, per thread at idle (cores): ${Object.keys(idleRow.perThread).sort().map((n) => `${n} ${fmt(idleRow.perThread[n] / 1000 / idleRow.seconds, 4)}`).join(', ')}`);
+  }
+  if (rows.control) {
+    const { trickle, flood } = rows.control;
+    console.log(`${label}, control — a sync ping (no job) on the same node: ${fmt(trickle, 2)} ms of CPU per request at 50/s, ${fmt(flood, 3)} saturated: ${fmt(trickle / flood, 1)}×`);
   }
   if (at50 && sat) {
     const ratio = perEvent(at50) / perEvent(sat);
