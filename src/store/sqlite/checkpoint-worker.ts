@@ -36,7 +36,8 @@ let closed = false;
 let timer: NodeJS.Timeout | null = null;
 
 async function run(): Promise<void> {
-  let seen = Atomics.load(commits, COMMITS);
+  // Commits made before this thread started (migrations, say) are waiting for a checkpoint too.
+  let seen = 0;
   while (!closed) {
     const wait = waitAsync(commits, COMMITS, seen);
     if (wait.async) await wait.value;

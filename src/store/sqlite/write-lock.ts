@@ -31,8 +31,9 @@ type Queued = { fn: () => unknown; resolve: (v: any) => void; reject: (e: unknow
 export class WriteLock {
   /**
    * [0]: 0 = free, 1 = held. [1]: how many of the creator's writes wait for it (0 or 1).
-   * [COMMITS]: write transactions ended so far, by either connection (it wraps): the
-   * checkpointer waits on it instead of waking on a timer (checkpoint-worker.ts).
+   * [COMMITS]: releases so far, by either connection, each after one or more write
+   * transactions (it wraps): the checkpointer waits on it instead of waking on a timer
+   * (checkpoint-worker.ts).
    */
   readonly cell: Int32Array;
   /** True for the lock's creator; a connection given an existing cell yields to it. */
