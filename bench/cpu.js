@@ -11,7 +11,8 @@
 // one and are not counted. Per thread (from /proc/<pid>/task/*/stat, by thread name: the runner
 // thread and the checkpointer name themselves) at 50/s, for the account in BENCHMARKS.md.
 //
-// Knobs: BENCH_CPU_SECONDS (6: each rate's window), BENCH_CPU_IDLE_SECONDS (10),
+// Knobs: BENCH_CPU_SECONDS (6: each rate's window), BENCH_CPU_IDLE_SECONDS (10, measured after
+// BENCH_CPU_SETTLE_SECONDS, 10, without traffic),
 // BENCH_CPU_STORES (sqlite,postgres), BENCH_CPU_RATES (10,50,200,1000,sat),
 // BENCH_CPU_BASE (a folder with another build — its bench/ and dist/ — measured in the same run,
 // right before this one, for a before/after), BENCH_CPU_CONTROL (off: no sync-ping control).
@@ -22,8 +23,9 @@ import { openLoop } from './latency.js';
 
 const SECONDS = Number(process.env.BENCH_CPU_SECONDS ?? 6);
 const IDLE_SECONDS = Number(process.env.BENCH_CPU_IDLE_SECONDS ?? 10);
+const SETTLE_SECONDS = Number(process.env.BENCH_CPU_SETTLE_SECONDS ?? 10);
 const STORES = (process.env.BENCH_CPU_STORES ?? 'sqlite,postgres').split(',');
-const RATES = (process.env.BENCH_CPU_RATES ?? '10,50,200,1000,sat').split(',').map((r) => (r === 'sat' ? r : Number(r)));
+const RATES = (process.env.BENCH_CPU_RATES ?? '10,50,200,1000,sat').split(',').filter(Boolean).map((r) => (r === 'sat' ? r : Number(r)));
 const BASE = process.env.BENCH_CPU_BASE;
 const CONNECTIONS = 32;
 /** The saturated window's most requests, so that its backlog drains in bounded time. */
@@ -199,7 +201,9 @@ async function runBuild(store, root) {
     // reaches its tier-up count in turn), which a node that has run for a day is long done with.
     const warm = await closedLoop(system.pool, { count: WARM_COUNT, seconds: 10, connections: CONNECTIONS, opts: () => system.opts });
     await waitFor(() => system.receiver.count >= warm.ok, 60_000);
-    await sleep(1000);
+    // Idle is a node that has had no traffic for a while: after a burst V8 collects its garbage
+    // a few seconds later (its memory reducer), once, which is the burst's cost, not idling's.
+    await sleep(SETTLE_SECONDS * 1000);
     const rows = [await idle(system)];
     for (const rate of RATES) rows.push(await measure(system, rate));
     rows.control = process.env.BENCH_CPU_CONTROL === 'off' ? null : await control(system);
@@ -223,7 +227,8 @@ function print(store, label, rows) {
       r.events && sat ? `${fmt(perEvent(r) / perEvent(sat), 2)}×` : '',
       fmt(r.p.p50, 1),
       fmt(r.p.p99, 1),
-      store === 'postgres' ? `${fmt(r.commits / r.seconds, 1)}${r.events ? ` (${fmt(r.commits / r.events, 2)})` : ''}` : '',
+      // pg_stat_database lags (an idle backend reports after up to 10 s): per event only.
+      store === 'postgres' && r.events ? `${fmt(r.commits / r.seconds, 1)} (${fmt(r.commits / r.events, 2)})` : '',
     ]),
   );
   const at50 = rows.find((r) => r.rate === 50);
