@@ -13,7 +13,8 @@
  *
  * A pause ends at the first reading that is no longer saturated, or after MAX_PAUSE_MS, and is
  * followed by MIN_RUN_MS of running at least: under a sustained load the jobs still get a fifth
- * of the time, and a pause never outlasts a second. *
+ * of the time, and a pause never outlasts a second.
+ *
  * Readings are taken only while they can matter: the sampler starts when IN_FLIGHT requests are
  * in flight at once (below that the API cannot be saturated) and stops once a whole window has
  * passed without a pause and without that many (`quiet`). An API answering a trickle, or
