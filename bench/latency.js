@@ -10,7 +10,7 @@ const CONNECTIONS = 128;
 const LOW_SECONDS = Math.min(5, SECONDS / 2);
 
 /** Fires `total` requests at `rate`/s from `t0`; returns per-request {scheduled, eventId, status}. */
-async function openLoop(pool, rate, total, opts) {
+export async function openLoop(pool, rate, total, opts) {
   const results = new Array(total);
   const inflight = [];
   const t0 = now() + 20;

@@ -50,13 +50,13 @@ export async function freshPgDatabase(tag) {
 /**
  * Starts a system under test in a child process (bench/sut.js): `kind` 'ferry' (options of
  * startNode) or a peer pipeline ('bullmq', 'pgboss'). Resolves with what it reported (origin,
- * auth …) and `close()`.
+ * auth …) and `close()`. `sut`: another build's bench/sut.js (bench/cpu.js's BENCH_CPU_BASE).
  */
-export async function startProcess(kind, options = {}) {
+export async function startProcess(kind, options = {}, sut = new URL('./sut.js', import.meta.url)) {
   // BENCH_CPU_PROF=<dir>: the system under test writes a CPU profile there when it closes;
   // otherwise BENCH_NODE_FLAGS (say "--trace-gc-nvp") are its Node/V8 flags.
   const execArgv = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = fork(new URL('./sut.js', import.meta.url), [kind, JSON.stringify(options)], {
+  const child = fork(sut, [kind, JSON.stringify(options)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv,
   });

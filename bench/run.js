@@ -12,6 +12,7 @@ const all = {
   copy: () => import('./copy.js').then((m) => m.copy()),
   peers: () => import('./peers.js').then((m) => m.peers()),
   start: () => import('./start.js').then((m) => m.start()),
+  cpu: () => import('./cpu.js').then((m) => m.cpu()),
 };
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : Object.keys(all);

@@ -49,6 +49,10 @@ export interface Config {
   runnerYield: boolean;
   /** How long a replaced signature key is still sent beside the new one (key rotation). */
   keyRotationOverlapMs: number;
+  /** Milliseconds between the runner's and sender's claims when nothing woke them (a fallback). */
+  pollMs: number;
+  /** SQLite: at most one WAL checkpoint per this many milliseconds, and none without commits. */
+  checkpointMs: number;
 }
 
 interface Setting {
@@ -94,6 +98,8 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a node on SQLite that runs jobs runs its runner and sender (claims, replays, completion, webhooks) on a worker thread, so answering requests and running jobs use two cores; `off` runs everything on one thread. (PostgreSQL nodes always use one thread.)' },
   { env: 'FERRY_RUNNER_NICE', default: '10', description: 'The runner thread\'s nice value, 0–19 (Linux; elsewhere ignored). Above 0, answering API requests goes first when the API and the jobs compete for the CPU: a burst is accepted at full speed and its jobs run as the CPU frees. 0 gives both the same priority.' },
   { env: 'FERRY_KEY_ROTATION_OVERLAP', default: '86400', description: 'Seconds a replaced `event.notification.signature.key` keeps being sent: every webhook\'s `webhook-signature` carries the new and the previous key\'s `v1,` signatures (new first) until then, so receivers can switch keys without a gap. 0 switches at once.' },
+  { env: 'FERRY_POLL_INTERVAL', default: '2000', description: 'Milliseconds after which an idle runner and sender look in the store anyway. Only a fallback: accepts, completions and redeliveries wake them at once (on PostgreSQL also other nodes\' NOTIFYs), and the sender sleeps exactly until its next retry is due; the poll catches what no wake-up announces — a lost NOTIFY, a lease that expired on a dead node. Lower means faster takeover of such work and more idle queries (each poll is one claim of jobs and one of notifications).' },
+  { env: 'FERRY_CHECKPOINT_INTERVAL', default: '250', description: 'SQLite: milliseconds between two WAL checkpoints on the checkpointer thread. It runs only after commits (an idle node never wakes for it): at most one checkpoint per interval, starting one interval after the first commit since the last. Longer means fewer checkpoints (each fsyncs the database file) and a larger WAL between them.' },
   { env: 'FERRY_RUNNER_YIELD', default: 'on', description: '`on`: while the API is saturated (its thread at least half busy with 16 or more requests in flight on average over 200 ms), the runner thread starts no claims, for up to 1 s at a time and with at least 250 ms of running between two pauses; jobs already running and their webhooks go on. A burst is so accepted at full speed and its jobs run after it. `off`: the thread runs whatever the load.' },
 ];
 
@@ -178,6 +184,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     runnerNice: int(env, 'FERRY_RUNNER_NICE', 0, 19),
     runnerYield: oneOf(env, 'FERRY_RUNNER_YIELD', ['on', 'off'] as const) === 'on',
     keyRotationOverlapMs: int(env, 'FERRY_KEY_ROTATION_OVERLAP', 0) * 1000,
+    pollMs: int(env, 'FERRY_POLL_INTERVAL', 50, 3_600_000),
+    checkpointMs: int(env, 'FERRY_CHECKPOINT_INTERVAL', 10, 3_600_000),
     ...overrides,
   };
   return config;

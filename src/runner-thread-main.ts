@@ -7,10 +7,12 @@ import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromRunnerThread, RunnerThreadData, SlotReport, ToRunnerThread } from './async/runner-thread.js';
 import { asBuffer } from './async/runner-thread.js';
+import { nameThisThread } from './thread-name.js';
 import { startFerry } from './server.js';
 
 const port = parentPort!;
 const data = workerData as RunnerThreadData;
+nameThisThread('ferry-runner');
 if (data.config.runnerNice > 0) {
   try {
     // On Linux a thread has its own nice value: 0 here means this thread, not the process.

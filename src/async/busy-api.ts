@@ -14,6 +14,11 @@
  * A pause ends at the first reading that is no longer saturated, or after MAX_PAUSE_MS, and is
  * followed by MIN_RUN_MS of running at least: under a sustained load the jobs still get a fifth
  * of the time, and a pause never outlasts a second.
+ *
+ * Readings are taken only while they can matter: the sampler starts when IN_FLIGHT requests are
+ * in flight at once (below that the API cannot be saturated) and stops once a whole window has
+ * passed without a pause and without that many (`quiet`). An API answering a trickle, or
+ * nothing, so never wakes for it (before, it read every CHECK_MS whatever the load).
  */
 export const CHECK_MS = 50;
 export const WINDOW_MS = 200;
@@ -39,6 +44,19 @@ export class BusyApi {
 
   constructor(start: number) {
     this.since = start;
+  }
+
+  /** The sampler starts again after a quiet spell: readings from before it no longer count. */
+  restart(): void {
+    this.window.length = 0;
+  }
+
+  /**
+   * Whether the sampler may stop: not paused, and a whole window of readings none of which saw
+   * IN_FLIGHT requests at once.
+   */
+  get quiet(): boolean {
+    return !this.paused && this.window.length * CHECK_MS >= WINDOW_MS && this.window.every((r) => r.peakInFlight < IN_FLIGHT);
   }
 
   /** Takes a reading; returns whether the runner should be paused now. */

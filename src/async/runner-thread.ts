@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { AcceptInput, Accepted, ClaimedJob, Handoff } from '../store/async.js';
 import type { LocalRunner } from './accept.js';
-import { BusyApi, CHECK_MS } from './busy-api.js';
+import { BusyApi, CHECK_MS, IN_FLIGHT } from './busy-api.js';
 import { Reservations, SlotCounts } from './reservations.js';
 
 export interface RunnerThreadData {
@@ -128,24 +128,26 @@ export class RunnerThread {
 
   /**
    * Pauses the thread's claims while the API `server` is saturated (see busy-api.ts). Jobs
-   * already running, and their webhooks, go on during a pause; nothing is handed over.
+   * already running, and their webhooks, go on during a pause; nothing is handed over. The
+   * sampler runs only while IN_FLIGHT requests or more were in flight at once lately: a quiet
+   * or trickling API never wakes for it.
    */
   yieldWhileBusy(server: Server): void {
     let inFlight = 0;
     let peak = 0;
-    server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-      if (++inFlight > peak) peak = inFlight;
-      res.once('close', () => inFlight--);
-    });
     const busy = new BusyApi(performance.now());
     let last = performance.eventLoopUtilization();
-    this.monitor = setInterval(() => {
+    const sample = () => {
       const current = performance.eventLoopUtilization();
       // Requests are answered within the turns between two readings: the most in flight at
       // once since the last reading, not the count now, says whether they queue.
       const paused = busy.observe({ at: performance.now(), utilization: performance.eventLoopUtilization(current, last).utilization, peakInFlight: peak });
       last = current;
       peak = inFlight;
+      if (busy.quiet && this.monitor) {
+        clearInterval(this.monitor);
+        this.monitor = null;
+      }
       if (paused === this.runner.paused || this.stopping) return;
       if (paused) {
         this.pauses++;
@@ -153,8 +155,17 @@ export class RunnerThread {
       }
       this.runner.paused = paused;
       this.worker.postMessage({ type: 'pause', value: paused } satisfies ToRunnerThread);
-    }, CHECK_MS);
-    this.monitor.unref();
+    };
+    server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+      if (++inFlight > peak) peak = inFlight;
+      res.once('close', () => inFlight--);
+      if (inFlight >= IN_FLIGHT && !this.monitor && !this.stopping) {
+        busy.restart();
+        last = performance.eventLoopUtilization();
+        this.monitor = setInterval(sample, CHECK_MS);
+        this.monitor.unref();
+      }
+    });
   }
 
   /** Starts the thread for `config` and resolves once its runner and sender are running. */

@@ -75,7 +75,8 @@ export class Runner {
     private readonly config: Config,
     private readonly log: Logger,
     private readonly notifications: NotificationSink,
-    private readonly pollMs = 500,
+    /** The fallback poll (FERRY_POLL_INTERVAL): wake-ups announce all work but a lost NOTIFY or an expired lease. */
+    private readonly pollMs = config.pollMs,
   ) {
     this.loop = new ClaimLoop(
       () => this.claim(),

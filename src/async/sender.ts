@@ -69,7 +69,8 @@ export class Sender implements NotificationSink {
     private readonly config: Config,
     private readonly executor: Executor,
     private readonly log: Logger,
-    private readonly pollMs = 500,
+    /** The fallback poll (FERRY_POLL_INTERVAL); retries due sooner are slept for exactly. */
+    private readonly pollMs = config.pollMs,
   ) {
     this.loop = new ClaimLoop(
       () => this.claim(),

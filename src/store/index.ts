@@ -22,6 +22,7 @@ export async function openStore(config: Config, options: { writeLock?: Int32Arra
       durability: config.durability,
       checkpoints: !options.writeLock,
       writeLock: options.writeLock,
+      checkpointMs: config.checkpointMs,
     });
   }
   await store.migrate();

@@ -57,3 +57,19 @@ test('under a sustained saturation the runner pauses at most MAX_PAUSE_MS at a t
   const running = states.filter((s) => !s.paused).length / states.length;
   assert.ok(running >= MIN_RUN_MS / (MIN_RUN_MS + MAX_PAUSE_MS) - 0.05, `the runner ran ${Math.round(running * 100)} % of the time`);
 });
+
+test('the sampler may stop only after a whole quiet window, never while the runner is paused', () => {
+  const busy = new BusyApi(0);
+  assert.equal(busy.quiet, false, 'no readings yet');
+  feed(busy, 0, 600, () => SATURATED);
+  assert.ok(busy.paused);
+  assert.equal(busy.quiet, false, 'paused');
+  const quiet = feed(busy, 600, WINDOW_MS, () => ({ utilization: 0.02, peakInFlight: 1 }));
+  assert.ok(quiet.every((s) => !s.paused));
+  assert.equal(busy.quiet, true, 'a whole window below IN_FLIGHT');
+  // Restarted after a quiet spell: old readings no longer count, a new window must fill first.
+  busy.restart();
+  assert.equal(busy.quiet, false);
+  const states = feed(busy, 10_000, WINDOW_MS - CHECK_MS, () => SATURATED);
+  assert.ok(states.every((s) => !s.paused), 'no pause before a full window of new readings');
+});

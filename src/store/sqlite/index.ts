@@ -31,6 +31,8 @@ export interface SqliteOptions {
   checkpoints?: boolean;
   /** The other connection's WriteLock cell (the runner thread's store takes the API thread's). */
   writeLock?: Int32Array;
+  /** Milliseconds between two checkpoints at most (FERRY_CHECKPOINT_INTERVAL; 250 by default). */
+  checkpointMs?: number;
 }
 
 export class SqliteStore extends SqliteAsyncStore implements Store {
@@ -46,7 +48,7 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     super(db, new WriteLock(options.writeLock));
     if (options.file === ':memory:') return;
     if (options.checkpoints === false) db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
-    else this.checkpointer = new Checkpointer(db, options.file);
+    else this.checkpointer = new Checkpointer(db, options.file, this.writeLock.cell, options.checkpointMs);
   }
 
   private readonly checkpointer: Checkpointer | null = null;

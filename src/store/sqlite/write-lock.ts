@@ -23,10 +23,18 @@ const waitAsync = (Atomics as unknown as {
   waitAsync(cell: Int32Array, index: number, value: number, timeoutMs: number): { async: boolean; value: unknown };
 }).waitAsync;
 
+/** Index of the commit counter in a WriteLock's cell. */
+export const COMMITS = 2;
+
 type Queued = { fn: () => unknown; resolve: (v: any) => void; reject: (e: unknown) => void };
 
 export class WriteLock {
-  /** [0]: 0 = free, 1 = held. [1]: how many of the creator's writes wait for it (0 or 1). */
+  /**
+   * [0]: 0 = free, 1 = held. [1]: how many of the creator's writes wait for it (0 or 1).
+   * [COMMITS]: releases so far, by either connection, each after one or more write
+   * transactions (it wraps): the checkpointer waits on it instead of waking on a timer
+   * (checkpoint-worker.ts).
+   */
   readonly cell: Int32Array;
   /** True for the lock's creator; a connection given an existing cell yields to it. */
   private readonly first: boolean;
@@ -35,7 +43,7 @@ export class WriteLock {
 
   constructor(cell?: Int32Array) {
     this.first = !cell;
-    this.cell = cell ?? new Int32Array(new SharedArrayBuffer(8));
+    this.cell = cell ?? new Int32Array(new SharedArrayBuffer(4 * 3));
   }
 
   /**
@@ -126,5 +134,9 @@ export class WriteLock {
   private release(): void {
     Atomics.store(this.cell, 0, 0);
     Atomics.notify(this.cell, 0);
+    // Waking a waiting checkpointer costs a message to its thread; without a waiter (it is
+    // between its interval's start and its checkpoint) a notify finds nobody and costs nothing.
+    Atomics.add(this.cell, COMMITS, 1);
+    Atomics.notify(this.cell, COMMITS);
   }
 }
