@@ -47,6 +47,12 @@ export interface Config {
   runnerNice: number;
   /** The runner thread pauses while the API is saturated (async/busy-api.ts). */
   runnerYield: boolean;
+  /** Serve Prometheus metrics on GET /metrics (observability/metrics.ts). */
+  metrics: boolean;
+  /** When set, GET /metrics requires `Authorization: Bearer <token>`. */
+  metricsToken: string | null;
+  /** Milliseconds a draining node (SIGTERM, SIGINT) gives running jobs and requests to finish. */
+  drainTimeoutMs: number;
 }
 
 interface Setting {
@@ -92,6 +98,9 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a node on SQLite that runs jobs runs its runner and sender (claims, replays, completion, webhooks) on a worker thread, so answering requests and running jobs use two cores; `off` runs everything on one thread. (PostgreSQL nodes always use one thread.)' },
   { env: 'FERRY_RUNNER_NICE', default: '10', description: 'The runner thread\'s nice value, 0–19 (Linux; elsewhere ignored). Above 0, answering API requests goes first when the API and the jobs compete for the CPU: a burst is accepted at full speed and its jobs run as the CPU frees. 0 gives both the same priority.' },
   { env: 'FERRY_RUNNER_YIELD', default: 'on', description: '`on`: while the API is saturated (its thread at least half busy with 16 or more requests in flight on average over 200 ms), the runner thread starts no claims, for up to 1 s at a time and with at least 250 ms of running between two pauses; jobs already running and their webhooks go on. A burst is so accepted at full speed and its jobs run after it. `off`: the thread runs whatever the load.' },
+  { env: 'FERRY_METRICS', default: 'on', description: '`on`: `GET /metrics` serves Prometheus metrics on the main port (see Operating Ferry); `off`: no route, nothing counted.' },
+  { env: 'FERRY_METRICS_TOKEN', default: '', description: 'When set, `GET /metrics` requires `Authorization: Bearer <token>` (401 otherwise); empty = no authentication.' },
+  { env: 'FERRY_DRAIN_TIMEOUT', default: '30', description: 'Seconds a node stopping on SIGTERM or SIGINT gives running jobs (and their webhooks) and requests in flight to finish; what is left is released in the store for another node (or the next start) to take at once. A second signal exits at once.' },
 ];
 
 const DEFAULTS = Object.fromEntries(SETTINGS.map((s) => [s.env, s.default]));
@@ -174,6 +183,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     runnerThread: oneOf(env, 'FERRY_RUNNER_THREAD', ['on', 'off'] as const) === 'on',
     runnerNice: int(env, 'FERRY_RUNNER_NICE', 0, 19),
     runnerYield: oneOf(env, 'FERRY_RUNNER_YIELD', ['on', 'off'] as const) === 'on',
+    metrics: oneOf(env, 'FERRY_METRICS', ['on', 'off'] as const) === 'on',
+    metricsToken: env.FERRY_METRICS_TOKEN || null,
+    drainTimeoutMs: int(env, 'FERRY_DRAIN_TIMEOUT', 0, 86_400) * 1000,
     ...overrides,
   };
   return config;

@@ -172,6 +172,11 @@ END
 $fn$;
 `,
   },
+  {
+    version: 4,
+    // Trace context (W3C traceparent, tracestate) of the event, continued on its webhook.
+    sql: `ALTER TABLE notifications ADD COLUMN traceparent text, ADD COLUMN tracestate text;`,
+  },
 ];
 
 /** Applies pending migrations; concurrent callers serialise on the advisory lock. */

@@ -144,4 +144,14 @@ CREATE TABLE results (
     // every accept, lease, renewal and completion paid for keeping it.
     sql: `DROP INDEX IF EXISTS jobs_lease;`,
   },
+  {
+    version: 6,
+    // Trace context (W3C traceparent, tracestate) of the event, continued on its webhook; and
+    // the queued notifications, counted by every metrics scrape (few rows: a partial index).
+    sql: `
+ALTER TABLE notifications ADD COLUMN traceparent TEXT;
+ALTER TABLE notifications ADD COLUMN tracestate TEXT;
+CREATE INDEX notifications_queued ON notifications(organization_id) WHERE status = 'queued';
+`,
+  },
 ];
