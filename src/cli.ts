@@ -25,15 +25,28 @@ program
     const where = ferry.url ? `on ${ferry.url}` : '(worker only, no HTTP)';
     process.stdout.write(`Ferry ${config.role} node serving ${where}; data in ${config.dataDir}\n`);
     process.stdout.write(`Credentials of the first user: ${config.dataDir}/credentials.json\n`);
+    // Graceful drain on the first signal (lifecycle/drain.ts); a second one exits at once —
+    // a crash, which loses nothing: unfinished leases expire and other nodes take them over.
     let stopping = false;
-    const stop = async () => {
-      if (stopping) return;
+    const stop = async (signal: NodeJS.Signals) => {
+      if (stopping) {
+        process.stderr.write(`ferry: ${signal} again: exiting at once\n`);
+        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      }
       stopping = true;
-      await ferry.close();
+      process.stderr.write(`ferry: ${signal}: draining (up to ${config.drainTimeoutMs / 1000} s; send it again to exit at once)\n`);
+      try {
+        await ferry.drain();
+        // Closing cannot hang the exit: whatever still runs was released by the drain.
+        await Promise.race([ferry.close(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      } catch (e) {
+        process.stderr.write(`ferry: stopping failed: ${(e as Error).message}\n`);
+        process.exit(1);
+      }
       process.exit(0);
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    process.on('SIGINT', (signal) => void stop(signal));
+    process.on('SIGTERM', (signal) => void stop(signal));
   });
 
 const org = program.command('org').description('Organizations');

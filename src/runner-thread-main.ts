@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { FromRunnerThread, RunnerThreadData, SlotReport, ToRunnerThread } from './async/runner-thread.js';
 import { asBuffer } from './async/runner-thread.js';
 import { startFerry } from './server.js';
+import { metrics } from './observability/metrics.js';
 
 const port = parentPort!;
 const data = workerData as RunnerThreadData;
@@ -46,6 +47,13 @@ port.on('message', (m: ToRunnerThread) => {
   else if (m.type === 'pause') {
     runner.pause(m.value);
     sender.pause(m.value);
+  }
+  else if (m.type === 'probe') {
+    const families = metrics.enabled ? metrics.familiesAsJson() : Promise.resolve([]);
+    void families.then((f) => send({ type: 'probe', id: m.id, runner: runner.progress(), families: f }));
+  }
+  else if (m.type === 'drain') {
+    void ferry.drain(m.deadline).then((report) => send({ type: 'drained', report }));
   }
   else if (m.type === 'stop') {
     void ferry.close().then(() => {

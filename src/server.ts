@@ -24,6 +24,9 @@ import { Sender } from './async/sender.js';
 import { createEgressPolicy } from './async/egress.js';
 import { RunnerThread } from './async/runner-thread.js';
 import { LocalExecutor } from './async/executor.js';
+import { metrics } from './observability/metrics.js';
+import { CHECK_TIMEOUT_MS } from './observability/readiness.js';
+import { drainHttp, drainWork, type DrainReport } from './lifecycle/drain.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -35,6 +38,12 @@ export interface Ferry {
   worker?: { runner: Runner; sender: Sender };
   /** The node's runner thread, if it has one. */
   runnerThread?: RunnerThread;
+  /**
+   * Graceful drain (lifecycle/drain.ts): unready at once, no new connections, requests and jobs
+   * in flight finish until `deadline` (default: now + FERRY_DRAIN_TIMEOUT), the rest is released
+   * in the store. `close()` follows.
+   */
+  drain(deadline?: number): Promise<DrainReport>;
   close(): Promise<void>;
 }
 
@@ -60,6 +69,7 @@ export function createLogger(config: Config, destination?: pino.DestinationStrea
 export async function startFerry(config: Config, options: StartOptions = {}): Promise<Ferry> {
   const log = options.logger ?? createLogger(config);
   const print = options.print ?? ((line: string) => process.stdout.write(line + '\n'));
+  if (config.metrics) metrics.enable({ process: !options.thread });
   fs.mkdirSync(config.dataDir, { recursive: true });
   fs.mkdirSync(config.localfsBase, { recursive: true });
   const store = await openStore(config, { writeLock: options.thread?.writeLock });
@@ -94,6 +104,21 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   let thread: RunnerThread | null = null;
   services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
+  let draining = false;
+  if (!options.thread) {
+    services.operations = {
+      draining: () => draining,
+      runner: runsWorker
+        ? async () => {
+            if (thread) return (await thread.probe(CHECK_TIMEOUT_MS)).runner;
+            return runner?.progress() ?? { lastProgressAt: Date.now(), running: 0, backlog: false };
+          }
+        : undefined,
+      // A scrape waits a little longer than a probe for the thread's counters: without them the
+      // scrape fails (and Prometheus records it) rather than showing counters that went back.
+      threadFamilies: async () => (thread ? [(await thread.probe(5 * CHECK_TIMEOUT_MS)).families] : []),
+    };
+  }
   const app = await buildApp(services, log);
   // Webhooks leave through this node's egress dispatcher, when its runner and sender are here.
   const dispatcher = runsWorker && !threaded ? egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) }) : null;
@@ -142,6 +167,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   purge?.unref();
 
   let closed = false;
+  let drained: Promise<DrainReport> | null = null;
   return {
     app,
     store,
@@ -149,6 +175,25 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     url,
     worker: runner && sender ? { runner, sender } : undefined,
     runnerThread: thread ?? undefined,
+    drain(deadline = Date.now() + config.drainTimeoutMs) {
+      draining = true;
+      drained ??= (async () => {
+        const requests = runsApi ? drainHttp(app.server, deadline) : Promise.resolve(true);
+        const work = [
+          runner && sender ? drainWork({ runner, sender, store, log }, deadline) : null,
+          thread ? thread.drain(deadline) : null,
+        ];
+        const [requestsFinished, ...parts] = await Promise.all([requests, ...work]);
+        const report: DrainReport = { jobsReleased: 0, notificationsReleased: 0, requestsFinished };
+        for (const part of parts) {
+          report.jobsReleased += part?.jobsReleased ?? 0;
+          report.notificationsReleased += part?.notificationsReleased ?? 0;
+        }
+        if (!options.thread) log.info(report, 'drained');
+        return report;
+      })();
+      return drained;
+    },
     async close() {
       if (closed) return;
       closed = true;

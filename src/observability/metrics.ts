@@ -207,7 +207,13 @@ export class FerryMetrics {
 
   eventsAccepted(element: string, count: number): void {
     if (!this.on || count === 0) return;
-    this.f.eventsAccepted.labels(element).inc(count);
+    const key = `accepted ${element}`;
+    let counter = this.counters.get(key) as (Child & { inc(n?: number): void }) | undefined;
+    if (!counter) {
+      counter = this.f.eventsAccepted.labels(element);
+      this.counters.set(key, counter);
+    }
+    counter.inc(count);
   }
 
   eventFinished(element: string, outcome: FinishOutcome): void {
