@@ -44,7 +44,7 @@ const require = createRequire(import.meta.url);
 /**
  * prom-client's default metrics, each registered on its own, all but the event-loop lag
  * percentiles: those keep a 10 ms timer (`monitorEventLoopDelay`) running forever, and an idle
- * Ferry node must be able to sleep.
+ * Ferry node must be able to sleep. Also without the three `*_total` gauges (see below).
  */
 const DEFAULT_METRICS = [
   'processCpuTotal',
@@ -66,6 +66,11 @@ function registerDefaultMetrics(registry: client.Registry): void {
     if (name === 'processResources' && typeof (process as { getActiveResourcesInfo?: unknown }).getActiveResourcesInfo !== 'function') continue;
     const register = require(`prom-client/lib/metrics/${name}`) as (registry: client.Registry, config: object) => void;
     register(registry, {});
+  }
+  // Gauges named *_total break Prometheus' naming rules (promtool check metrics warns); the
+  // per-type gauges beside them (nodejs_active_handles{type} …) sum to the same.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
   }
 }
 
