@@ -36,7 +36,10 @@ program
       stopping = true;
       process.stderr.write(`ferry: ${signal}: draining (up to ${config.drainTimeoutMs / 1000} s; send it again to exit at once)\n`);
       try {
-        await ferry.drain();
+        const report = await ferry.drain();
+        process.stderr.write(
+          `ferry: drained: ${report.jobsReleased} job(s) and ${report.notificationsReleased} webhook(s) released for another node or the next start; requests in flight ${report.requestsFinished ? 'all answered' : 'cut at the deadline'}\n`,
+        );
         // Closing cannot hang the exit: whatever still runs was released by the drain.
         await Promise.race([ferry.close(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       } catch (e) {

@@ -203,7 +203,10 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       await runner?.stop();
       await sender?.stop();
       await thread?.stop();
-      await dispatcher?.close().catch(() => {});
+      // After a drain that gave attempts back, do not wait for them: their receivers may never answer.
+      const report = drained ? await drained : null;
+      if (report && report.notificationsReleased > 0) await dispatcher?.destroy().catch(() => {});
+      else await dispatcher?.close().catch(() => {});
       await instances.closeAll();
       await store.close();
     },
