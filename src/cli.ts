@@ -22,7 +22,9 @@ program
   .action(async (opts: { role?: Role }) => {
     const config = loadConfig(process.env, opts.role ? { role: opts.role } : {});
     const ferry = await startFerry(config);
-    const where = ferry.url ? `on ${ferry.url}` : '(worker only, no HTTP)';
+    const where = ferry.url
+      ? `on ${ferry.url}`
+      : `(worker: no API; /healthz, /readyz and /metrics on ${ferry.operationsUrl ?? 'no port'})`;
     process.stdout.write(`Ferry ${config.role} node serving ${where}; data in ${config.dataDir}\n`);
     process.stdout.write(`Credentials of the first user: ${config.dataDir}/credentials.json\n`);
     // Graceful drain on the first signal (lifecycle/drain.ts); a second one exits at once —

@@ -27,6 +27,7 @@ import { LocalExecutor } from './async/executor.js';
 import { metrics } from './observability/metrics.js';
 import { CHECK_TIMEOUT_MS } from './observability/readiness.js';
 import { drainHttp, drainWork, type DrainReport } from './lifecycle/drain.js';
+import { startOperationsServer } from './observability/operations-server.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -34,6 +35,8 @@ export interface Ferry {
   config: Config;
   /** Base URL the API listens on, e.g. http://127.0.0.1:8080 */
   url: string;
+  /** A worker node's listener for /healthz, /readyz and /metrics (it serves no API). */
+  operationsUrl?: string;
   /** The runner and sender running on this thread, if any. */
   worker?: { runner: Runner; sender: Sender };
   /** The node's runner thread, if it has one. */
@@ -158,6 +161,17 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   }
   runner?.start();
   sender?.start();
+  // A worker serves no API, but answers probes and scrapes on PORT.
+  const operationsApp =
+    config.role === 'worker' && !options.thread && services.operations
+      ? await startOperationsServer(config, store, services.operations, log).catch(async (e) => {
+          await runner?.stop();
+          await sender?.stop();
+          await store.close();
+          throw e;
+        })
+      : null;
+  const operationsAddress = operationsApp?.server.address();
   const purge = options.thread
     ? undefined
     : setInterval(() => {
@@ -175,10 +189,16 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     url,
     worker: runner && sender ? { runner, sender } : undefined,
     runnerThread: thread ?? undefined,
+    operationsUrl:
+      typeof operationsAddress === 'object' && operationsAddress ? `http://${config.host}:${operationsAddress.port}` : undefined,
     drain(deadline = Date.now() + config.drainTimeoutMs) {
       draining = true;
       drained ??= (async () => {
-        const requests = runsApi ? drainHttp(app.server, deadline) : Promise.resolve(true);
+        const requests = runsApi
+          ? drainHttp(app.server, deadline)
+          : operationsApp
+            ? drainHttp(operationsApp.server, deadline)
+            : Promise.resolve(true);
         const work = [
           runner && sender ? drainWork({ runner, sender, store, log }, deadline) : null,
           thread ? thread.drain(deadline) : null,
@@ -199,6 +219,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       closed = true;
       clearInterval(purge);
       for (const u of unsubscribe) u();
+      await operationsApp?.close();
       await app.close();
       await runner?.stop();
       await sender?.stop();

@@ -100,6 +100,22 @@ describe('probes', () => {
     assert.deepEqual(body, { status: 'ready', checks: { store: 'ok', migrations: 'ok', drain: 'ok' } });
   });
 
+  test('a worker node (no API) answers probes and scrapes on its port, and nothing else', async () => {
+    const srv = await server({ FERRY_ROLE: 'worker' });
+    const url = srv.ferry.operationsUrl;
+    assert.ok(url, 'the worker listens');
+    assert.deepEqual(await (await fetch(`${url}/healthz`)).json(), { status: 'ok' });
+    const ready = await fetch(`${url}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', checks: { store: 'ok', migrations: 'ok', runner: 'ok', drain: 'ok' } });
+    const scraped = await fetch(`${url}/metrics`);
+    assert.equal(scraped.status, 200);
+    assert.match(await scraped.text(), /# TYPE ferry_events_finished_total counter/);
+    const api = await fetch(`${url}/elements/api-v2/instances`);
+    assert.equal(api.status, 404);
+    assert.match(((await api.json()) as any).message, /a worker node serves only \/healthz, \/readyz and \/metrics/);
+  });
+
   test('GET /readyz is 503 naming the migrations check when the store schema is behind', { skip: testBackend() !== 'sqlite' && 'SQLite file check' }, async () => {
     const srv = await server();
     const db = new Database(path.join(srv.dataDir, 'ferry.db'));
