@@ -29,7 +29,7 @@ function pending(): SlotReport {
   if (!report) {
     report = { launched: [], finished: [] };
     setImmediate(() => {
-      send({ type: 'slots', ...report! });
+      send({ type: 'slots', ...report!, progress: runner.progress() });
       report = null;
     });
   }
@@ -39,6 +39,7 @@ runner.watch = {
   launched: (instanceId) => pending().launched.push(instanceId),
   finished: (instanceId) => pending().finished.push(instanceId),
   backlog: (value) => (pending().backlog = value),
+  renewed: () => void pending(),
 };
 
 port.on('message', (m: ToRunnerThread) => {

@@ -113,7 +113,9 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       draining: () => draining,
       runner: runsWorker
         ? async () => {
-            if (thread) return (await thread.probe(CHECK_TIMEOUT_MS)).runner;
+            // The thread reports its progress with its slot reports: a busy thread is not
+            // asked (and cannot be too slow to answer); a stuck one stops reporting.
+            if (thread) return thread.runner.progress;
             return runner?.progress() ?? { lastProgressAt: Date.now(), running: 0, backlog: false };
           }
         : undefined,

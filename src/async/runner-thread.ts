@@ -52,6 +52,8 @@ export interface SlotReport {
   launched: number[];
   finished: number[];
   backlog?: boolean;
+  /** The runner's progress when the report was sent (readiness reads the latest, asking nothing). */
+  progress?: RunnerProgress;
 }
 
 /** Messages from the runner thread. */
@@ -79,6 +81,8 @@ export function asBuffer(bytes: Uint8Array): Buffer {
 export class ThreadSlots implements LocalRunner {
   private readonly slots = new SlotCounts<number>();
   private backlog = true;
+  /** The thread runner's progress as of its latest report. */
+  progress: RunnerProgress = { lastProgressAt: Date.now(), running: 0, backlog: false };
   stopped = false;
   /** While the thread is paused (see RunnerThread.yieldWhileBusy) nothing is handed over. */
   paused = false;
@@ -115,6 +119,7 @@ export class ThreadSlots implements LocalRunner {
     for (const id of report.launched) this.slots.take(id);
     for (const id of report.finished) this.slots.give(id);
     if (report.backlog !== undefined) this.backlog = report.backlog;
+    if (report.progress) this.progress = report.progress;
   }
 }
 

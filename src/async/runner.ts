@@ -50,6 +50,8 @@ export interface RunnerWatch {
   finished(instanceId: number): void;
   /** Whether runnable jobs may wait in the store (no handoffs while they do). */
   backlog(value: boolean): void;
+  /** The runner renewed its leases: it is alive (readiness, observability/readiness.ts). */
+  renewed?(): void;
 }
 
 export class Runner {
@@ -208,12 +210,13 @@ export class Runner {
 
   /** Stops claiming and waits for running jobs to finish. */
   async stop(): Promise<void> {
-    if (this.heartbeat) clearInterval(this.heartbeat);
     await this.loop.stop();
     if (this.running.size > 0 && !this.abandoned) {
       this.idle ??= new Promise((resolve) => (this.idleResolve = resolve));
       await this.idle;
     }
+    // Only now: a drain may wait longer than a lease for running jobs, whose leases must hold.
+    if (this.heartbeat) clearInterval(this.heartbeat);
   }
 
   /** One claim for the free slots; true when it filled them all. */
@@ -245,6 +248,7 @@ export class Runner {
     try {
       await this.store.renewLeases(this.owner, [...this.running], this.config.leaseMs);
       this.lastProgressAt = Date.now();
+      this.watch?.renewed?.();
     } catch (e) {
       this.log.error({ err: e }, 'renewing leases failed');
     }
