@@ -6,6 +6,7 @@ import os from 'node:os';
 
 const all = {
   accept: () => import('./accept.js').then((m) => m.accept()),
+  'accept-metrics': () => import('./accept.js').then((m) => m.acceptMetrics()),
   latency: () => import('./latency.js').then((m) => m.latency()),
   isolation: () => import('./isolation.js').then((m) => m.isolation()),
   backlog: () => import('./backlog.js').then((m) => m.backlog()),

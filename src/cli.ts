@@ -22,18 +22,36 @@ program
   .action(async (opts: { role?: Role }) => {
     const config = loadConfig(process.env, opts.role ? { role: opts.role } : {});
     const ferry = await startFerry(config);
-    const where = ferry.url ? `on ${ferry.url}` : '(worker only, no HTTP)';
+    const where = ferry.url
+      ? `on ${ferry.url}`
+      : `(worker: no API; /healthz, /readyz and /metrics on ${ferry.operationsUrl ?? 'no port'})`;
     process.stdout.write(`Ferry ${config.role} node serving ${where}; data in ${config.dataDir}\n`);
     process.stdout.write(`Credentials of the first user: ${config.dataDir}/credentials.json\n`);
+    // Graceful drain on the first signal (lifecycle/drain.ts); a second one exits at once —
+    // a crash, which loses nothing: unfinished leases expire and other nodes take them over.
     let stopping = false;
-    const stop = async () => {
-      if (stopping) return;
+    const stop = async (signal: NodeJS.Signals) => {
+      if (stopping) {
+        process.stderr.write(`ferry: ${signal} again: exiting at once\n`);
+        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      }
       stopping = true;
-      await ferry.close();
+      process.stderr.write(`ferry: ${signal}: draining (up to ${config.drainTimeoutMs / 1000} s; send it again to exit at once)\n`);
+      try {
+        const report = await ferry.drain();
+        process.stderr.write(
+          `ferry: drained: ${report.jobsReleased} job(s) and ${report.notificationsReleased} webhook(s) released for another node or the next start; requests in flight ${report.requestsFinished ? 'all answered' : 'cut at the deadline'}\n`,
+        );
+        // Closing cannot hang the exit: whatever still runs was released by the drain.
+        await Promise.race([ferry.close(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      } catch (e) {
+        process.stderr.write(`ferry: stopping failed: ${(e as Error).message}\n`);
+        process.exit(1);
+      }
       process.exit(0);
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    process.on('SIGINT', (signal) => void stop(signal));
+    process.on('SIGTERM', (signal) => void stop(signal));
   });
 
 const org = program.command('org').description('Organizations');

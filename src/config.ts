@@ -53,6 +53,12 @@ export interface Config {
   pollMs: number;
   /** SQLite: at most one WAL checkpoint per this many milliseconds, and none without commits. */
   checkpointMs: number;
+  /** Serve Prometheus metrics on GET /metrics (observability/metrics.ts). */
+  metrics: boolean;
+  /** When set, GET /metrics requires `Authorization: Bearer <token>`. */
+  metricsToken: string | null;
+  /** Milliseconds a draining node (SIGTERM, SIGINT) gives running jobs and requests to finish. */
+  drainTimeoutMs: number;
 }
 
 interface Setting {
@@ -101,6 +107,9 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_POLL_INTERVAL', default: '2000', description: 'Milliseconds after which an idle runner and sender look in the store anyway. Only a fallback: accepts, completions and redeliveries wake them at once (on PostgreSQL also other nodes\' NOTIFYs), and the sender sleeps exactly until its next retry is due; the poll catches what no wake-up announces — a lost NOTIFY, a lease that expired on a dead node. Lower means faster takeover of such work and more idle queries (each poll is one claim of jobs and one of notifications).' },
   { env: 'FERRY_CHECKPOINT_INTERVAL', default: '250', description: 'SQLite: milliseconds between two WAL checkpoints on the checkpointer thread. It runs only after commits (an idle node never wakes for it): at most one checkpoint per interval, starting one interval after the first commit since the last. Longer means fewer checkpoints (each fsyncs the database file) and a larger WAL between them.' },
   { env: 'FERRY_RUNNER_YIELD', default: 'on', description: '`on`: while the API is saturated (its thread at least half busy with 16 or more requests in flight on average over 200 ms), the runner thread starts no claims, for up to 1 s at a time and with at least 250 ms of running between two pauses; jobs already running and their webhooks go on. A burst is so accepted at full speed and its jobs run after it. `off`: the thread runs whatever the load.' },
+  { env: 'FERRY_METRICS', default: 'on', description: '`on`: `GET /metrics` serves Prometheus metrics on the main port (see Operating Ferry); `off`: no route, nothing counted.' },
+  { env: 'FERRY_METRICS_TOKEN', default: '', description: 'When set, `GET /metrics` requires `Authorization: Bearer <token>` (401 otherwise); empty = no authentication.' },
+  { env: 'FERRY_DRAIN_TIMEOUT', default: '30', description: 'Seconds a node stopping on SIGTERM or SIGINT gives running jobs (and their webhooks) and requests in flight to finish; what is left is released in the store for another node (or the next start) to take at once. A second signal exits at once.' },
 ];
 
 const DEFAULTS = Object.fromEntries(SETTINGS.map((s) => [s.env, s.default]));
@@ -186,6 +195,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     keyRotationOverlapMs: int(env, 'FERRY_KEY_ROTATION_OVERLAP', 0) * 1000,
     pollMs: int(env, 'FERRY_POLL_INTERVAL', 50, 3_600_000),
     checkpointMs: int(env, 'FERRY_CHECKPOINT_INTERVAL', 10, 3_600_000),
+    metrics: oneOf(env, 'FERRY_METRICS', ['on', 'off'] as const) === 'on',
+    metricsToken: env.FERRY_METRICS_TOKEN || null,
+    drainTimeoutMs: int(env, 'FERRY_DRAIN_TIMEOUT', 0, 86_400) * 1000,
     ...overrides,
   };
   return config;

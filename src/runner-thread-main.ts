@@ -9,6 +9,7 @@ import type { FromRunnerThread, RunnerThreadData, SlotReport, ToRunnerThread } f
 import { asBuffer } from './async/runner-thread.js';
 import { nameThisThread } from './thread-name.js';
 import { startFerry } from './server.js';
+import { metrics } from './observability/metrics.js';
 
 const port = parentPort!;
 const data = workerData as RunnerThreadData;
@@ -30,7 +31,7 @@ function pending(): SlotReport {
   if (!report) {
     report = { launched: [], finished: [] };
     setImmediate(() => {
-      send({ type: 'slots', ...report! });
+      send({ type: 'slots', ...report!, progress: runner.progress() });
       report = null;
     });
   }
@@ -40,6 +41,7 @@ runner.watch = {
   launched: (instanceId) => pending().launched.push(instanceId),
   finished: (instanceId) => pending().finished.push(instanceId),
   backlog: (value) => (pending().backlog = value),
+  renewed: () => void pending(),
 };
 
 port.on('message', (m: ToRunnerThread) => {
@@ -48,6 +50,13 @@ port.on('message', (m: ToRunnerThread) => {
   else if (m.type === 'pause') {
     runner.pause(m.value);
     sender.pause(m.value);
+  }
+  else if (m.type === 'probe') {
+    const families = metrics.enabled ? metrics.familiesAsJson() : Promise.resolve([]);
+    void families.then((f) => send({ type: 'probe', id: m.id, runner: runner.progress(), families: f }));
+  }
+  else if (m.type === 'drain') {
+    void ferry.drain(m.deadline).then((report) => send({ type: 'drained', report }));
   }
   else if (m.type === 'stop') {
     void ferry.close().then(() => {

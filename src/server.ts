@@ -24,6 +24,10 @@ import { Sender } from './async/sender.js';
 import { createEgressPolicy } from './async/egress.js';
 import { RunnerThread } from './async/runner-thread.js';
 import { LocalExecutor } from './async/executor.js';
+import { metrics } from './observability/metrics.js';
+import { CHECK_TIMEOUT_MS } from './observability/readiness.js';
+import { drainHttp, drainWork, type DrainReport } from './lifecycle/drain.js';
+import { startOperationsServer } from './observability/operations-server.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -31,10 +35,18 @@ export interface Ferry {
   config: Config;
   /** Base URL the API listens on, e.g. http://127.0.0.1:8080 */
   url: string;
+  /** A worker node's listener for /healthz, /readyz and /metrics (it serves no API). */
+  operationsUrl?: string;
   /** The runner and sender running on this thread, if any. */
   worker?: { runner: Runner; sender: Sender };
   /** The node's runner thread, if it has one. */
   runnerThread?: RunnerThread;
+  /**
+   * Graceful drain (lifecycle/drain.ts): unready at once, no new connections, requests and jobs
+   * in flight finish until `deadline` (default: now + FERRY_DRAIN_TIMEOUT), the rest is released
+   * in the store. `close()` follows.
+   */
+  drain(deadline?: number): Promise<DrainReport>;
   close(): Promise<void>;
 }
 
@@ -60,6 +72,7 @@ export function createLogger(config: Config, destination?: pino.DestinationStrea
 export async function startFerry(config: Config, options: StartOptions = {}): Promise<Ferry> {
   const log = options.logger ?? createLogger(config);
   const print = options.print ?? ((line: string) => process.stdout.write(line + '\n'));
+  if (config.metrics) metrics.enable({ process: !options.thread });
   fs.mkdirSync(config.dataDir, { recursive: true });
   fs.mkdirSync(config.localfsBase, { recursive: true });
   const store = await openStore(config, { writeLock: options.thread?.writeLock });
@@ -94,6 +107,23 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   let thread: RunnerThread | null = null;
   services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
+  let draining = false;
+  if (!options.thread) {
+    services.operations = {
+      draining: () => draining,
+      runner: runsWorker
+        ? async () => {
+            // The thread reports its progress with its slot reports: a busy thread is not
+            // asked (and cannot be too slow to answer); a stuck one stops reporting.
+            if (thread) return thread.runner.progress;
+            return runner?.progress() ?? { lastProgressAt: Date.now(), running: 0, backlog: false };
+          }
+        : undefined,
+      // A scrape waits a little longer than a probe for the thread's counters: without them the
+      // scrape fails (and Prometheus records it) rather than showing counters that went back.
+      threadFamilies: async () => (thread ? [(await thread.probe(5 * CHECK_TIMEOUT_MS)).families] : []),
+    };
+  }
   const app = await buildApp(services, log);
   // Webhooks leave through this node's egress dispatcher, when its runner and sender are here.
   const dispatcher = runsWorker && !threaded ? egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) }) : null;
@@ -133,6 +163,17 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   }
   runner?.start();
   sender?.start();
+  // A worker serves no API, but answers probes and scrapes on PORT.
+  const operationsApp =
+    config.role === 'worker' && !options.thread && services.operations
+      ? await startOperationsServer(config, store, services.operations, log).catch(async (e) => {
+          await runner?.stop();
+          await sender?.stop();
+          await store.close();
+          throw e;
+        })
+      : null;
+  const operationsAddress = operationsApp?.server.address();
   const purge = options.thread
     ? undefined
     : setInterval(() => {
@@ -142,6 +183,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   purge?.unref();
 
   let closed = false;
+  let drained: Promise<DrainReport> | null = null;
   return {
     app,
     store,
@@ -149,16 +191,45 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     url,
     worker: runner && sender ? { runner, sender } : undefined,
     runnerThread: thread ?? undefined,
+    operationsUrl:
+      typeof operationsAddress === 'object' && operationsAddress ? `http://${config.host}:${operationsAddress.port}` : undefined,
+    drain(deadline = Date.now() + config.drainTimeoutMs) {
+      draining = true;
+      drained ??= (async () => {
+        const requests = runsApi
+          ? drainHttp(app.server, deadline)
+          : operationsApp
+            ? drainHttp(operationsApp.server, deadline)
+            : Promise.resolve(true);
+        const work = [
+          runner && sender ? drainWork({ runner, sender, store, log }, deadline) : null,
+          thread ? thread.drain(deadline) : null,
+        ];
+        const [requestsFinished, ...parts] = await Promise.all([requests, ...work]);
+        const report: DrainReport = { jobsReleased: 0, notificationsReleased: 0, requestsFinished };
+        for (const part of parts) {
+          report.jobsReleased += part?.jobsReleased ?? 0;
+          report.notificationsReleased += part?.notificationsReleased ?? 0;
+        }
+        if (!options.thread) log.info(report, 'drained');
+        return report;
+      })();
+      return drained;
+    },
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(purge);
       for (const u of unsubscribe) u();
+      await operationsApp?.close();
       await app.close();
       await runner?.stop();
       await sender?.stop();
       await thread?.stop();
-      await dispatcher?.close().catch(() => {});
+      // After a drain that gave attempts back, do not wait for them: their receivers may never answer.
+      const report = drained ? await drained : null;
+      if (report && report.notificationsReleased > 0) await dispatcher?.destroy().catch(() => {});
+      else await dispatcher?.close().catch(() => {});
       await instances.closeAll();
       await store.close();
     },

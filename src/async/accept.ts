@@ -18,6 +18,8 @@ import type { AcceptInput, Accepted, CapturedRequest, Handoff } from '../store/a
 import type { Store } from '../store/store.js';
 import { announcesBody } from '../http/body.js';
 import type { EgressPolicy } from './egress.js';
+import { metrics } from '../observability/metrics.js';
+import { formatTraceparent, newTrace, TRACEPARENT, TRACESTATE, type TraceContext } from '../observability/tracing.js';
 
 export const ASYNC_HEADER = 'elements-async-request';
 export const CALLBACK_HEADER = 'elements-async-callback-url';
@@ -40,9 +42,12 @@ const DROPPED_HEADERS = new Set([
   CALLBACK_HEADER,
   IDEMPOTENCY_HEADER,
   'x-ferry-internal',
+  // Set from the request's validated trace context (observability/tracing.ts), not copied.
+  TRACEPARENT,
+  TRACESTATE,
 ]);
 
-/** Batches items that arrive in one event-loop turn into one call of `flush`. */
+/** Batches items that arrive in one event-loop turn into one call of `flush` (a store commit, timed for metrics). */
 export class GroupCommit<T, R> {
   private pending: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
   private scheduled = false;
@@ -64,7 +69,9 @@ export class GroupCommit<T, R> {
     this.pending = [];
     this.scheduled = false;
     try {
+      const started = performance.now();
       const results = await this.flush(batch.map((b) => b.item));
+      metrics.storeCommit(batch.length, (performance.now() - started) / 1000);
       batch.forEach((b, i) => b.resolve(results[i]));
     } catch (e) {
       for (const b of batch) b.reject(e);
@@ -177,16 +184,20 @@ export class AsyncIntake {
     if (Array.isArray(key) || (key !== undefined && (key.length === 0 || key.length > 255))) {
       throw invalid('Idempotency-Key must be sent once, 1 to 255 characters');
     }
+    // The event continues the caller's trace, or starts one (observability/tracing.ts).
+    request.trace ??= newTrace();
     const accepted = await this.commit.add({
       organizationId: identity.organizationId,
       userId: identity.user.id,
       instanceId: instance.id,
       callbackUrl,
       idempotencyKey: key ?? null,
-      request: captureRequest(request),
+      request: captureRequest(request, request.trace),
       body: request.asyncBody && request.asyncBody.length > 0 ? request.asyncBody : null,
     });
+    if (!accepted.duplicate) metrics.eventsAccepted(instance.elementKey, 1);
     reply
+      .header('Elements-Trace-Id', request.trace.traceId)
       .header('Location', `/elements/api-v2/instances/events/${accepted.eventId}`)
       .status(200)
       .send({ eventId: accepted.eventId, eventStatus: 'dispatched' });
@@ -212,12 +223,16 @@ export function checkCallbackUrl(egress: EgressPolicy, callbackUrl: string): voi
   }
 }
 
-/** The request as the runner will replay it, without secrets. */
-export function captureRequest(request: FastifyRequest): CapturedRequest {
+/** The request as the runner will replay it, without secrets, carrying its trace context. */
+export function captureRequest(request: FastifyRequest, trace?: TraceContext): CapturedRequest {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined || DROPPED_HEADERS.has(name)) continue;
     headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  if (trace) {
+    headers[TRACEPARENT] = formatTraceparent(trace);
+    if (trace.tracestate) headers[TRACESTATE] = trace.tracestate;
   }
   return { method: request.method, url: request.url, headers };
 }

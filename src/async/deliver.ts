@@ -27,6 +27,11 @@ export interface DeliveryOutcome {
   /** The receiver's `Retry-After`, in milliseconds (capped at 24 h), on a non-2xx answer. */
   retryAfterMs?: number;
   durationMs: number;
+  /**
+   * For metrics: delivered (2xx); refused (connection refused, or the egress policy refused the
+   * address); timeout (the attempt's deadline passed); failed (any other answer or error).
+   */
+  result: 'delivered' | 'failed' | 'timeout' | 'refused';
 }
 
 export interface DeliveryTarget {
@@ -130,11 +135,14 @@ export async function deliver(target: DeliveryTarget, options: DeliveryOptions):
         bodyTimeout: timeoutMs + 1000,
       });
     } catch (err) {
-      return { kind: 'retry', error: describe(err, controller.signal.aborted, timeoutMs), durationMs: durationMs() };
+      const timedOut = controller.signal.aborted;
+      const refused = isFerryError(err, 'forbidden') || errorCode(err) === 'ECONNREFUSED';
+      const result = timedOut ? 'timeout' : refused ? 'refused' : 'failed';
+      return { kind: 'retry', error: describe(err, timedOut, timeoutMs), durationMs: durationMs(), result };
     }
     const { statusCode } = response;
     const kind = classify(statusCode);
-    const outcome: DeliveryOutcome = { kind, statusCode, durationMs: 0 };
+    const outcome: DeliveryOutcome = { kind, statusCode, durationMs: 0, result: kind === 'delivered' ? 'delivered' : 'failed' };
     if (kind !== 'delivered') {
       const raw = response.headers['retry-after'];
       const retryAfterMs = parseRetryAfter(Array.isArray(raw) ? raw[0] : raw, new Date());

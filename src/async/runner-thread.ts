@@ -26,6 +26,9 @@ import type { AcceptInput, Accepted, ClaimedJob, Handoff } from '../store/async.
 import type { LocalRunner } from './accept.js';
 import { BusyApi, CHECK_MS, IN_FLIGHT } from './busy-api.js';
 import { Reservations, SlotCounts } from './reservations.js';
+import type { FamilyJson } from '../observability/metrics.js';
+import type { RunnerProgress } from '../observability/readiness.js';
+import type { DrainReport } from '../lifecycle/drain.js';
 
 export interface RunnerThreadData {
   config: Config;
@@ -38,6 +41,10 @@ export type ToRunnerThread =
   | { type: 'adopt'; jobs: ClaimedJob[] }
   | { type: 'wake'; what: 'jobs' | 'notifications' }
   | { type: 'pause'; value: boolean }
+  /** Asks for the thread's metric families and runner progress (a scrape, a readiness probe). */
+  | { type: 'probe'; id: number }
+  /** Drains the thread's runner and sender until `deadline` (lifecycle/drain.ts). */
+  | { type: 'drain'; deadline: number }
   | { type: 'stop' };
 
 /** What the thread's runner did in one event-loop turn (see RunnerWatch). */
@@ -45,12 +52,16 @@ export interface SlotReport {
   launched: number[];
   finished: number[];
   backlog?: boolean;
+  /** The runner's progress when the report was sent (readiness reads the latest, asking nothing). */
+  progress?: RunnerProgress;
 }
 
 /** Messages from the runner thread. */
 export type FromRunnerThread =
   | { type: 'ready'; owner: string }
   | ({ type: 'slots' } & SlotReport)
+  | { type: 'probe'; id: number; runner: RunnerProgress; families: FamilyJson[] }
+  | { type: 'drained'; report: Omit<DrainReport, 'requestsFinished'> }
   | { type: 'stopped' };
 
 /** A Buffer sent through a message port arrives as a plain Uint8Array: view it as a Buffer again. */
@@ -70,6 +81,8 @@ export function asBuffer(bytes: Uint8Array): Buffer {
 export class ThreadSlots implements LocalRunner {
   private readonly slots = new SlotCounts<number>();
   private backlog = true;
+  /** The thread runner's progress as of its latest report. */
+  progress: RunnerProgress = { lastProgressAt: Date.now(), running: 0, backlog: false };
   stopped = false;
   /** While the thread is paused (see RunnerThread.yieldWhileBusy) nothing is handed over. */
   paused = false;
@@ -106,6 +119,7 @@ export class ThreadSlots implements LocalRunner {
     for (const id of report.launched) this.slots.take(id);
     for (const id of report.finished) this.slots.give(id);
     if (report.backlog !== undefined) this.backlog = report.backlog;
+    if (report.progress) this.progress = report.progress;
   }
 }
 
@@ -114,6 +128,8 @@ export class RunnerThread {
   private monitor: NodeJS.Timeout | null = null;
   /** How many times the thread was paused for a saturated API (yieldWhileBusy). */
   pauses = 0;
+  private probes = 0;
+  private readonly probing = new Map<number, (answer: { runner: RunnerProgress; families: FamilyJson[] }) => void>();
 
   private constructor(
     private readonly worker: Worker,
@@ -123,6 +139,10 @@ export class RunnerThread {
   ) {
     worker.on('message', (m: FromRunnerThread) => {
       if (m.type === 'slots') runner.apply(m);
+      else if (m.type === 'probe') {
+        this.probing.get(m.id)?.(m);
+        this.probing.delete(m.id);
+      }
     });
   }
 
@@ -186,6 +206,39 @@ export class RunnerThread {
         worker.on('exit', (code) => thread.died(code));
         resolve(thread);
       });
+    });
+  }
+
+  /**
+   * The thread's metric families and its runner's progress, asked for by a scrape or a probe;
+   * rejects when the thread does not answer within `timeoutMs` (its loop is stuck).
+   */
+  probe(timeoutMs: number): Promise<{ runner: RunnerProgress; families: FamilyJson[] }> {
+    const id = ++this.probes;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.probing.delete(id);
+        reject(new Error(`the runner thread did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.probing.set(id, (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      });
+      this.worker.postMessage({ type: 'probe', id } satisfies ToRunnerThread);
+    });
+  }
+
+  /** Drains the thread's runner and sender until `deadline` (lifecycle/drain.ts); `stop()` follows. */
+  drain(deadline: number): Promise<Omit<DrainReport, 'requestsFinished'>> {
+    this.runner.stopped = true;
+    return new Promise((resolve) => {
+      const onMessage = (m: FromRunnerThread) => {
+        if (m.type !== 'drained') return;
+        this.worker.off('message', onMessage);
+        resolve(m.report);
+      };
+      this.worker.on('message', onMessage);
+      this.worker.postMessage({ type: 'drain', deadline } satisfies ToRunnerThread);
     });
   }
 

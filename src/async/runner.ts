@@ -25,6 +25,9 @@ import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Reservations, SlotCounts } from './reservations.js';
 import type { Executor } from './executor.js';
+import { metrics } from '../observability/metrics.js';
+import type { RunnerProgress } from '../observability/readiness.js';
+import { TRACEPARENT, TRACESTATE } from '../observability/tracing.js';
 
 /** Where finished jobs' notifications go: the node's sender. */
 export interface NotificationSink {
@@ -47,6 +50,8 @@ export interface RunnerWatch {
   finished(instanceId: number): void;
   /** Whether runnable jobs may wait in the store (no handoffs while they do). */
   backlog(value: boolean): void;
+  /** The runner renewed its leases: it is alive (readiness, observability/readiness.ts). */
+  renewed?(): void;
 }
 
 export class Runner {
@@ -68,6 +73,12 @@ export class Runner {
   private readonly completer: GroupCommit<JobOutcome, null>;
   private idle: Promise<void> | null = null;
   private idleResolve: (() => void) | null = null;
+  /** Last time a claim, a lease renewal or a job's end showed the runner alive (readiness). */
+  private lastProgressAt = Date.now();
+  /** Set by a drain that ran out of time (see abandon). */
+  private abandoned = false;
+  /** Element key per instance id, for the metrics' `element` label (an instance never changes element). */
+  private readonly elements = new Map<number, string>();
 
   constructor(
     private readonly executor: Executor,
@@ -93,6 +104,23 @@ export class Runner {
       }
       return outcomes.map(() => null);
     });
+  }
+
+  /** What the readiness probe asks: is this runner making progress? */
+  progress(): RunnerProgress {
+    return { lastProgressAt: this.lastProgressAt, running: this.running.size, backlog: this.backlogged };
+  }
+
+  /**
+   * A drain that ran out of time: `stop()` returns without waiting for the jobs still running,
+   * whose ids are returned for the store to release (lifecycle/drain.ts). Their outcomes, should
+   * they still come before the process exits, are dropped: another node runs them again.
+   */
+  abandon(): number[] {
+    this.abandoned = true;
+    const ids = [...this.running];
+    this.idleResolve?.();
+    return ids;
   }
 
   start(): void {
@@ -183,12 +211,13 @@ export class Runner {
 
   /** Stops claiming and waits for running jobs to finish. */
   async stop(): Promise<void> {
-    if (this.heartbeat) clearInterval(this.heartbeat);
     await this.loop.stop();
-    if (this.running.size > 0) {
+    if (this.running.size > 0 && !this.abandoned) {
       this.idle ??= new Promise((resolve) => (this.idleResolve = resolve));
       await this.idle;
     }
+    // Only now: a drain may wait longer than a lease for running jobs, whose leases must hold.
+    if (this.heartbeat) clearInterval(this.heartbeat);
   }
 
   /** One claim for the free slots; true when it filled them all. */
@@ -201,6 +230,7 @@ export class Runner {
     }
     const finishedBefore = this.finishedCount;
     const jobs = await this.store.claimJobs(this.owner, free, this.config.leaseMs, this.config.instanceConcurrency);
+    this.lastProgressAt = Date.now();
     for (const job of jobs) {
       this.launch(job, false);
       this.watch?.launched(job.instanceId);
@@ -218,6 +248,8 @@ export class Runner {
     if (this.running.size === 0) return;
     try {
       await this.store.renewLeases(this.owner, [...this.running], this.config.leaseMs);
+      this.lastProgressAt = Date.now();
+      this.watch?.renewed?.();
     } catch (e) {
       this.log.error({ err: e }, 'renewing leases failed');
     }
@@ -226,11 +258,15 @@ export class Runner {
   private async run(job: ClaimedJob): Promise<void> {
     try {
       const outcome = await this.execute(job);
+      if (this.abandoned) return; // released by a drain: another node runs it again
       await this.completer.add(outcome);
+      if (metrics.enabled) metrics.eventFinished(await this.elementOf(job), outcome.execution);
     } catch (e) {
       // Not completed: the lease expires and the job runs again.
-      this.log.error({ err: e, eventId: job.eventId }, 'job could not be completed; it will be retried after its lease');
+      const traceId = job.request.headers[TRACEPARENT]?.split('-')[1];
+      this.log.error({ err: e, eventId: job.eventId, traceId }, 'job could not be completed; it will be retried after its lease');
     } finally {
+      this.lastProgressAt = Date.now();
       this.running.delete(job.eventId);
       this.release(job.instanceId);
       this.watch?.finished(job.instanceId);
@@ -242,6 +278,17 @@ export class Runner {
       if (this.loop.isStopped && this.running.size === 0) this.idleResolve?.();
       if (this.backlog) this.loop.wake();
     }
+  }
+
+  /** The element key of a job's instance ("unknown" once the instance is deleted). */
+  private async elementOf(job: ClaimedJob): Promise<string> {
+    const known = this.elements.get(job.instanceId);
+    if (known) return known;
+    const instance = await this.store.getInstance(job.organizationId, job.instanceId).catch(() => null);
+    if (!instance) return 'unknown';
+    if (this.elements.size > 10_000) this.elements.clear();
+    this.elements.set(job.instanceId, instance.elementKey);
+    return instance.elementKey;
   }
 
   private async execute(job: ClaimedJob): Promise<JobOutcome> {
@@ -268,7 +315,10 @@ export class Runner {
       };
     }
     const execution = ok ? 'completed' : 'failed';
+    const traceparent = job.request.headers[TRACEPARENT];
+    const tracestate = job.request.headers[TRACESTATE];
     return {
+      trace: traceparent ? { traceparent, ...(tracestate ? { tracestate } : {}) } : undefined,
       eventId: job.eventId,
       execution,
       statusCode,

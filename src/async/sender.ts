@@ -24,6 +24,8 @@ import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Reservations, SlotCounts } from './reservations.js';
 import type { NotificationSink } from './runner.js';
+import { metrics } from '../observability/metrics.js';
+import { continueTrace } from '../observability/tracing.js';
 
 export const FAILURE_POLICY_SETTING = 'notification.webhook.failure.policy';
 
@@ -57,6 +59,11 @@ export class Sender implements NotificationSink {
   private readonly pending = new Set<Promise<void>>();
   private readonly keys = new Map<number, { keys: SigningKeys; until: number }>();
   private readonly stopKeyWatch = onKeyChange((instanceId) => this.keys.delete(instanceId));
+  /** Notifications with an attempt in flight (what a drain gives back when it cannot wait). */
+  private readonly attempting = new Set<number>();
+  private abandoned: (() => void) | null = null;
+  private readonly abandonedSignal = new Promise<void>((resolve) => (this.abandoned = resolve));
+  private isAbandoned = false;
   /** Delivery outcomes of one event-loop turn are recorded in one transaction. */
   private readonly recorder = new GroupCommit<DeliveryRecord, null>(async (records) => {
     await this.store.recordDeliveries(records);
@@ -128,7 +135,17 @@ export class Sender implements NotificationSink {
     await this.loop.stop();
     this.stopKeyWatch();
     await this.releaseWaiting(() => true);
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    while (this.pending.size > 0 && !this.isAbandoned) await Promise.race([Promise.allSettled([...this.pending]), this.abandonedSignal]);
+  }
+
+  /**
+   * A drain that ran out of time: `stop()` returns without waiting for the attempts in flight,
+   * whose notification ids are returned for the store to release (lifecycle/drain.ts).
+   */
+  abandon(): number[] {
+    this.isAbandoned = true;
+    this.abandoned?.();
+    return [...this.attempting];
   }
 
   /**
@@ -197,7 +214,11 @@ export class Sender implements NotificationSink {
 
   /** Starts an attempt whose slot (total, origin) is already counted. */
   private launch(n: DueNotification, origin: string): void {
-    const p = this.attempt(n, origin).finally(() => this.pending.delete(p));
+    this.attempting.add(n.notificationId);
+    const p = this.attempt(n, origin).finally(() => {
+      this.pending.delete(p);
+      this.attempting.delete(n.notificationId);
+    });
     this.pending.add(p);
   }
 
@@ -218,6 +239,8 @@ export class Sender implements NotificationSink {
     try {
       const headers = await this.headers(n);
       const outcome = await this.executor.deliver({ url: n.url, body: n.body, headers }, this.config.deliveryTimeoutMs);
+      metrics.webhookAttempt(outcome.result, outcome.durationMs / 1000);
+      if (outcome.kind === 'delivered' && n.acceptedDate) metrics.endToEnd((Date.now() - n.acceptedDate.getTime()) / 1000);
       record = {
         notificationId: n.notificationId,
         url: n.url,
@@ -318,7 +341,9 @@ export class Sender implements NotificationSink {
     // time keeps a fresh data dir's notification 1 from repeating an old one's id.
     const webhookId = `msg_${n.notificationId}_${n.createdDate.getTime().toString(36)}`;
     const now = Date.now();
-    return signNotification(n.body, keysAt(keys, now), webhookId, Math.floor(now / 1000));
+    const signed = signNotification(n.body, keysAt(keys, now), webhookId, Math.floor(now / 1000));
+    // Each attempt is a span of the event's trace: same trace id, a new span id.
+    return { ...signed, ...continueTrace(n.traceparent, n.tracestate) };
   }
 }
 

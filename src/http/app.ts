@@ -29,6 +29,8 @@ import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
 import { announcesBody } from './body.js';
 import type { AsyncIntake } from '../async/accept.js';
+import { recordRequests } from '../observability/request-log.js';
+import { operationsRoutes, type NodeOperations } from '../observability/routes.js';
 
 export const API_BASE = '/elements/api-v2';
 
@@ -70,6 +72,8 @@ export interface Services {
   rateLimiter?: RateLimiter;
   /** Wakes this node's sender (after a redelivery request). */
   wakeSender?: () => void;
+  /** Probes and metrics (observability/routes.ts); absent on a runner thread's app. */
+  operations?: NodeOperations;
 }
 
 declare module 'fastify' {
@@ -189,6 +193,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
 
   app.setValidatorCompiler(validatorCompiler());
   guardConnections(app as unknown as FastifyInstance, config);
+  recordRequests(app as unknown as FastifyInstance, logger, config.metrics);
 
   app.decorateRequest('identity', null);
   app.decorateRequest('internal', null);
@@ -258,6 +263,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       .status(200)
       .send();
   });
+
+  if (services.operations) operationsRoutes(app as unknown as FastifyInstance, config, services.store, services.operations);
 
   await app.register(
     async (api) => {

@@ -1,7 +1,8 @@
 /**
  * First start: with an empty store Ferry creates one organization and one user, prints their
  * secrets once, and writes them to <dataDir>/credentials.json (mode 0600). FERRY_USER_SECRET and
- * FERRY_ORG_SECRET preset them (containers, tests). Later starts change nothing.
+ * FERRY_ORG_SECRET preset them (containers, tests); preset secrets are not printed (only the
+ * variable's name is). Later starts change nothing.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,7 +38,12 @@ export async function bootstrap(store: Store, config: Config, print: (line: stri
   fs.mkdirSync(config.dataDir, { recursive: true });
   fs.writeFileSync(credentialsFile, JSON.stringify({ userSecret, organizationSecret }, null, 2) + '\n', { mode: 0o600 });
   fs.chmodSync(credentialsFile, 0o600);
+  // A generated secret is printed once (nobody knows it yet); a preset one never is: the
+  // operator has it, and process output usually ends up in a log collector.
+  const shown = (secret: string, preset: string | null, variable: string) => (preset ? `<${variable}>` : secret);
   print('Created the first organization and user. Their secrets (shown once) are in ' + credentialsFile + ':');
-  print(`  Authorization: User ${userSecret}, Organization ${organizationSecret}`);
+  print(
+    `  Authorization: User ${shown(userSecret, config.userSecret, 'FERRY_USER_SECRET')}, Organization ${shown(organizationSecret, config.orgSecret, 'FERRY_ORG_SECRET')}`,
+  );
   return { created: true, credentialsFile };
 }

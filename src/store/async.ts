@@ -97,6 +97,8 @@ export interface JobOutcome {
   result?: StoredResult;
   /** When true the notification is created as queued (account failure policy, or subscription inactive). */
   queue?: boolean;
+  /** The event's W3C trace context, kept with its notification so the webhook continues it. */
+  trace?: { traceparent: string; tracestate?: string };
 }
 
 export interface DueNotification {
@@ -110,6 +112,11 @@ export interface DueNotification {
   /** Attempts made so far. */
   attempts: number;
   createdDate: Date;
+  /** When the event was accepted (end-to-end latency). */
+  acceptedDate?: Date;
+  /** The event's trace context (observability/tracing.ts), when it has one. */
+  traceparent?: string | null;
+  tracestate?: string | null;
 }
 
 export interface DeliveryRecord {

@@ -105,6 +105,9 @@ export const toDueNotification = (r: Row): DueNotification => ({
   body: r.body,
   attempts: r.attempts,
   createdDate: date(r.created_at),
+  acceptedDate: r.accepted_at == null ? undefined : date(r.accepted_at),
+  traceparent: r.traceparent ?? null,
+  tracestate: r.tracestate ?? null,
 });
 
 /** The job of an accepted input that a store handed off in the accepting transaction (never claimed before). */

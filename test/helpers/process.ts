@@ -38,6 +38,8 @@ export interface FerryProcessOptions {
   execArgv?: string[];
   /** How long to wait for the server to answer HTTP; default 20 s. */
   readyTimeoutMs?: number;
+  /** Receives what the process writes to stdout (its log lines); stdout is ignored without it. */
+  onStdout?: (chunk: string) => void;
 }
 
 export interface FerryProcess {
@@ -91,7 +93,14 @@ export async function startFerryProcess(options: FerryProcessOptions): Promise<F
     FERRY_RATE_LIMIT: '0',
     ...options.env,
   };
-  const child = spawn(process.execPath, [...(options.execArgv ?? []), CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...(options.execArgv ?? []), CLI, 'serve'], {
+    env,
+    stdio: ['ignore', options.onStdout ? 'pipe' : 'ignore', 'pipe'],
+  });
+  if (options.onStdout) {
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', options.onStdout);
+  }
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {

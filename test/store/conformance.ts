@@ -706,8 +706,11 @@ export function runStoreConformance(
       assert.equal(due.length, 1);
       const ev = await store.getEvent(t.org.id, ids[0]);
       assert.deepEqual(
-        { ...due[0], createdDate: null },
+        { ...due[0], createdDate: null, acceptedDate: null },
         {
+          acceptedDate: null,
+          traceparent: null,
+          tracestate: null,
           notificationId: ev!.notification!.id,
           eventId: ids[0],
           organizationId: t.org.id,
@@ -720,6 +723,7 @@ export function runStoreConformance(
         },
       );
       assert.ok(due[0].createdDate instanceof Date);
+      assert.equal(due[0].acceptedDate?.getTime(), ev!.createdDate.getTime(), 'handed off with the event\'s acceptance time');
       assert.equal(JSON.parse(due[0].body).notificationId, due[0].notificationId);
       const claimed = await store.claimNotifications('other', 10, LONG);
       assert.deepEqual(claimed.map((n) => n.eventId), [ids[2]], 'the handed-off one is leased; the refused one is due');
@@ -741,8 +745,11 @@ export function runStoreConformance(
       const n = due[0];
       const ev0 = await store.getEvent(t.org.id, id);
       assert.deepEqual(
-        { ...n, createdDate: null },
+        { ...n, createdDate: null, acceptedDate: null },
         {
+          acceptedDate: null,
+          traceparent: null,
+          tracestate: null,
           notificationId: ev0!.notification!.id,
           eventId: id,
           organizationId: t.org.id,
@@ -755,6 +762,7 @@ export function runStoreConformance(
         },
       );
       assert.ok(n.createdDate instanceof Date);
+      assert.equal(n.acceptedDate?.getTime(), ev0!.createdDate.getTime(), 'claimed with the event\'s acceptance time');
       assert.deepEqual(await store.claimNotifications('s2', 10, LONG), [], 'leased');
       const at = new Date(Date.now() - 50);
       await store.recordDeliveries([{ notificationId: n.notificationId, url: HOOK, at, durationMs: 49.6, statusCode: 204, error: null, next: { status: 'delivered' } }]);
@@ -765,6 +773,52 @@ export function runStoreConformance(
       assert.equal(await store.nextNotificationDue(), null);
       assert.equal((await store.asyncCounts()).notificationsPending, 0);
       assert.deepEqual(await store.claimNotifications('s', 10, LONG), []);
+    });
+
+    test('completeJobs keeps the trace context with the notification, claimed or handed off', async (store) => {
+      const t = await tenant(store);
+      const ids = await accept(store, t, 2);
+      await store.claimJobs('r', 10, LONG, 10);
+      const trace = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'vendor=1' };
+      const h = handoff<NotificationOffer>('sender-h', 1);
+      const [handed] = await store.completeJobs('r', [outcome(ids[0], { trace }), outcome(ids[1], { trace: { traceparent: trace.traceparent } })], h);
+      assert.deepEqual([handed.traceparent, handed.tracestate], [trace.traceparent, trace.tracestate]);
+      const [claimed] = await store.claimNotifications('s', 10, LONG);
+      assert.equal(claimed.eventId, ids[1]);
+      assert.deepEqual([claimed.traceparent, claimed.tracestate], [trace.traceparent, null]);
+    });
+
+    test('operations: schema status, operational counts, lease release', async (store) => {
+      const status = await store.schemaStatus();
+      assert.ok(status.required > 0);
+      assert.equal(status.applied, status.required, 'migrated to the version this Ferry needs');
+      const t = await tenant(store);
+      const before = await store.operationalCounts();
+      const ids = await accept(store, t, 3);
+      const counts = await store.operationalCounts();
+      assert.equal(counts.pending - before.pending, 3);
+      assert.ok(counts.oldestPendingDate instanceof Date && counts.oldestPendingDate.getTime() <= Date.now());
+      const jobs = await store.claimJobs('r', 10, LONG, 10);
+      const mine = jobs.filter((j) => ids.includes(j.eventId)).map((j) => j.eventId);
+      assert.equal(mine.length, 3);
+      const leased = await store.operationalCounts();
+      assert.equal(leased.running - before.running, 3);
+      // Released by its owner: claimable at once, long before the lease would expire.
+      await store.releaseLeases('someone-else', [mine[0]], []);
+      assert.deepEqual(await store.claimJobs('r2', 10, LONG, 10), [], 'only the owner releases');
+      await store.releaseLeases('r', [mine[0], mine[1]], []);
+      assert.deepEqual((await store.claimJobs('r2', 10, LONG, 10)).map((j) => j.eventId).sort(), [mine[0], mine[1]].sort());
+      // Notifications: queued and retry counts, and release of a leased one.
+      await store.completeJobs('r', [outcome(mine[2], { queue: true })]);
+      assert.equal((await store.operationalCounts()).notificationsQueued - before.notificationsQueued, 1);
+      const id = await finished(store, t);
+      const [n] = await store.claimNotifications('s', 10, LONG);
+      assert.equal(n.eventId, id);
+      await store.releaseLeases('s', [], [n.notificationId]);
+      const [again] = await store.claimNotifications('s2', 10, LONG);
+      assert.equal(again.notificationId, n.notificationId, 'a released notification is claimable at once');
+      await store.recordDeliveries([record(n.notificationId, HOOK, { status: 'retry', at: new Date(Date.now() + LONG) })]);
+      assert.equal((await store.operationalCounts()).retryWait - before.retryWait, 1);
     });
 
     test('recordDeliveries: retry is due later, not before', async (store) => {

@@ -26,7 +26,7 @@ import { NOTIFICATIONS_CHANNEL, NOW_MS, run, type Db, type Row } from './db.js';
 /** The events of `$1` that still have a job, with their subscription (if any) and a new notification id. */
 const PREPARE = `
 SELECT j.event_id, nextval('notifications_id_seq') AS notification_id, e.organization_id, e.instance_id,
-       e.callback_url AS url, s.id AS subscription_id, s.active
+       e.created_at AS accepted_at, e.callback_url AS url, s.id AS subscription_id, s.active
 FROM (SELECT event_id FROM jobs WHERE event_id = ANY($1::bigint[])) j
 JOIN events e ON e.id = j.event_id
 LEFT JOIN subscriptions s ON s.organization_id = e.organization_id AND s.url = e.callback_url
@@ -34,13 +34,15 @@ ORDER BY j.event_id`;
 
 /**
  * `$1`–`$9`, one element per outcome: event id, execution, status code, response, body, queue,
- * notification id, subscription id, taken by the sender; `$10`: the sender's lease in ms.
+ * notification id, subscription id, taken by the sender; `$10`: the sender's lease in ms;
+ * `$11`, `$12`: the trace context (traceparent, tracestate) per outcome.
  * Returns the notifications created.
  */
 const COMPLETE = `
 WITH o AS MATERIALIZED (
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bool[], $7::bigint[], $8::int[], $9::bool[])
-    AS o(id, execution, status_code, response, body, queue, notification_id, subscription_id, taken)
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bool[], $7::bigint[], $8::int[], $9::bool[],
+                       $11::text[], $12::text[])
+    AS o(id, execution, status_code, response, body, queue, notification_id, subscription_id, taken, traceparent, tracestate)
 ),
 sub AS MATERIALIZED (
   SELECT s.id, s.active FROM subscriptions s WHERE s.id IN (SELECT subscription_id FROM o) ORDER BY s.id FOR SHARE OF s
@@ -55,15 +57,16 @@ done AS MATERIALIZED (
   RETURNING e.id, e.organization_id
 ),
 made AS MATERIALIZED (
-  SELECT o.notification_id, d.id AS event_id, d.organization_id, o.subscription_id, o.body,
+  SELECT o.notification_id, d.id AS event_id, d.organization_id, o.subscription_id, o.body, o.traceparent, o.tracestate,
          o.queue OR NOT s.active AS queued, o.taken AND NOT (o.queue OR NOT s.active) AS leased
   FROM done d JOIN o ON o.id = d.id JOIN sub s ON s.id = o.subscription_id
 ),
 ins AS (
-  INSERT INTO notifications (id, event_id, organization_id, subscription_id, body, status, due_at, lease_until, created_at, updated_at)
+  INSERT INTO notifications (id, event_id, organization_id, subscription_id, body, status, due_at, lease_until, created_at, updated_at,
+                             traceparent, tracestate)
   SELECT notification_id, event_id, organization_id, subscription_id, body,
          CASE WHEN queued THEN 'queued' ELSE 'created' END, CASE WHEN queued THEN NULL ELSE ${NOW_MS} END,
-         CASE WHEN leased THEN ${NOW_MS} + $10::bigint ELSE 0 END, ${NOW_MS}, ${NOW_MS}
+         CASE WHEN leased THEN ${NOW_MS} + $10::bigint ELSE 0 END, ${NOW_MS}, ${NOW_MS}, traceparent, tracestate
   FROM made
 )
 SELECT event_id, queued, leased, ${NOW_MS} AS created_at FROM made ORDER BY event_id`;
@@ -83,6 +86,7 @@ interface Pending {
   notificationId: number;
   organizationId: number;
   instanceId: number;
+  acceptedAt: number;
   url: string;
   subscriptionId: number;
   active: boolean;
@@ -107,6 +111,7 @@ export async function completeJobs(db: Db, outcomes: JobOutcome[], handoff?: Han
       notificationId: r.notification_id,
       organizationId: r.organization_id,
       instanceId: r.instance_id,
+      acceptedAt: Number(r.accepted_at),
       url: r.url,
       subscriptionId: r.subscription_id,
       active: r.active,
@@ -129,6 +134,8 @@ export async function completeJobs(db: Db, outcomes: JobOutcome[], handoff?: Han
     pending.map((p) => p.subscriptionId),
     pending.map((p) => p.taken),
     handoff ? Math.round(handoff.leaseMs) : 0,
+    pending.map((p) => p.outcome.trace?.traceparent ?? null),
+    pending.map((p) => p.outcome.trace?.tracestate ?? null),
   ];
   const withResults = pending.filter((p) => p.outcome.result);
   const made = withResults.length
@@ -170,6 +177,9 @@ export async function completeJobs(db: Db, outcomes: JobOutcome[], handoff?: Han
       body: p.body,
       attempts: 0,
       createdDate: new Date(r.created_at),
+      acceptedDate: new Date(p.acceptedAt),
+      traceparent: p.outcome.trace?.traceparent ?? null,
+      tracestate: p.outcome.trace?.tracestate ?? null,
     });
   }
   if (leftDue) db.notify(NOTIFICATIONS_CHANNEL);

@@ -42,6 +42,8 @@ import * as identity from './identity.js';
 import { WakeListener } from './listen.js';
 import { migrate } from './migrations.js';
 import * as notifications from './notifications.js';
+import * as operations from './operations.js';
+import type { OperationalCounts, SchemaStatus } from '../operations.js';
 import * as tags from './tags.js';
 
 /** `url`: a postgres:// URL; `schema`: created if missing, every connection uses it; `poolSize` (default 10). */
@@ -60,6 +62,18 @@ export class PostgresStore implements Store {
 
   async migrate(): Promise<void> {
     await migrate(this.db);
+  }
+
+  schemaStatus(): Promise<SchemaStatus> {
+    return operations.schemaStatus(this.db);
+  }
+
+  operationalCounts(): Promise<OperationalCounts> {
+    return operations.operationalCounts(this.db);
+  }
+
+  releaseLeases(owner: string, jobIds: number[], notificationIds: number[]): Promise<void> {
+    return operations.releaseLeases(this.db, owner, jobIds, notificationIds);
   }
 
   async close(): Promise<void> {

@@ -173,6 +173,11 @@ $fn$;
 `,
   },
   {
+    version: 4,
+    // Trace context (W3C traceparent, tracestate) of the event, continued on its webhook.
+    sql: `ALTER TABLE notifications ADD COLUMN traceparent text, ADD COLUMN tracestate text;`,
+  },
+  {
     version: 6,
     // Signature key rotation (issue 24): previous keys still sent until their overlap ends,
     // JSON [{key (encrypted), until (ms)}].

@@ -21,9 +21,10 @@ WITH c AS MATERIALIZED (
 ),
 u AS (
   UPDATE notifications n SET lease_until = ${NOW_MS} + $2::bigint FROM c WHERE n.id = c.id
-  RETURNING n.id, n.event_id, n.organization_id, n.subscription_id, n.body, n.attempts, n.created_at, n.due_at
+  RETURNING n.id, n.event_id, n.organization_id, n.subscription_id, n.body, n.attempts, n.created_at, n.due_at,
+            n.traceparent, n.tracestate
 )
-SELECT u.*, s.url, e.instance_id FROM u
+SELECT u.*, s.url, e.instance_id, e.created_at AS accepted_at FROM u
 JOIN subscriptions s ON s.id = u.subscription_id
 JOIN events e ON e.id = u.event_id
 ORDER BY u.due_at, u.id`;

@@ -203,7 +203,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
         if (!job) continue;
         const ev = this.stmt(
           `UPDATE events SET status = 'CONSUMED', execution = ?, status_code = ?, finished_at = ?, response = ?
-           WHERE id = ? RETURNING organization_id, instance_id, callback_url`,
+           WHERE id = ? RETURNING organization_id, instance_id, callback_url, created_at`,
         ).get(o.execution, o.statusCode, now, JSON.stringify(o.response ?? null), o.eventId) as Row;
         const sub = this.subscription(ev.organization_id, ev.callback_url);
         const queued = o.queue || !sub.active;
@@ -212,8 +212,8 @@ export abstract class SqliteAsyncStore implements AsyncStore {
         const id = ++lastId;
         const body = o.buildNotification(id);
         this.stmt(
-          `INSERT INTO notifications (id, event_id, organization_id, subscription_id, body, status, due_at, lease_until, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO notifications (id, event_id, organization_id, subscription_id, body, status, due_at, lease_until, created_at, updated_at, traceparent, tracestate)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ).run(
           id,
           o.eventId,
@@ -225,9 +225,22 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           taken ? now + handoff!.leaseMs : 0,
           now,
           now,
+          o.trace?.traceparent ?? null,
+          o.trace?.tracestate ?? null,
         );
         if (taken) {
-          handed.push({ notificationId: id, eventId: o.eventId, instanceId: ev.instance_id, ...offer, body, attempts: 0, createdDate: new Date(now) });
+          handed.push({
+            notificationId: id,
+            eventId: o.eventId,
+            instanceId: ev.instance_id,
+            ...offer,
+            body,
+            attempts: 0,
+            createdDate: new Date(now),
+            acceptedDate: new Date(ev.created_at),
+            traceparent: o.trace?.traceparent ?? null,
+            tracestate: o.trace?.tracestate ?? null,
+          });
         }
         if (o.result) {
           this.stmt(
@@ -259,7 +272,8 @@ export abstract class SqliteAsyncStore implements AsyncStore {
       : '';
     return this.write(() => {
       const rows = this.stmt(
-        `SELECT n.id, n.event_id, n.organization_id, n.subscription_id, n.body, n.attempts, n.created_at, s.url, e.instance_id
+        `SELECT n.id, n.event_id, n.organization_id, n.subscription_id, n.body, n.attempts, n.created_at, n.traceparent, n.tracestate,
+                s.url, e.instance_id, e.created_at AS accepted_at
          FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id JOIN events e ON e.id = n.event_id
          WHERE n.due_at <= ? AND n.lease_until <= ?${exclude} ORDER BY n.due_at LIMIT ?`,
       ).all(now, now, ...excludeSubscriptions, limit) as Row[];

@@ -17,6 +17,8 @@ import { serialiseRetiredKeys, toInstance, toOrganization, toUser } from '../row
 import { SqliteAsyncStore } from './async.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { WriteLock } from './write-lock.js';
+import * as operations from './operations.js';
+import type { OperationalCounts, SchemaStatus } from '../operations.js';
 
 type Row = Record<string, any>;
 
@@ -62,6 +64,21 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
         this.db.pragma(`user_version = ${m.version}`);
       });
     }
+  }
+
+  // ---- operations (store/operations.ts) -------------------------------------------------------
+
+  async schemaStatus(): Promise<SchemaStatus> {
+    return operations.schemaStatus(this.db);
+  }
+
+  async operationalCounts(): Promise<OperationalCounts> {
+    return operations.operationalCounts(this.db);
+  }
+
+  async releaseLeases(owner: string, jobIds: number[], notificationIds: number[]): Promise<void> {
+    if (!jobIds.length && !notificationIds.length) return;
+    await this.write(() => operations.releaseLeases(this.db, owner, jobIds, notificationIds));
   }
 
   async close(): Promise<void> {

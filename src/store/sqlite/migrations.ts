@@ -145,6 +145,16 @@ CREATE TABLE results (
     sql: `DROP INDEX IF EXISTS jobs_lease;`,
   },
   {
+    version: 6,
+    // Trace context (W3C traceparent, tracestate) of the event, continued on its webhook; and
+    // the queued notifications, counted by every metrics scrape (few rows: a partial index).
+    sql: `
+ALTER TABLE notifications ADD COLUMN traceparent TEXT;
+ALTER TABLE notifications ADD COLUMN tracestate TEXT;
+CREATE INDEX notifications_queued ON notifications(organization_id) WHERE status = 'queued';
+`,
+  },
+  {
     version: 8,
     // Signature key rotation (issue 24): previous keys still sent until their overlap ends,
     // JSON [{key (encrypted), until (ms)}].
