@@ -26,6 +26,7 @@ import { instanceRoutes } from './routes/instances.js';
 import { documentRoutes } from './routes/documents.js';
 import { linkRoutes } from './routes/links.js';
 import { eventRoutes } from './routes/events.js';
+import { consoleRoutes } from './console.js';
 import { announcesBody } from './body.js';
 import type { AsyncIntake } from '../async/accept.js';
 
@@ -268,5 +269,6 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     },
     { prefix: API_BASE },
   );
+  await app.register(consoleRoutes);
   return app as unknown as FastifyInstance;
 }

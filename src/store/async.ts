@@ -166,6 +166,14 @@ export interface DeliveryListing {
   updatedDate: Date;
 }
 
+/** Options of the events listing: paging plus the instance and status filters. */
+export interface EventListOptions {
+  instanceId?: number;
+  status?: EventStatus;
+  limit: number;
+  cursor?: string;
+}
+
 /** Filter of the deliveries API (parsed from CEQL by the HTTP layer). */
 export interface DeliveryFilter {
   status?: NotificationStatus[];
@@ -212,7 +220,8 @@ export interface AsyncStore {
   /** Earliest time a notification becomes due, or null (the sender sleeps until then). */
   nextNotificationDue(): Promise<Date | null>;
   getEvent(organizationId: number, eventId: number): Promise<EventRecord | null>;
-  listEvents(organizationId: number, options: { instanceId?: number; limit: number; cursor?: string }): Promise<Page<EventRecord>>;
+  /** Events newest first, optionally of one instance and/or one status. */
+  listEvents(organizationId: number, options: EventListOptions): Promise<Page<EventRecord>>;
   listDeliveries(organizationId: number, filter: DeliveryFilter, options: { limit: number; cursor?: string }): Promise<Page<DeliveryListing>>;
   /** Reactivates matching subscriptions and makes their queued notifications due now; returns how many. */
   redeliver(organizationId: number, filter: DeliveryFilter): Promise<number>;

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { invalid, notFound } from '../../errors.js';
-import type { DeliveryFilter, EventRecord, NotificationStatus } from '../../store/async.js';
+import type { DeliveryFilter, EventRecord, EventStatus, NotificationStatus } from '../../store/async.js';
 import { FAILURE_POLICY_SETTING } from '../../async/sender.js';
 import { identityOf, intParam, pageHeaders, pagingQuery, platformAuth, type PluginOptions } from './common.js';
 
@@ -52,6 +52,7 @@ export function presentEvent(e: EventRecord) {
   };
 }
 
+const EVENT_STATUSES: EventStatus[] = ['DISPATCHED', 'CONSUMED', 'NOTIFIED'];
 const STATUSES: NotificationStatus[] = ['created', 'delivered', 'retry', 'queued'];
 
 /**
@@ -100,7 +101,8 @@ export async function eventRoutes(app: FastifyInstance, { services }: PluginOpti
     if (instanceId !== undefined && !(await store.getInstance(org, instanceId))) {
       throw notFound(`No instance ${instanceId} in your organization`);
     }
-    return store.listEvents(org, { instanceId, limit: (request.query as any).pageSize, cursor: (request.query as any).nextPage });
+    const query = request.query as { pageSize: number; nextPage?: string; status?: EventStatus };
+    return store.listEvents(org, { instanceId, status: query.status, limit: query.pageSize, cursor: query.nextPage });
   }
 
   async function oneEvent(request: FastifyRequest, eventId: string, instanceId?: string) {
@@ -112,7 +114,10 @@ export async function eventRoutes(app: FastifyInstance, { services }: PluginOpti
     return presentEvent(event);
   }
 
-  const listSchema = { schema: { querystring: { type: 'object', properties: { ...pagingQuery } } } };
+  // `status` filters on the platform's event status (Ferry's addition; the console's filter).
+  const listSchema = {
+    schema: { querystring: { type: 'object', properties: { ...pagingQuery, status: { type: 'string', enum: EVENT_STATUSES } } } },
+  };
 
   app.get<{ Querystring: any }>('/instances/events', listSchema, async (request, reply) => {
     const page = await listEvents(request);

@@ -24,6 +24,7 @@ import type {
   DeliveryListing,
   DeliveryRecord,
   DueNotification,
+  EventListOptions,
   EventRecord,
   Handoff,
   JobOutcome,
@@ -205,7 +206,7 @@ export class PostgresStore implements Store {
   getEvent(organizationId: number, eventId: number): Promise<EventRecord | null> {
     return events.getEvent(this.db, organizationId, eventId);
   }
-  listEvents(organizationId: number, options: { instanceId?: number; limit: number; cursor?: string }): Promise<Page<EventRecord>> {
+  listEvents(organizationId: number, options: EventListOptions): Promise<Page<EventRecord>> {
     return events.listEvents(this.db, organizationId, options);
   }
   getResult(organizationId: number, eventId: number): Promise<StoredResult | null> {

@@ -13,6 +13,7 @@ import type {
   DeliveryListing,
   DeliveryRecord,
   DueNotification,
+  EventListOptions,
   EventRecord,
   Handoff,
   JobOutcome,
@@ -327,21 +328,14 @@ export abstract class SqliteAsyncStore implements AsyncStore {
     return toEvent(r, n, deliveries);
   }
 
-  async listEvents(
-    organizationId: number,
-    options: { instanceId?: number; limit: number; cursor?: string },
-  ): Promise<Page<EventRecord>> {
+  async listEvents(organizationId: number, options: EventListOptions): Promise<Page<EventRecord>> {
     const before = options.cursor ? decodeCursor(options.cursor) : Number.MAX_SAFE_INTEGER;
-    const rows = (
-      options.instanceId === undefined
-        ? this.stmt('SELECT * FROM events WHERE organization_id = ? AND id < ? ORDER BY id DESC LIMIT ?').all(
-            organizationId,
-            before,
-            options.limit + 1,
-          )
-        : this.stmt(
-            'SELECT * FROM events WHERE organization_id = ? AND instance_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
-          ).all(organizationId, options.instanceId, before, options.limit + 1)
+    const filters = [options.instanceId === undefined ? '' : ' AND instance_id = ?', options.status === undefined ? '' : ' AND status = ?'];
+    const args = [organizationId, ...(options.instanceId === undefined ? [] : [options.instanceId]), ...(options.status === undefined ? [] : [options.status])];
+    const rows = this.stmt(`SELECT * FROM events WHERE organization_id = ?${filters.join('')} AND id < ? ORDER BY id DESC LIMIT ?`).all(
+      ...args,
+      before,
+      options.limit + 1,
     ) as Row[];
     const more = rows.length > options.limit;
     const page = rows.slice(0, options.limit);
