@@ -40,8 +40,14 @@ export function navigate(to: string, options: { replace?: boolean } = {}): void 
 export function useLocation(): Location {
   const [location, setLocation] = useState(current);
   useEffect(() => {
-    const update = () => setLocation(current());
+    const update = () =>
+      setLocation((before) => {
+        const now = current();
+        return now.path === before.path && now.query.toString() === before.query.toString() ? before : now;
+      });
     listeners.add(update);
+    // A child's effect (a redirect) may have navigated before this effect subscribed.
+    update();
     return () => void listeners.delete(update);
   }, []);
   return location;

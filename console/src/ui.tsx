@@ -188,15 +188,16 @@ export function Field(props: {
   const inputId = id ?? `f-${label.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
   return (
     <div class="field">
-      <label for={inputId}>
-        {label}
+      <span class="label-row">
+        <label for={inputId}>{label}</label>
+        {/* Outside the label, so the control's name is exactly the label; aria-required tells
+            assistive technology. */}
         {required ? (
           <span class="required" aria-hidden="true">
-            {' '}
             *
           </span>
         ) : null}
-      </label>
+      </span>
       <input
         id={inputId}
         // Preact's input typing is a union per `type`; a variable type needs this widening.
