@@ -154,6 +154,27 @@ describe('Ferry Console in Chromium', { skip }, () => {
     await check('files');
   });
 
+  it('downloads a file, and pages a folder by its next-page token', async () => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download hello.txt' }).click()]);
+    assert.equal(download.suggestedFilename(), 'hello.txt');
+    assert.equal(fs.readFileSync((await download.path())!, 'utf8'), 'hello from the browser');
+
+    await page.goto(`${console_}/instances/${instanceId}/files?path=/&pageSize=2`);
+    await page.getByRole('rowheader', { name: 'reports' }).waitFor();
+    const names = page.getByRole('table').locator('tbody th');
+    assert.equal(await names.count(), 2);
+    const first = await names.allTextContents();
+    await page.getByRole('link', { name: 'Next page' }).click();
+    await page.getByRole('link', { name: 'First page' }).waitFor();
+    assert.ok(new URL(page.url()).searchParams.get('nextPage'));
+    assert.equal(await names.count(), 1);
+    const second = await names.allTextContents();
+    assert.deepEqual([...first, ...second].sort(), ['hello.txt', 'reports', XSS_NAME].sort());
+    assert.equal(await page.getByRole('link', { name: 'Next page' }).count(), 0);
+    await page.goBack();
+    await page.getByRole('link', { name: 'Next page' }).waitFor();
+  });
+
   it('"Copy folder…" runs asynchronously and its event reaches its final state without a reload', async () => {
     copyEventId = await copyFolder('reports', '/reports-copy', receiver.url);
     await page.getByRole('link', { name: `event ${copyEventId}` }).click();
@@ -197,7 +218,14 @@ describe('Ferry Console in Chromium', { skip }, () => {
     const { eventId } = (await accepted.json()) as { eventId: number };
     await page.getByRole('link', { name: `Event ${eventId}` }).waitFor({ timeout: 10_000 });
     assert.equal(await page.evaluate('window.__samePage'), true);
+    await page.getByRole('row', { name: new RegExp(`^Event ${eventId} .*NOTIFIED`) }).waitFor({ timeout: 10_000 });
     await check('events');
+    // Server-side paging: one event per page.
+    await page.goto(`${console_}/events?pageSize=1`);
+    await page.getByRole('link', { name: `Event ${eventId}` }).waitFor();
+    await page.getByRole('link', { name: 'Next page' }).click();
+    await page.getByRole('link', { name: `Event ${copyEventId}` }).waitFor();
+    assert.equal(await page.getByRole('link', { name: `Event ${eventId}` }).count(), 0);
   });
 
   it('a failing receiver: the failed attempt is shown, then "Redeliver" succeeds once it is back', async () => {
@@ -249,6 +277,32 @@ describe('Ferry Console in Chromium', { skip }, () => {
     await heading(`Event ${failedEventId}`);
     await page.goBack();
     await heading('Files of Team files');
+  });
+
+  it('disables, enables and deletes (after confirming) an instance; asks for the token of one made elsewhere', async () => {
+    const scratch = await server.instance('localfs', { root: 'scratch' }, 'Scratch');
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Instances' }).click();
+    const row = page.getByRole('row', { name: /^Scratch / });
+    await page.getByRole('button', { name: 'Disable Scratch' }).click();
+    await page.getByRole('button', { name: 'Enable Scratch' }).waitFor();
+    assert.match((await row.textContent())!, /No/);
+    assert.equal(((await (await server.api(`/instances/${scratch.id}`)).json()) as any).disabled, true);
+    await page.getByRole('button', { name: 'Enable Scratch' }).click();
+    await page.getByRole('button', { name: 'Disable Scratch' }).waitFor();
+    assert.equal(((await (await server.api(`/instances/${scratch.id}`)).json()) as any).disabled, false);
+
+    await page.getByRole('link', { name: 'Files of Scratch' }).click();
+    await page.getByLabel('Instance token').fill(scratch.token);
+    await page.getByRole('button', { name: 'Use token' }).click();
+    await page.getByText('This folder is empty.').waitFor();
+    await page.goBack();
+
+    let confirmed = '';
+    page.once('dialog', (dialog) => void (confirmed = dialog.message()));
+    await page.getByRole('button', { name: 'Delete Scratch' }).click();
+    await page.getByRole('button', { name: 'Delete Scratch' }).waitFor({ state: 'detached' });
+    assert.match(confirmed, /Delete instance "Scratch"/);
+    assert.equal((await server.api(`/instances/${scratch.id}`)).status, 404);
   });
 
   it('"Sign out" clears sessionStorage and returns to sign-in', async () => {

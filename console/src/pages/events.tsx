@@ -9,6 +9,7 @@ import type { FerryEvent, Instance } from '../types';
 import { ErrorAlert, Layout, Link, formatDate, formatDuration, useLoad } from '../ui';
 
 export const EVENT_STATUSES = ['DISPATCHED', 'CONSUMED', 'NOTIFIED'] as const;
+/** Rows per page; `?pageSize=` in the console URL overrides it (kept by filters and paging). */
 const PAGE_SIZE = 25;
 
 /** "GET /hubs/documents/files" from a stored URL, without its query. */
@@ -22,18 +23,19 @@ export function Events() {
   const status = query.get('status') ?? '';
   const instance = query.get('instance') ?? '';
   const nextPage = query.get('nextPage') ?? '';
+  const pageSize = query.get('pageSize') ?? '';
   const instances = useLoad(async () => (await api<Instance[]>('/instances')).data, 'instances');
   const page = useLoad(
     async () => {
       const path = instance ? `/instances/${encodeURIComponent(instance)}/events` : '/instances/events';
-      const { data, headers } = await api<FerryEvent[]>(path, { query: { status, pageSize: PAGE_SIZE, nextPage } });
+      const { data, headers } = await api<FerryEvent[]>(path, { query: { status, pageSize: pageSize || PAGE_SIZE, nextPage } });
       return { events: data, next: headers.get('Elements-Next-Page-Token') };
     },
-    `events:${status}:${instance}:${nextPage}`,
+    `events:${status}:${instance}:${pageSize}:${nextPage}`,
     2000,
   );
   const names = new Map((instances.data ?? []).map((i) => [i.id, i.name]));
-  const filter = (change: Record<string, string>) => navigate(href('/events', { status, instance, ...change }));
+  const filter = (change: Record<string, string>) => navigate(href('/events', { status, instance, pageSize, ...change }));
 
   return (
     <Layout title="Events">
@@ -106,8 +108,8 @@ export function Events() {
       ) : null}
       {page.loading && !page.data ? <p role="status">Loading…</p> : null}
       <nav class="pager" aria-label="Pages">
-        {nextPage ? <Link to={href('/events', { status, instance })}>First page</Link> : null}
-        {page.data?.next ? <Link to={href('/events', { status, instance, nextPage: page.data.next })}>Next page</Link> : null}
+        {nextPage ? <Link to={href('/events', { status, instance, pageSize })}>First page</Link> : null}
+        {page.data?.next ? <Link to={href('/events', { status, instance, pageSize, nextPage: page.data.next })}>Next page</Link> : null}
       </nav>
     </Layout>
   );

@@ -12,6 +12,7 @@ import { instanceToken, saveInstanceToken } from '../session';
 import type { DocObject, Instance } from '../types';
 import { ErrorAlert, Field, Layout, Link, formatBytes, formatDate, useAction, useLoad } from '../ui';
 
+/** Rows per page; `?pageSize=` in the console URL overrides it (kept by the paging links). */
 const PAGE_SIZE = 100;
 
 function join(folder: string, name: string): string {
@@ -134,6 +135,7 @@ export function Files(props: { id: string }) {
   const { query } = useLocation();
   const path = query.get('path') || '/';
   const nextPage = query.get('nextPage') ?? '';
+  const pageSize = query.get('pageSize') ?? '';
   const [tokenVersion, setTokenVersion] = useState(0);
   const [folderName, setFolderName] = useState('');
   const [copying, setCopying] = useState<DocObject | null>(null);
@@ -149,11 +151,11 @@ export function Files(props: { id: string }) {
       if (!hasToken) return null;
       const { data, headers } = await api<DocObject[]>('/hubs/documents/folders/contents', {
         auth: hub,
-        query: { path, pageSize: PAGE_SIZE, nextPage },
+        query: { path, pageSize: pageSize || PAGE_SIZE, nextPage },
       });
       return { items: data, next: headers.get('Elements-Next-Page-Token') };
     },
-    `files:${instanceId}:${path}:${nextPage}:${tokenVersion}:${hasToken}`,
+    `files:${instanceId}:${path}:${pageSize}:${nextPage}:${tokenVersion}:${hasToken}`,
   );
 
   const upload = (files: FileList | File[] | null) => {
@@ -289,7 +291,6 @@ export function Files(props: { id: string }) {
                 <th scope="row">
                   {item.directory ? (
                     <Link to={href(`/instances/${instanceId}/files`, { path: item.path })}>
-                      <span aria-hidden="true">📁 </span>
                       {item.name}
                     </Link>
                   ) : (
@@ -322,9 +323,9 @@ export function Files(props: { id: string }) {
       {listing.data && listing.data.items.length === 0 ? <p>This folder is empty.</p> : null}
       {listing.loading && !listing.data ? <p role="status">Loading…</p> : null}
       <nav class="pager" aria-label="Pages">
-        {nextPage ? <Link to={href(`/instances/${instanceId}/files`, { path })}>First page</Link> : null}
+        {nextPage ? <Link to={href(`/instances/${instanceId}/files`, { path, pageSize })}>First page</Link> : null}
         {listing.data?.next ? (
-          <Link to={href(`/instances/${instanceId}/files`, { path, nextPage: listing.data.next })}>Next page</Link>
+          <Link to={href(`/instances/${instanceId}/files`, { path, pageSize, nextPage: listing.data.next })}>Next page</Link>
         ) : null}
       </nav>
     </Layout>
