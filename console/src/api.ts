@@ -7,18 +7,26 @@ import { instanceToken, loadSecrets } from './session';
 
 export const API_BASE = '/elements/api-v2';
 
-/** An answer other than 2xx, with the API's own message. */
+/** An answer other than 2xx, with the API's own message and which credentials were sent. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly auth: Auth['kind'],
   ) {
     super(message);
   }
 }
 
 /** Raised before any request when the needed credentials are not in this tab. */
-export class MissingCredentials extends Error {}
+export class MissingCredentials extends Error {
+  constructor(
+    message: string,
+    readonly auth: Auth['kind'],
+  ) {
+    super(message);
+  }
+}
 
 export type Auth = { kind: 'platform' } | { kind: 'hub'; instanceId: number };
 
@@ -40,11 +48,11 @@ export interface Answer<T> {
 
 function authorization(options: RequestOptions): string {
   const secrets = options.secrets ?? loadSecrets();
-  if (!secrets) throw new MissingCredentials('Sign in first');
+  if (!secrets) throw new MissingCredentials('Sign in first', 'platform');
   const auth = options.auth ?? { kind: 'platform' };
   if (auth.kind === 'platform') return `User ${secrets.user}, Organization ${secrets.organization}`;
   const token = instanceToken(auth.instanceId);
-  if (!token) throw new MissingCredentials(`No token for instance ${auth.instanceId} in this tab`);
+  if (!token) throw new MissingCredentials(`No token for instance ${auth.instanceId} in this tab`, 'hub');
   return `User ${secrets.user}, Element ${token}`;
 }
 
@@ -74,7 +82,7 @@ export async function request(path: string, options: RequestOptions = {}): Promi
     } catch {
       // not JSON: keep the status line
     }
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, options.auth?.kind ?? 'platform');
   }
   return response;
 }

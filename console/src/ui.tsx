@@ -106,11 +106,10 @@ export function useLoad<T>(load: () => Promise<T>, key: string, pollMs?: number)
       const data = await latest.current();
       setState({ key, data, loading: false });
     } catch (error) {
-      if (error instanceof MissingCredentials && /Sign in/.test(error.message)) {
-        navigate(href('/signin', { next: location.pathname + location.search }), { replace: true });
-        return;
-      }
-      if (error instanceof ApiError && error.status === 401 && /User|Organization/i.test(error.message)) {
+      const platformRefused =
+        (error instanceof MissingCredentials && error.auth === 'platform') ||
+        (error instanceof ApiError && error.status === 401 && error.auth === 'platform');
+      if (platformRefused) {
         navigate(href('/signin', { next: location.pathname + location.search }), { replace: true });
         return;
       }

@@ -60,6 +60,7 @@ function loadAssets(dir: string): Map<string, Asset> {
   return assets;
 }
 
+/** Registers /console and /console/* (`dir` overrides where the built files are read from). */
 export async function consoleRoutes(app: FastifyInstance, options: { dir?: string } = {}): Promise<void> {
   const assets = loadAssets(options.dir ?? BUILT_DIR);
 
@@ -82,8 +83,10 @@ export async function consoleRoutes(app: FastifyInstance, options: { dir?: strin
     return send(request, reply, index);
   }
 
-  app.get(CONSOLE_PATH, page);
-  app.get<{ Params: { '*': string } }>(`${CONSOLE_PATH}/*`, async (request, reply) => {
+  // Not part of the API: kept out of the OpenAPI document.
+  const routeOptions = { schema: { hide: true } };
+  app.get(CONSOLE_PATH, routeOptions, page);
+  app.get<{ Params: { '*': string } }>(`${CONSOLE_PATH}/*`, routeOptions, async (request, reply) => {
     const rest = request.params['*'];
     if (!/\.[a-z0-9]+$/i.test(rest)) return page(request, reply);
     const asset = rest.includes('/') ? undefined : assets.get(rest);

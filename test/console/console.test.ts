@@ -29,6 +29,7 @@ describe('Ferry Console in Chromium', { skip }, () => {
   let instanceId = 0;
   let copyEventId = 0;
   let failedEventId = 0;
+  const cspViolations: string[] = [];
 
   /** Runs axe on the page and saves its screenshot. */
   async function check(name: string): Promise<void> {
@@ -60,6 +61,9 @@ describe('Ferry Console in Chromium', { skip }, () => {
     page = browser.page;
     page.setDefaultTimeout(10_000);
     page.on('dialog', (dialog) => void dialog.accept());
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
+    });
     console_ = `http://127.0.0.1:${server.config.port}/console`;
   });
 
@@ -85,10 +89,14 @@ describe('Ferry Console in Chromium', { skip }, () => {
     await check('signin');
   });
 
-  it('signing in leads to the instances page', async () => {
-    await page.getByLabel('User secret', { exact: true }).fill(USER_SECRET);
-    await page.getByLabel('Organization secret', { exact: true }).fill(ORG_SECRET);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+  it('signing in (by keyboard only) leads to the instances page', async () => {
+    await page.getByLabel('User secret', { exact: true }).fill('');
+    await page.getByLabel('Organization secret', { exact: true }).fill('');
+    await page.getByLabel('User secret', { exact: true }).focus();
+    await page.keyboard.type(USER_SECRET);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(ORG_SECRET);
+    await page.keyboard.press('Enter');
     await heading('Instances');
     assert.equal(new URL(page.url()).pathname, '/console/instances');
     assert.ok(((await page.evaluate('sessionStorage.getItem("ferry.console.secrets")')) as string).includes(USER_SECRET));
@@ -292,6 +300,9 @@ describe('Ferry Console in Chromium', { skip }, () => {
     assert.equal(((await (await server.api(`/instances/${scratch.id}`)).json()) as any).disabled, false);
 
     await page.getByRole('link', { name: 'Files of Scratch' }).click();
+    await page.getByLabel('Instance token').fill('not-the-token');
+    await page.getByRole('button', { name: 'Use token' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Unknown Element token' }).waitFor();
     await page.getByLabel('Instance token').fill(scratch.token);
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.getByText('This folder is empty.').waitFor();
@@ -313,5 +324,9 @@ describe('Ferry Console in Chromium', { skip }, () => {
     await page.goto(`${console_}/events/${failedEventId}`);
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     assert.equal(new URL(page.url()).pathname, '/console/signin');
+  });
+
+  it('nothing the console did was refused by its Content-Security-Policy', () => {
+    assert.deepEqual(cspViolations, []);
   });
 });

@@ -47,6 +47,11 @@ describe('serving the console', { skip: built ? false : 'the console is not buil
     assert.equal(await deep.text(), fs.readFileSync(path.resolve('dist', 'console', 'index.html'), 'utf8'));
   });
 
+  it('keeps the console out of the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${server.base}/docs/json`)).json()) as any;
+    assert.deepEqual(Object.keys(doc.paths).filter((p) => p.startsWith('/console')), []);
+  });
+
   it('answers 404 with the error body for a file that is not there, and never leaves dist/console', async () => {
     for (const url of ['/console/missing.js', '/console/..%2F..%2Fpackage.json', '/console/%2e%2e/%2e%2e/package.json']) {
       const res = await fetch(origin + url);

@@ -6,7 +6,7 @@
  * tokens of instances created in this tab and asks for the others.
  */
 import { useState } from 'preact/hooks';
-import { api, request } from '../api';
+import { ApiError, api, request } from '../api';
 import { href, useLocation } from '../router';
 import { instanceToken, saveInstanceToken } from '../session';
 import type { DocObject, Instance } from '../types';
@@ -208,10 +208,11 @@ export function Files(props: { id: string }) {
   };
 
   const title = instance.data ? `Files of ${instance.data.name}` : `Files of instance ${instanceId}`;
-  if (!hasToken) {
+  const tokenRefused = listing.error instanceof ApiError && listing.error.status === 401 && listing.error.auth === 'hub';
+  if (!hasToken || tokenRefused) {
     return (
       <Layout title={title}>
-        <ErrorAlert error={instance.error} />
+        <ErrorAlert error={instance.error ?? listing.error} />
         <TokenForm instanceId={instanceId} onSaved={() => setTokenVersion((v) => v + 1)} />
       </Layout>
     );
