@@ -174,6 +174,7 @@ describe('Ferry Console in Chromium', { skip }, () => {
     const first = await names.allTextContents();
     await page.getByRole('link', { name: 'Next page' }).click();
     await page.getByRole('link', { name: 'First page' }).waitFor();
+    await names.first().waitFor();
     assert.ok(new URL(page.url()).searchParams.get('nextPage'));
     assert.equal(await names.count(), 1);
     const second = await names.allTextContents();
@@ -184,6 +185,8 @@ describe('Ferry Console in Chromium', { skip }, () => {
   });
 
   it('"Copy folder…" runs asynchronously and its event reaches its final state without a reload', async () => {
+    await page.goto(`${console_}/instances/${instanceId}/files`);
+    await heading('Files of Team files');
     copyEventId = await copyFolder('reports', '/reports-copy', receiver.url);
     await page.getByRole('link', { name: `event ${copyEventId}` }).click();
     await heading(`Event ${copyEventId}`);
