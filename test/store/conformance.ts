@@ -949,6 +949,24 @@ export function runStoreConformance(
       assert.deepEqual(await store.getEvent(t.org.id, id), ev);
     });
 
+    test('listEvents: filtered by status, alone and with the instance, paged', async (store) => {
+      const t = await tenant(store);
+      const other = { ...t, instance: await addInstance(store, t, 'other') };
+      const consumed = [await finished(store, t), await finished(store, other)];
+      const dispatched = await accept(store, t, 2);
+      const status = async (s: 'DISPATCHED' | 'CONSUMED' | 'NOTIFIED', instanceId?: number) =>
+        (await store.listEvents(t.org.id, { status: s, instanceId, limit: 10 })).items.map((e) => e.id);
+      assert.deepEqual(await status('DISPATCHED'), [...dispatched].reverse());
+      assert.deepEqual(await status('CONSUMED'), [...consumed].reverse());
+      assert.deepEqual(await status('CONSUMED', other.instance.id), [consumed[1]]);
+      assert.deepEqual(await status('NOTIFIED'), []);
+      const first = await store.listEvents(t.org.id, { status: 'DISPATCHED', limit: 1 });
+      assert.ok(first.next);
+      const second = await store.listEvents(t.org.id, { status: 'DISPATCHED', limit: 1, cursor: first.next! });
+      assert.deepEqual([...first.items, ...second.items].map((e) => e.id), [...dispatched].reverse());
+      assert.equal(second.next, null);
+    });
+
     test('asyncCounts: jobs, events and pending notifications', async (store) => {
       const t = await tenant(store);
       assert.deepEqual(await store.asyncCounts(), { jobs: 0, events: 0, notificationsPending: 0 });
