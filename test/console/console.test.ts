@@ -38,6 +38,12 @@ describe('Ferry Console in Chromium', { skip }, () => {
     assert.deepEqual(violations, [], `axe on ${name}: ${JSON.stringify(violations)}`);
   }
 
+  /** Runs axe on a page state that gets no screenshot. */
+  async function axeOnly(name: string): Promise<void> {
+    const violations = await seriousViolations(page);
+    assert.deepEqual(violations, [], `axe on ${name}: ${JSON.stringify(violations)}`);
+  }
+
   async function heading(text: string | RegExp): Promise<void> {
     await page.getByRole('heading', { level: 1, name: text }).waitFor();
   }
@@ -117,6 +123,7 @@ describe('Ferry Console in Chromium', { skip }, () => {
     await check('new-instance');
     await page.getByRole('button', { name: 'Create instance' }).click();
     await heading('Instance created');
+    await axeOnly('instance created');
     const list = (await (await server.api('/instances')).json()) as any[];
     assert.equal(list.length, 1);
     assert.equal(list[0].name, 'Team files');
@@ -306,6 +313,7 @@ describe('Ferry Console in Chromium', { skip }, () => {
     await page.getByLabel('Instance token').fill('not-the-token');
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.getByRole('alert').filter({ hasText: 'Unknown Element token' }).waitFor();
+    await axeOnly('instance token form');
     await page.getByLabel('Instance token').fill(scratch.token);
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.getByText('This folder is empty.').waitFor();
