@@ -25,6 +25,7 @@ program
     const where = ferry.url ? `on ${ferry.url}` : '(worker only, no HTTP)';
     process.stdout.write(`Ferry ${config.role} node serving ${where}; data in ${config.dataDir}\n`);
     process.stdout.write(`Credentials of the first user: ${config.dataDir}/credentials.json\n`);
+    if (ferry.url) process.stdout.write(`Console: ${ferry.url}/console/\n`);
     let stopping = false;
     const stop = async () => {
       if (stopping) return;
