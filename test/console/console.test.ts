@@ -138,9 +138,21 @@ describe('Ferry Console in Chromium', { skip }, () => {
   it('uploads through the file input and by drag and drop, and lists the files', async () => {
     await page.getByRole('link', { name: 'Files of Team files' }).click();
     await heading('Files of Team files');
-    await page.getByLabel('Upload files').setInputFiles({ name: 'hello.txt', mimeType: 'text/plain', buffer: Buffer.from('hello from the browser') });
+    const hello = path.join(server.dataDir, 'files', 'team', 'hello.txt');
+    await page.getByLabel('Upload files').setInputFiles({ name: 'hello.txt', mimeType: 'text/plain', buffer: Buffer.from('first draft') });
     await page.getByRole('rowheader', { name: 'hello.txt' }).waitFor();
-    assert.equal(fs.readFileSync(path.join(server.dataDir, 'files', 'team', 'hello.txt'), 'utf8'), 'hello from the browser');
+    assert.equal(fs.readFileSync(hello, 'utf8'), 'first draft');
+    // The same name again: refused (the API's 409 message) until "Replace" is ticked.
+    await page.getByLabel('Upload files').setInputFiles({ name: 'hello.txt', mimeType: 'text/plain', buffer: Buffer.from('hello from the browser') });
+    await page.getByRole('alert').filter({ hasText: /exists/ }).waitFor();
+    assert.equal(fs.readFileSync(hello, 'utf8'), 'first draft');
+    await page.getByLabel('Replace files that already exist').check();
+    await page.getByLabel('Upload files').setInputFiles({ name: 'hello.txt', mimeType: 'text/plain', buffer: Buffer.from('hello from the browser') });
+    await page.getByRole('alert').waitFor({ state: 'detached' });
+    await page.getByRole('status').filter({ hasText: 'Uploaded hello.txt' }).waitFor();
+    await page.getByRole('cell', { name: '22 B' }).waitFor();
+    assert.equal(fs.readFileSync(hello, 'utf8'), 'hello from the browser');
+    await page.getByLabel('Replace files that already exist').uncheck();
 
     await page.getByLabel('New folder name').fill('reports');
     await page.getByRole('button', { name: 'New folder' }).click();

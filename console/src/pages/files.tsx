@@ -5,7 +5,7 @@
  * Hub calls need the instance's token, which Ferry shows only once: the console keeps the
  * tokens of instances created in this tab and asks for the others.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, request } from '../api';
 import { href, useLocation } from '../router';
 import { instanceToken, saveInstanceToken } from '../session';
@@ -141,7 +141,13 @@ export function Files(props: { id: string }) {
   const [copying, setCopying] = useState<DocObject | null>(null);
   const [dragging, setDragging] = useState(false);
   const [notice, setNotice] = useState('');
+  const [overwrite, setOverwrite] = useState(false);
   const action = useAction();
+  // A notice or an open copy form belongs to the folder it was made in.
+  useEffect(() => {
+    setNotice('');
+    setCopying(null);
+  }, [path]);
   const hasToken = instanceToken(instanceId) !== null;
   const hub = { kind: 'hub' as const, instanceId };
 
@@ -165,7 +171,7 @@ export function Files(props: { id: string }) {
       for (const file of list) {
         const form = new FormData();
         form.append('file', file, file.name);
-        await request('/hubs/documents/files', { method: 'POST', auth: hub, query: { path: join(path, file.name) }, body: form });
+        await request('/hubs/documents/files', { method: 'POST', auth: hub, query: { path: join(path, file.name), overwrite: overwrite ? 'true' : undefined }, body: form });
       }
       setNotice(`Uploaded ${list.map((f) => f.name).join(', ')}`);
       await listing.reload();
@@ -249,6 +255,10 @@ export function Files(props: { id: string }) {
           />
         </div>
         <p class="hint">…or drop files anywhere in this box to upload them to {path}.</p>
+        <div class="field check">
+          <input type="checkbox" id="overwrite" checked={overwrite} onChange={(e) => setOverwrite((e.currentTarget as HTMLInputElement).checked)} />
+          <label for="overwrite">Replace files that already exist</label>
+        </div>
       </div>
       <form class="inline" onSubmit={createFolder}>
         <Field label="New folder name" id="new-folder" value={folderName} onInput={setFolderName} />
