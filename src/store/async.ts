@@ -166,6 +166,13 @@ export interface DeliveryListing {
   updatedDate: Date;
 }
 
+/** What redelivering one notification did (the HTTP edge maps each to an answer). */
+export type RedeliverOutcome =
+  | { result: 'redelivered' }
+  | { result: 'not_found' }
+  | { result: 'not_failed'; status: NotificationStatus }
+  | { result: 'in_flight' };
+
 /** Options of the events listing: paging plus the instance and status filters. */
 export interface EventListOptions {
   instanceId?: number;
@@ -225,6 +232,12 @@ export interface AsyncStore {
   listDeliveries(organizationId: number, filter: DeliveryFilter, options: { limit: number; cursor?: string }): Promise<Page<DeliveryListing>>;
   /** Reactivates matching subscriptions and makes their queued notifications due now; returns how many. */
   redeliver(organizationId: number, filter: DeliveryFilter): Promise<number>;
+  /**
+   * Redelivers one failed notification (status `retry` or `queued`) now: it becomes due at once
+   * with a fresh retry schedule, and its callback URL's subscription is reactivated. Refused for
+   * a notification being attempted right now (leased) and for any other status.
+   */
+  redeliverNotification(organizationId: number, notificationId: number): Promise<RedeliverOutcome>;
   getResult(organizationId: number, eventId: number): Promise<StoredResult | null>;
   /** Deletes expired results and idempotency keys older than `idempotencyBefore`. */
   purgeExpired(now: Date, idempotencyBefore: Date): Promise<void>;

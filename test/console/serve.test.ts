@@ -1,7 +1,7 @@
 /**
  * How Ferry serves the console (no browser needed): the app at /console/ with a strict CSP,
- * deep links answered with index.html, unknown files 404; and the events listing's status
- * filter the console's Events page uses.
+ * deep links answered with index.html, unknown files 404; and the two API additions the console
+ * uses: the events listing's status filter and redelivery of one notification.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,7 +62,7 @@ describe('serving the console', { skip: built ? false : 'the console is not buil
   });
 });
 
-describe('events listing: status filter', () => {
+describe('events API additions the console uses: status filter, one-notification redelivery', () => {
   let server: TestServer;
   let receiver: Receiver;
   before(async () => {
@@ -95,5 +95,16 @@ describe('events listing: status filter', () => {
     const bad = await server.api('/instances/events?status=done');
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as any).message, /status/);
+
+    // Redelivering one notification: only a failed or queued one.
+    const notificationId = notified[0].notification.id;
+    const delivered = await server.api(`/notifications/subscriptions/deliveries/${notificationId}`, { method: 'PUT' });
+    assert.equal(delivered.status, 409);
+    assert.match(((await delivered.json()) as any).message, /is delivered; only a failed \(retry\) or queued notification/);
+    const missing = await server.api('/notifications/subscriptions/deliveries/999999', { method: 'PUT' });
+    assert.equal(missing.status, 404);
+    assert.equal((await server.api('/notifications/subscriptions/deliveries/abc', { method: 'PUT' })).status, 400);
+    const anonymous = await fetch(`${server.base}/notifications/subscriptions/deliveries/${notificationId}`, { method: 'PUT' });
+    assert.equal(anonymous.status, 401);
   });
 });

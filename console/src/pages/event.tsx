@@ -1,12 +1,12 @@
 /**
  * One event: the request, its execution (with progress when the API reports it), the webhook
  * body as formatted JSON, and every delivery attempt. Refreshes itself every 1.5 s, so the user
- * watches a job complete and its notification delivered. "Redeliver" (for a queued
- * notification) calls the deliveries API: it reactivates the callback URL and redelivers what
- * is queued for it.
+ * watches a job complete and its notification delivered. "Redeliver" (for a failed — `retry` —
+ * or `queued` notification) sends that one notification again now, through
+ * PUT /notifications/subscriptions/deliveries/{notificationId}.
  */
 import type { ComponentChildren } from 'preact';
-import { api, ceqlString } from '../api';
+import { api } from '../api';
 import { href } from '../router';
 import type { FerryEvent } from '../types';
 import { ErrorAlert, Layout, Link, formatDate, formatDuration, useAction, useLoad } from '../ui';
@@ -31,7 +31,8 @@ export function EventPage(props: { id: string }) {
   const redeliver = () =>
     action.run(async () => {
       if (!e) return;
-      await api('/notifications/subscriptions/deliveries', { method: 'PUT', query: { where: `config.url = ${ceqlString(e.callbackUrl)}` } });
+      if (!e.notification) return;
+      await api(`/notifications/subscriptions/deliveries/${e.notification.id}`, { method: 'PUT' });
       await event.reload();
     });
 
@@ -117,12 +118,12 @@ export function EventPage(props: { id: string }) {
             ) : (
               <p>No notification yet.</p>
             )}
-            {e.notification?.status === 'queued' ? (
+            {e.notification?.status === 'queued' || e.notification?.status === 'retry' ? (
               <p class="toolbar">
                 <button type="button" onClick={redeliver} disabled={action.busy}>
                   Redeliver
                 </button>
-                <span class="hint">Reactivates {e.callbackUrl} and redelivers every notification queued for it.</span>
+                <span class="hint">Sends this notification again now (and reactivates {e.callbackUrl} if it was stopped).</span>
               </p>
             ) : null}
             <ErrorAlert error={action.error} />

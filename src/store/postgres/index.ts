@@ -25,6 +25,7 @@ import type {
   DeliveryRecord,
   DueNotification,
   EventListOptions,
+  RedeliverOutcome,
   EventRecord,
   Handoff,
   JobOutcome,
@@ -202,6 +203,9 @@ export class PostgresStore implements Store {
   }
   redeliver(organizationId: number, filter: DeliveryFilter): Promise<number> {
     return notifications.redeliver(this.db, organizationId, filter);
+  }
+  redeliverNotification(organizationId: number, notificationId: number): Promise<RedeliverOutcome> {
+    return notifications.redeliverNotification(this.db, organizationId, notificationId);
   }
   getEvent(organizationId: number, eventId: number): Promise<EventRecord | null> {
     return events.getEvent(this.db, organizationId, eventId);

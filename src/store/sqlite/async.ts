@@ -19,6 +19,7 @@ import type {
   JobOutcome,
   NotificationOffer,
   Page,
+  RedeliverOutcome,
   StoredResult,
 } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
@@ -392,6 +393,26 @@ export abstract class SqliteAsyncStore implements AsyncStore {
              SELECT n.id FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE ${where.sql})`,
         )
         .run(now, now, ...where.args).changes;
+    });
+  }
+
+  async redeliverNotification(organizationId: number, notificationId: number): Promise<RedeliverOutcome> {
+    const now = Date.now();
+    return this.write((): RedeliverOutcome => {
+      const n = this.stmt('SELECT status, subscription_id, lease_until FROM notifications WHERE id = ? AND organization_id = ?').get(
+        notificationId,
+        organizationId,
+      ) as Row | undefined;
+      if (!n) return { result: 'not_found' };
+      if (n.status !== 'retry' && n.status !== 'queued') return { result: 'not_failed', status: n.status };
+      if (n.lease_until > now) return { result: 'in_flight' };
+      this.stmt('UPDATE subscriptions SET active = 1 WHERE id = ?').run(n.subscription_id);
+      this.stmt("UPDATE notifications SET status = 'created', due_at = ?, attempts = 0, updated_at = ? WHERE id = ?").run(
+        now,
+        now,
+        notificationId,
+      );
+      return { result: 'redelivered' };
     });
   }
 
