@@ -29,8 +29,12 @@ export function Layout(props: { title: string; children: ComponentChildren }) {
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${props.title} · Ferry Console`;
+  }, [props.title]);
+  // After each navigation, focus the new page's heading (screen readers announce it; Tab starts
+  // from the top of the page) — but not when data arriving later changes the title.
+  useEffect(() => {
     heading.current?.focus();
-  }, [path, props.title]);
+  }, [path]);
   return (
     <>
       <header class="top">
