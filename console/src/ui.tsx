@@ -105,9 +105,14 @@ export function useLoad<T>(load: () => Promise<T>, key: string, pollMs?: number)
   const [state, setState] = useState<{ key: string; data?: T; error?: unknown; loading: boolean }>({ key, loading: true });
   const latest = useRef(load);
   latest.current = load;
+  // The key of what is on screen now: an answer for an older key (a slow request overtaken by
+  // a navigation) is dropped.
+  const currentKey = useRef(key);
+  currentKey.current = key;
   const run = useCallback(async () => {
     try {
       const data = await latest.current();
+      if (currentKey.current !== key) return;
       setState({ key, data, loading: false });
     } catch (error) {
       const platformRefused =
@@ -117,6 +122,7 @@ export function useLoad<T>(load: () => Promise<T>, key: string, pollMs?: number)
         navigate(href('/signin', { next: location.pathname + location.search }), { replace: true });
         return;
       }
+      if (currentKey.current !== key) return;
       setState((s) => ({ key, data: s.key === key ? s.data : undefined, error, loading: false }));
     }
   }, [key]);
