@@ -77,8 +77,12 @@ function run(command, args) {
 function build(hash) {
   fs.rmSync(dist, { recursive: true, force: true });
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  // The console (console/): type-checked with its own tsconfig, then bundled by esbuild.
   const consoleBuild = path.join(root, 'console', 'build.mjs');
-  if (fs.existsSync(consoleBuild)) run(process.execPath, [consoleBuild]);
+  if (fs.existsSync(consoleBuild)) {
+    run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'console/tsconfig.json']);
+    run(process.execPath, [consoleBuild]);
+  }
   fs.writeFileSync(hashFile, `${hash}\n`);
 }
 

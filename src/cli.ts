@@ -27,6 +27,7 @@ program
       : `(worker: no API; /healthz, /readyz and /metrics on ${ferry.operationsUrl ?? 'no port'})`;
     process.stdout.write(`Ferry ${config.role} node serving ${where}; data in ${config.dataDir}\n`);
     process.stdout.write(`Credentials of the first user: ${config.dataDir}/credentials.json\n`);
+    if (ferry.url) process.stdout.write(`Console: ${ferry.url}/console/\n`);
     // Graceful drain on the first signal (lifecycle/drain.ts); a second one exits at once —
     // a crash, which loses nothing: unfinished leases expire and other nodes take them over.
     let stopping = false;

@@ -27,6 +27,7 @@ import { documentRoutes } from './routes/documents.js';
 import { linkRoutes } from './routes/links.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
+import { consoleRoutes } from './console.js';
 import { announcesBody } from './body.js';
 import type { AsyncIntake } from '../async/accept.js';
 import { recordRequests } from '../observability/request-log.js';
@@ -277,5 +278,6 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     },
     { prefix: API_BASE },
   );
+  await app.register(consoleRoutes);
   return app as unknown as FastifyInstance;
 }

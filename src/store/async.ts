@@ -173,6 +173,21 @@ export interface DeliveryListing {
   updatedDate: Date;
 }
 
+/** What redelivering one notification did (the HTTP edge maps each to an answer). */
+export type RedeliverOutcome =
+  | { result: 'redelivered' }
+  | { result: 'not_found' }
+  | { result: 'not_failed'; status: NotificationStatus }
+  | { result: 'in_flight' };
+
+/** Options of the events listing: paging plus the instance and status filters. */
+export interface EventListOptions {
+  instanceId?: number;
+  status?: EventStatus;
+  limit: number;
+  cursor?: string;
+}
+
 /** Filter of the deliveries API (parsed from CEQL by the HTTP layer). */
 export interface DeliveryFilter {
   status?: NotificationStatus[];
@@ -219,10 +234,17 @@ export interface AsyncStore {
   /** Earliest time a notification becomes due, or null (the sender sleeps until then). */
   nextNotificationDue(): Promise<Date | null>;
   getEvent(organizationId: number, eventId: number): Promise<EventRecord | null>;
-  listEvents(organizationId: number, options: { instanceId?: number; limit: number; cursor?: string }): Promise<Page<EventRecord>>;
+  /** Events newest first, optionally of one instance and/or one status. */
+  listEvents(organizationId: number, options: EventListOptions): Promise<Page<EventRecord>>;
   listDeliveries(organizationId: number, filter: DeliveryFilter, options: { limit: number; cursor?: string }): Promise<Page<DeliveryListing>>;
   /** Reactivates matching subscriptions and makes their queued notifications due now; returns how many. */
   redeliver(organizationId: number, filter: DeliveryFilter): Promise<number>;
+  /**
+   * Redelivers one failed notification (status `retry` or `queued`) now: it becomes due at once
+   * with a fresh retry schedule, and its callback URL's subscription is reactivated. Refused for
+   * a notification being attempted right now (leased) and for any other status.
+   */
+  redeliverNotification(organizationId: number, notificationId: number): Promise<RedeliverOutcome>;
   getResult(organizationId: number, eventId: number): Promise<StoredResult | null>;
   /** Deletes expired results and idempotency keys older than `idempotencyBefore`. */
   purgeExpired(now: Date, idempotencyBefore: Date): Promise<void>;

@@ -917,6 +917,36 @@ export function runStoreConformance(
       assert.deepEqual((await store.claimNotifications('s', 10, LONG)).map((x) => x.eventId), [id]);
     });
 
+    test('redeliverNotification: one failed or queued notification, due at once; others refused', async (store) => {
+      const t = await tenant(store);
+      const other = await tenant(store, 'other');
+      const e1 = await finished(store, t);
+      const [n1] = await store.claimNotifications('s', 10, LONG);
+      const id = n1.notificationId;
+      assert.deepEqual(await store.redeliverNotification(t.org.id, id), { result: 'not_failed', status: 'created' });
+      // Failed, next retry in an hour: redelivered now, with a fresh schedule.
+      await store.recordDeliveries([record(id, HOOK, { status: 'retry', at: new Date(Date.now() + 3_600_000) }, 500)]);
+      assert.deepEqual(await store.redeliverNotification(other.org.id, id), { result: 'not_found' }, 'never across organizations');
+      assert.deepEqual(await store.redeliverNotification(t.org.id, 999_999), { result: 'not_found' });
+      assert.deepEqual(await store.redeliverNotification(t.org.id, id), { result: 'redelivered' });
+      const [again] = await store.claimNotifications('s', 10, LONG);
+      assert.deepEqual([again.notificationId, again.attempts], [id, 0]);
+      // Failed and due: while a sender holds it, it is in flight.
+      await store.recordDeliveries([record(id, HOOK, { status: 'retry', at: new Date() }, 500)]);
+      assert.equal((await store.claimNotifications('s', 10, LONG))[0]?.notificationId, id);
+      assert.deepEqual(await store.redeliverNotification(t.org.id, id), { result: 'in_flight' });
+      // Queued with the URL deactivated: only this notification comes back, and the URL is active again.
+      await store.recordDeliveries([record(id, HOOK, { status: 'queued', deactivate: true }, 500)]);
+      const e2 = await finished(store, t);
+      assert.equal((await notificationOf(store, t, e2)).status, 'queued');
+      assert.deepEqual(await store.redeliverNotification(t.org.id, id), { result: 'redelivered' });
+      assert.deepEqual((await store.claimNotifications('s', 10, LONG)).map((n) => n.eventId), [e1]);
+      assert.equal((await notificationOf(store, t, e2)).status, 'queued', 'the others stay queued');
+      assert.equal((await notificationOf(store, t, await finished(store, t))).status, 'created', 'the subscription is active again');
+      await store.recordDeliveries([record(id, HOOK, { status: 'delivered' })]);
+      assert.deepEqual(await store.redeliverNotification(t.org.id, id), { result: 'not_failed', status: 'delivered' });
+    });
+
     test('redeliver: only the organization’s own subscriptions', async (store) => {
       const a = await tenant(store, 'a');
       const b = await tenant(store, 'b');
@@ -1014,6 +1044,24 @@ export function runStoreConformance(
       assert.deepEqual(ev.deliveries.map((d) => d.statusCode), [500, 200], 'attempts in order');
       assert.equal(ev.notification?.attempts, 2);
       assert.deepEqual(await store.getEvent(t.org.id, id), ev);
+    });
+
+    test('listEvents: filtered by status, alone and with the instance, paged', async (store) => {
+      const t = await tenant(store);
+      const other = { ...t, instance: await addInstance(store, t, 'other') };
+      const consumed = [await finished(store, t), await finished(store, other)];
+      const dispatched = await accept(store, t, 2);
+      const status = async (s: 'DISPATCHED' | 'CONSUMED' | 'NOTIFIED', instanceId?: number) =>
+        (await store.listEvents(t.org.id, { status: s, instanceId, limit: 10 })).items.map((e) => e.id);
+      assert.deepEqual(await status('DISPATCHED'), [...dispatched].reverse());
+      assert.deepEqual(await status('CONSUMED'), [...consumed].reverse());
+      assert.deepEqual(await status('CONSUMED', other.instance.id), [consumed[1]]);
+      assert.deepEqual(await status('NOTIFIED'), []);
+      const first = await store.listEvents(t.org.id, { status: 'DISPATCHED', limit: 1 });
+      assert.ok(first.next);
+      const second = await store.listEvents(t.org.id, { status: 'DISPATCHED', limit: 1, cursor: first.next! });
+      assert.deepEqual([...first.items, ...second.items].map((e) => e.id), [...dispatched].reverse());
+      assert.equal(second.next, null);
     });
 
     test('asyncCounts: jobs, events and pending notifications', async (store) => {

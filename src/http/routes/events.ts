@@ -1,11 +1,12 @@
 /**
  * Retrieval and replay of asynchronous events (DESIGN §1.5): events with their execution and
  * delivery detail, stored results of async downloads, the deliveries listing and redelivery of
- * queued notifications, and the account's webhook failure policy.
+ * queued notifications (in bulk, or one failed notification), and the account's webhook failure
+ * policy.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { invalid, notFound } from '../../errors.js';
-import type { DeliveryFilter, EventRecord, NotificationStatus } from '../../store/async.js';
+import { conflict, invalid, notFound } from '../../errors.js';
+import type { DeliveryFilter, EventRecord, EventStatus, NotificationStatus } from '../../store/async.js';
 import { FAILURE_POLICY_SETTING } from '../../async/sender.js';
 import { identityOf, intParam, pageHeaders, pagingQuery, platformAuth, type PluginOptions } from './common.js';
 
@@ -52,6 +53,7 @@ export function presentEvent(e: EventRecord) {
   };
 }
 
+const EVENT_STATUSES: EventStatus[] = ['DISPATCHED', 'CONSUMED', 'NOTIFIED'];
 const STATUSES: NotificationStatus[] = ['created', 'delivered', 'retry', 'queued'];
 
 /**
@@ -100,7 +102,8 @@ export async function eventRoutes(app: FastifyInstance, { services }: PluginOpti
     if (instanceId !== undefined && !(await store.getInstance(org, instanceId))) {
       throw notFound(`No instance ${instanceId} in your organization`);
     }
-    return store.listEvents(org, { instanceId, limit: (request.query as any).pageSize, cursor: (request.query as any).nextPage });
+    const query = request.query as { pageSize: number; nextPage?: string; status?: EventStatus };
+    return store.listEvents(org, { instanceId, status: query.status, limit: query.pageSize, cursor: query.nextPage });
   }
 
   async function oneEvent(request: FastifyRequest, eventId: string, instanceId?: string) {
@@ -112,7 +115,10 @@ export async function eventRoutes(app: FastifyInstance, { services }: PluginOpti
     return presentEvent(event);
   }
 
-  const listSchema = { schema: { querystring: { type: 'object', properties: { ...pagingQuery } } } };
+  // `status` filters on the platform's event status (Ferry's addition; the console's filter).
+  const listSchema = {
+    schema: { querystring: { type: 'object', properties: { ...pagingQuery, status: { type: 'string', enum: EVENT_STATUSES } } } },
+  };
 
   app.get<{ Querystring: any }>('/instances/events', listSchema, async (request, reply) => {
     const page = await listEvents(request);
@@ -169,6 +175,23 @@ export async function eventRoutes(app: FastifyInstance, { services }: PluginOpti
     const redelivered = await store.redeliver(identityOf(request).organizationId, filter);
     services.wakeSender?.();
     return { redelivered };
+  });
+
+  // Ferry's addition: redeliver exactly one failed (`retry`) or `queued` notification now, e.g.
+  // from the console's event page. The collection PUT above is the platform's bulk form.
+  app.put<{ Params: { notificationId: string } }>('/notifications/subscriptions/deliveries/:notificationId', async (request) => {
+    const id = intParam(request.params.notificationId, 'notification id');
+    const outcome = await store.redeliverNotification(identityOf(request).organizationId, id);
+    switch (outcome.result) {
+      case 'not_found':
+        throw notFound(`No notification ${id} in your organization; an event's notification.id names it`);
+      case 'not_failed':
+        throw conflict(`Notification ${id} is ${outcome.status}; only a failed (retry) or queued notification can be redelivered`);
+      case 'in_flight':
+        throw conflict(`Notification ${id} is being attempted right now; try again when that attempt ends`);
+    }
+    services.wakeSender?.();
+    return { redelivered: 1 };
   });
 
   app.get('/accounts/settings', async (request) => {

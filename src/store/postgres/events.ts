@@ -6,7 +6,7 @@
  * Each export implements the `Store` method of the same name (documented in store.ts and
  * async.ts), taking the connection layer as its first argument.
  */
-import type { EventRecord, Page, StoredResult } from '../async.js';
+import type { EventListOptions, EventRecord, Page, StoredResult } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { NOW_MS, type Db, type Row } from './db.js';
 import { toEvent } from '../rows.js';
@@ -40,23 +40,23 @@ export async function getEvent(db: Db, organizationId: number, eventId: number):
   return rows.length ? (await hydrate(db, rows))[0] : null;
 }
 
-export async function listEvents(
-  db: Db,
-  organizationId: number,
-  options: { instanceId?: number; limit: number; cursor?: string },
-): Promise<Page<EventRecord>> {
+export async function listEvents(db: Db, organizationId: number, options: EventListOptions): Promise<Page<EventRecord>> {
   const before = options.cursor ? decodeCursor(options.cursor) : Number.MAX_SAFE_INTEGER;
-  const rows =
-    options.instanceId === undefined
-      ? await db.query('SELECT * FROM events WHERE organization_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3', [
-          organizationId,
-          before,
-          options.limit + 1,
-        ])
-      : await db.query(
-          'SELECT * FROM events WHERE organization_id = $1 AND instance_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4',
-          [organizationId, options.instanceId, before, options.limit + 1],
-        );
+  const args: unknown[] = [organizationId];
+  let filters = '';
+  if (options.instanceId !== undefined) {
+    args.push(options.instanceId);
+    filters += ` AND instance_id = $${args.length}`;
+  }
+  if (options.status !== undefined) {
+    args.push(options.status);
+    filters += ` AND status = $${args.length}`;
+  }
+  args.push(before, options.limit + 1);
+  const rows = await db.query(
+    `SELECT * FROM events WHERE organization_id = $1${filters} AND id < $${args.length - 1} ORDER BY id DESC LIMIT $${args.length}`,
+    args,
+  );
   const more = rows.length > options.limit;
   const page = rows.slice(0, options.limit);
   return { items: await hydrate(db, page), next: more ? encodeCursor(page[page.length - 1].id) : null };

@@ -24,6 +24,8 @@ import type {
   DeliveryListing,
   DeliveryRecord,
   DueNotification,
+  EventListOptions,
+  RedeliverOutcome,
   EventRecord,
   Handoff,
   JobOutcome,
@@ -216,10 +218,13 @@ export class PostgresStore implements Store {
   redeliver(organizationId: number, filter: DeliveryFilter): Promise<number> {
     return notifications.redeliver(this.db, organizationId, filter);
   }
+  redeliverNotification(organizationId: number, notificationId: number): Promise<RedeliverOutcome> {
+    return notifications.redeliverNotification(this.db, organizationId, notificationId);
+  }
   getEvent(organizationId: number, eventId: number): Promise<EventRecord | null> {
     return events.getEvent(this.db, organizationId, eventId);
   }
-  listEvents(organizationId: number, options: { instanceId?: number; limit: number; cursor?: string }): Promise<Page<EventRecord>> {
+  listEvents(organizationId: number, options: EventListOptions): Promise<Page<EventRecord>> {
     return events.listEvents(this.db, organizationId, options);
   }
   getResult(organizationId: number, eventId: number): Promise<StoredResult | null> {

@@ -6,7 +6,7 @@
  * Each export implements the `Store` method of the same name (documented in store.ts and
  * async.ts), taking the connection layer as its first argument.
  */
-import type { DeliveryFilter, DeliveryListing, DeliveryRecord, DueNotification, Page } from '../async.js';
+import type { DeliveryFilter, DeliveryListing, DeliveryRecord, DueNotification, Page, RedeliverOutcome } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { pageOf, toDeliveryListing, toDueNotification } from '../rows.js';
 import { NOTIFICATIONS_CHANNEL, NOW_MS, run, type Db } from './db.js';
@@ -184,4 +184,28 @@ export async function redeliver(db: Db, organizationId: number, filter: Delivery
   });
   if (n > 0) db.notify(NOTIFICATIONS_CHANNEL);
   return n;
+}
+
+export async function redeliverNotification(db: Db, organizationId: number, notificationId: number): Promise<RedeliverOutcome> {
+  const outcome = await db.tx(async (c): Promise<RedeliverOutcome> => {
+    // FOR UPDATE waits for a sender recording an attempt of this notification.
+    const [n] = await run(
+      c,
+      `SELECT status, subscription_id, lease_until > ${NOW_MS} AS in_flight FROM notifications
+       WHERE id = $1 AND organization_id = $2 FOR UPDATE`,
+      [notificationId, organizationId],
+    );
+    if (!n) return { result: 'not_found' };
+    if (n.status !== 'retry' && n.status !== 'queued') return { result: 'not_failed', status: n.status };
+    if (n.in_flight) return { result: 'in_flight' };
+    await run(c, 'UPDATE subscriptions SET active = true WHERE id = $1', [n.subscription_id]);
+    await run(
+      c,
+      `UPDATE notifications SET status = 'created', due_at = ${NOW_MS}, attempts = 0, updated_at = ${NOW_MS} WHERE id = $1`,
+      [notificationId],
+    );
+    return { result: 'redelivered' };
+  });
+  if (outcome.result === 'redelivered') db.notify(NOTIFICATIONS_CHANNEL);
+  return outcome;
 }

@@ -13,11 +13,13 @@ import type {
   DeliveryListing,
   DeliveryRecord,
   DueNotification,
+  EventListOptions,
   EventRecord,
   Handoff,
   JobOutcome,
   NotificationOffer,
   Page,
+  RedeliverOutcome,
   StoredResult,
 } from '../async.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
@@ -341,21 +343,14 @@ export abstract class SqliteAsyncStore implements AsyncStore {
     return toEvent(r, n, deliveries);
   }
 
-  async listEvents(
-    organizationId: number,
-    options: { instanceId?: number; limit: number; cursor?: string },
-  ): Promise<Page<EventRecord>> {
+  async listEvents(organizationId: number, options: EventListOptions): Promise<Page<EventRecord>> {
     const before = options.cursor ? decodeCursor(options.cursor) : Number.MAX_SAFE_INTEGER;
-    const rows = (
-      options.instanceId === undefined
-        ? this.stmt('SELECT * FROM events WHERE organization_id = ? AND id < ? ORDER BY id DESC LIMIT ?').all(
-            organizationId,
-            before,
-            options.limit + 1,
-          )
-        : this.stmt(
-            'SELECT * FROM events WHERE organization_id = ? AND instance_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
-          ).all(organizationId, options.instanceId, before, options.limit + 1)
+    const filters = [options.instanceId === undefined ? '' : ' AND instance_id = ?', options.status === undefined ? '' : ' AND status = ?'];
+    const args = [organizationId, ...(options.instanceId === undefined ? [] : [options.instanceId]), ...(options.status === undefined ? [] : [options.status])];
+    const rows = this.stmt(`SELECT * FROM events WHERE organization_id = ?${filters.join('')} AND id < ? ORDER BY id DESC LIMIT ?`).all(
+      ...args,
+      before,
+      options.limit + 1,
     ) as Row[];
     const more = rows.length > options.limit;
     const page = rows.slice(0, options.limit);
@@ -412,6 +407,26 @@ export abstract class SqliteAsyncStore implements AsyncStore {
              SELECT n.id FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE ${where.sql})`,
         )
         .run(now, now, ...where.args).changes;
+    });
+  }
+
+  async redeliverNotification(organizationId: number, notificationId: number): Promise<RedeliverOutcome> {
+    const now = Date.now();
+    return this.write((): RedeliverOutcome => {
+      const n = this.stmt('SELECT status, subscription_id, lease_until FROM notifications WHERE id = ? AND organization_id = ?').get(
+        notificationId,
+        organizationId,
+      ) as Row | undefined;
+      if (!n) return { result: 'not_found' };
+      if (n.status !== 'retry' && n.status !== 'queued') return { result: 'not_failed', status: n.status };
+      if (n.lease_until > now) return { result: 'in_flight' };
+      this.stmt('UPDATE subscriptions SET active = 1 WHERE id = ?').run(n.subscription_id);
+      this.stmt("UPDATE notifications SET status = 'created', due_at = ?, attempts = 0, updated_at = ? WHERE id = ?").run(
+        now,
+        now,
+        notificationId,
+      );
+      return { result: 'redelivered' };
     });
   }
 
