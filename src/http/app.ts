@@ -21,12 +21,14 @@ import { FerryError, invalid, notFound } from '../errors.js';
 import { Authenticator, type Identity, type InternalIdentity } from './auth.js';
 import { errorHandler } from './errors.js';
 import type { RateLimiter } from './ratelimit.js';
+import type { AuthFailureLimiter } from './auth-failures.js';
 import { platformRoutes } from './routes/platform.js';
 import { instanceRoutes } from './routes/instances.js';
 import { documentRoutes } from './routes/documents.js';
 import { linkRoutes } from './routes/links.js';
 import { eventRoutes } from './routes/events.js';
 import { announcesBody } from './body.js';
+import { settleUnreadBodies } from './unread-body.js';
 import type { AsyncIntake } from '../async/accept.js';
 
 export const API_BASE = '/elements/api-v2';
@@ -67,6 +69,8 @@ export interface Services {
   jobChanges: Map<number, ChangeEvent[]>;
   /** Per-organization request limit (absent = unlimited). */
   rateLimiter?: RateLimiter;
+  /** Failed-authentication limit per client address (absent = unlimited). */
+  authFailures?: AuthFailureLimiter;
   /** Wakes this node's sender (after a redelivery request). */
   wakeSender?: () => void;
 }
@@ -188,6 +192,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
 
   app.setValidatorCompiler(validatorCompiler());
   guardConnections(app as unknown as FastifyInstance, config);
+  settleUnreadBodies(app as unknown as FastifyInstance);
 
   app.decorateRequest('identity', null);
   app.decorateRequest('internal', null);
