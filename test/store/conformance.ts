@@ -846,6 +846,35 @@ export function runStoreConformance(
       assert.equal(await store.redeliver(t.org.id, { url: HOOK }), 0);
     });
 
+    test('a notification in flight when its subscription is deactivated ends delivered or queued, never lost nor sent twice', async (store) => {
+      const t = await tenant(store);
+      const e1 = await finished(store, t);
+      const e2 = await finished(store, t);
+      const e3 = await finished(store, t);
+      // All three are in flight (leased) when e3's attempt deactivates the URL (a 410, say).
+      const inFlight = await store.claimNotifications('s', 10, LONG);
+      assert.deepEqual(inFlight.map((n) => n.eventId), [e1, e2, e3]);
+      const id = (e: number) => inFlight.find((n) => n.eventId === e)!.notificationId;
+      await store.recordDeliveries([record(id(e3), HOOK, { status: 'queued', deactivate: true }, 410)]);
+      // e1's attempt then fails: the URL is inactive, so it is queued, not scheduled for a retry
+      // that would be sent while the URL is off (and again when it is redelivered).
+      await store.recordDeliveries([record(id(e1), HOOK, { status: 'retry', at: new Date(Date.now() + 1) }, 500)]);
+      // e2's attempt had succeeded: delivered stays delivered.
+      await store.recordDeliveries([record(id(e2), HOOK, { status: 'delivered' })]);
+      const status = async (e: number) => (await notificationOf(store, t, e)).status;
+      assert.equal(await status(e1), 'queued');
+      assert.equal((await notificationOf(store, t, e1)).nextAttemptDate, null);
+      assert.equal(await status(e2), 'delivered');
+      assert.equal(await status(e3), 'queued');
+      await sleep(5);
+      assert.deepEqual(await store.claimNotifications('s', 10, LONG), [], 'nothing is sent while the URL is inactive');
+      // Reactivated: the queued ones are sent once each; the delivered one is not sent again.
+      assert.equal(await store.redeliver(t.org.id, { url: HOOK }), 2);
+      const resumed = await store.claimNotifications('s', 10, LONG);
+      assert.deepEqual(resumed.map((n) => n.eventId).sort((a, b) => a - b), [e1, e3]);
+      assert.deepEqual(await store.claimNotifications('s', 10, LONG), []);
+    });
+
     test('completeJobs with queue: created queued, never claimed until redelivered', async (store) => {
       const t = await tenant(store);
       const id = await finished(store, t, {}, { queue: true });

@@ -336,11 +336,19 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           d.error,
           Math.round(d.durationMs),
         );
-        const dueAt = d.next.status === 'retry' ? d.next.at.getTime() : null;
+        // A retry of a notification whose subscription was deactivated while it was in flight
+        // is queued instead: it goes out again when the URL is reactivated, not before.
+        const inactive =
+          d.next.status === 'retry' &&
+          (this.stmt('SELECT s.active FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE n.id = ?').get(
+            d.notificationId,
+          ) as Row | undefined)?.active === 0;
+        const next = inactive ? 'queued' : d.next.status;
+        const dueAt = d.next.status === 'retry' && !inactive ? d.next.at.getTime() : null;
         const n = this.stmt(
           `UPDATE notifications SET status = ?, attempts = attempts + 1, due_at = ?, lease_until = 0, updated_at = ?
            WHERE id = ? RETURNING event_id, subscription_id`,
-        ).get(d.next.status, dueAt, now, d.notificationId) as Row | undefined;
+        ).get(next, dueAt, now, d.notificationId) as Row | undefined;
         if (!n) continue;
         if (d.next.status === 'delivered') {
           this.stmt("UPDATE events SET status = 'NOTIFIED' WHERE id = ?").run(n.event_id);
