@@ -18,7 +18,7 @@ import { SftpConnection } from './connection.js';
 import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt, removeCreatedFolders } from './confine.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { ConnectionPool, type PoolOptions } from './pool.js';
-import type { SftpSettings } from './settings.js';
+import { HOST_FINGERPRINT, type SftpSettings } from './settings.js';
 import { SftpReadStream } from './streams.js';
 import { fillAndPlace, openTemp } from './transfer.js';
 import { forEachLimited, listFolder, removeTree, toEntry, walkFolder } from './tree.js';
@@ -35,7 +35,18 @@ export class SftpElement implements Element {
 
   constructor(settings: SftpSettings, context: ElementContext, pool: PoolOptions = DEFAULT_POOL) {
     this.home = new HomeConfinement(settings.homeDirectory);
-    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs, context.egress?.resolveChecked), pool);
+    // Trust on first use: without a pinned host key, the first key seen becomes this element's
+    // pin and is handed to the instance service to store with the instance (context.learned).
+    let pin = settings.fingerprint;
+    const open = async () => {
+      const connection = await SftpConnection.open({ ...settings, fingerprint: pin }, context.backendTimeoutMs, context.egress?.resolveChecked);
+      if (pin === null) {
+        pin = connection.hostFingerprint;
+        context.learned?.({ [HOST_FINGERPRINT]: `SHA256:${pin}` });
+      }
+      return connection;
+    };
+    this.pool = new ConnectionPool(open, pool);
   }
 
   /** Connections open or opening now (tests observe the pool through it). */
