@@ -12,7 +12,8 @@
  * so the client receives the answer instead of a reset. Nothing here changes the answer itself.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { announcesBody } from './body.js';
 
 /** Largest remaining body (bytes) read and discarded to keep a connection alive (Go uses 256 KiB). */
@@ -43,6 +44,24 @@ function discard(raw: IncomingMessage, budget: number): void {
   raw.resume();
 }
 
+/**
+ * Node closes a `Connection: close` socket fully as soon as the answer is written; bytes of the
+ * body still arriving then make the kernel reset the connection, and a client may lose the
+ * answer with it. Instead the server only half-closes (FIN after the answer), goes on reading
+ * and discarding, and closes when the client does — or after LINGER_MS.
+ */
+function lingerOnClose(socket: Socket, res: ServerResponse): void {
+  (socket as Socket & { destroySoon(): void }).destroySoon = function halfClose(this: Socket) {
+    this.end();
+  };
+  res.once('finish', () => {
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('end', () => socket.destroy());
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
 /** Registers the hook on the root app: it sees every answer, errors and 404s included. */
 export function settleUnreadBodies(app: FastifyInstance): void {
   app.addHook('onSend', async (request, reply, payload) => {
@@ -56,12 +75,7 @@ export function settleUnreadBodies(app: FastifyInstance): void {
     }
     reply.header('Connection', 'close');
     discard(raw, Number.POSITIVE_INFINITY);
-    // Once answered, give the client a moment to see the answer and stop sending, then cut.
-    reply.raw.once('finish', () => {
-      const timer = setTimeout(() => raw.socket?.destroy(), LINGER_MS);
-      timer.unref();
-      raw.socket?.once('close', () => clearTimeout(timer));
-    });
+    lingerOnClose(raw.socket as Socket, reply.raw);
     return payload;
   });
 }

@@ -116,6 +116,12 @@ describe('keep-alive clients after an early refusal', () => {
       send: (size, agent) => call(agent, srv.base, '/hubs/documents/folders', 'POST', { authorization: auth, 'content-type': 'text/plain' }, Buffer.alloc(size, 0x61)),
     },
     {
+      name: 'platform route with an unknown Organization secret',
+      status: 401,
+      send: (size, agent) =>
+        call(agent, srv.base, '/instances', 'POST', { authorization: `User ${USER_SECRET}, Organization nope`, 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ pad: 'x'.repeat(size) }))),
+    },
+    {
       name: 'upload without the path parameter',
       status: 400,
       send: (size, agent) => call(agent, srv.base, '/hubs/documents/files', 'POST', { authorization: auth, 'content-type': MULTIPART }, multipart(size)),
