@@ -39,6 +39,8 @@ export interface Config {
   deliveryConcurrency: number;
   originConcurrency: number;
   rateLimitPerMinute: number;
+  /** Failed authentications per minute one client address may make before 429 (0 = off). */
+  authFailureLimitPerMinute: number;
   logLevel: string;
   role: Role;
   /** Role `all` on SQLite: run jobs and deliveries on a worker thread beside the API. */
@@ -98,7 +100,8 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RETRY_JITTER', default: '0.2', description: 'Random spread of each retry delay (0.2 = ±20 %).' },
   { env: 'FERRY_DELIVERY_CONCURRENCY', default: '64', description: 'Webhook attempts one node makes at once.' },
   { env: 'FERRY_ORIGIN_CONCURRENCY', default: '16', description: 'Webhook attempts in flight to one callback origin at once.' },
-  { env: 'FERRY_RATE_LIMIT', default: '6000', description: 'Requests per minute one organization may make (0 = unlimited); over it → 429 with Retry-After.' },
+  { env: 'FERRY_RATE_LIMIT', default: '0', description: 'Requests per minute one organization may make (0 = unlimited, the default: opt in for a shared gateway); over it → 429 with Retry-After. Counted per node.' },
+  { env: 'FERRY_AUTH_FAILURE_LIMIT', default: '20', description: 'Failed authentications (401) per minute one client address may make; after them every request from that address needing a secret gets 429 with Retry-After until the minute refills (0 = off). Counted per node; behind a reverse proxy all clients share its address.' },
   { env: 'FERRY_LOG_LEVEL', default: 'info', description: 'pino log level (`silent` to turn logging off).' },
   { env: 'FERRY_ROLE', default: 'all', description: '`all` (API + runner + sender), `api` or `worker`; `ferry serve --role` overrides.' },
   { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a node on SQLite that runs jobs runs its runner and sender (claims, replays, completion, webhooks) on a worker thread, so answering requests and running jobs use two cores; `off` runs everything on one thread. (PostgreSQL nodes always use one thread.)' },
@@ -187,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     deliveryConcurrency: int(env, 'FERRY_DELIVERY_CONCURRENCY', 1),
     originConcurrency: int(env, 'FERRY_ORIGIN_CONCURRENCY', 1),
     rateLimitPerMinute: int(env, 'FERRY_RATE_LIMIT', 0),
+    authFailureLimitPerMinute: int(env, 'FERRY_AUTH_FAILURE_LIMIT', 0),
     logLevel: env.FERRY_LOG_LEVEL || DEFAULTS.FERRY_LOG_LEVEL,
     role: oneOf(env, 'FERRY_ROLE', ['all', 'api', 'worker'] as const),
     runnerThread: oneOf(env, 'FERRY_RUNNER_THREAD', ['on', 'off'] as const) === 'on',

@@ -18,6 +18,7 @@ import { Authenticator } from './http/auth.js';
 import { buildApp, type Services } from './http/app.js';
 import { LinkSigner } from './documents/links.js';
 import { RateLimiter } from './http/ratelimit.js';
+import { AuthFailureLimiter } from './http/auth-failures.js';
 import { AsyncIntake } from './async/accept.js';
 import { Runner } from './async/runner.js';
 import { Sender } from './async/sender.js';
@@ -94,6 +95,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     links: new LinkSigner(masterKey),
     jobChanges: new Map(),
     rateLimiter: config.rateLimitPerMinute > 0 ? new RateLimiter(config.rateLimitPerMinute) : undefined,
+    authFailures: config.authFailureLimitPerMinute > 0 ? new AuthFailureLimiter(config.authFailureLimitPerMinute) : undefined,
   };
   // A runner thread (options.thread) runs its node's runner and sender, and no API.
   const runsApi = config.role !== 'worker' && !options.thread;

@@ -141,13 +141,24 @@ export class AsyncIntake {
     if (declared > limit) throw tooLarge(`An asynchronous request body may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`);
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of payload) {
-      size += (chunk as Buffer).length;
-      if (size > limit) {
-        throw tooLarge(`An asynchronous request body may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`);
-      }
-      chunks.push(chunk as Buffer);
-    }
+    // Read with listeners, not `for await`: leaving a for-await loop destroys the request, and
+    // with it the connection, before the 413 is sent (http/unread-body.ts discards the rest).
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > limit) {
+          payload.off('data', onData);
+          payload.pause();
+          reject(tooLarge(`An asynchronous request body may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`));
+          return;
+        }
+        chunks.push(chunk);
+      };
+      payload.on('data', onData);
+      payload.once('end', resolve);
+      payload.once('error', reject);
+      payload.once('close', () => reject(invalid('The request body ended before it was complete')));
+    });
     request.asyncBody = Buffer.concat(chunks);
     const replay = Readable.from(request.asyncBody.length ? [request.asyncBody] : []);
     (replay as any).receivedEncodedLength = size;

@@ -137,6 +137,11 @@ export interface ElementContext {
   egress?: {
     connect: import('../async/egress-connect.js').GuardedConnect;
   };
+  /**
+   * Called with configuration values the backend taught the element (an SFTP server's host
+   * key, trusted on first use): the instance service stores them with the instance.
+   */
+  learned?: (values: Record<string, string>) => void;
 }
 
 /** A connector in the catalog, and the factory of its instances' backends. */

@@ -21,6 +21,7 @@ import { FerryError, invalid, notFound } from '../errors.js';
 import { Authenticator, type Identity, type InternalIdentity } from './auth.js';
 import { errorHandler } from './errors.js';
 import type { RateLimiter } from './ratelimit.js';
+import type { AuthFailureLimiter } from './auth-failures.js';
 import { platformRoutes } from './routes/platform.js';
 import { instanceRoutes } from './routes/instances.js';
 import { documentRoutes } from './routes/documents.js';
@@ -29,6 +30,7 @@ import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './console.js';
 import { announcesBody } from './body.js';
+import { settleUnreadBodies } from './unread-body.js';
 import type { AsyncIntake } from '../async/accept.js';
 import { recordRequests } from '../observability/request-log.js';
 import { operationsRoutes, type NodeOperations } from '../observability/routes.js';
@@ -71,6 +73,8 @@ export interface Services {
   jobChanges: Map<number, ChangeEvent[]>;
   /** Per-organization request limit (absent = unlimited). */
   rateLimiter?: RateLimiter;
+  /** Failed-authentication limit per client address (absent = unlimited). */
+  authFailures?: AuthFailureLimiter;
   /** Wakes this node's sender (after a redelivery request). */
   wakeSender?: () => void;
   /** Probes and metrics (observability/routes.ts); absent on a runner thread's app. */
@@ -195,6 +199,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.setValidatorCompiler(validatorCompiler());
   guardConnections(app as unknown as FastifyInstance, config);
   recordRequests(app as unknown as FastifyInstance, logger, config.metrics);
+  settleUnreadBodies(app as unknown as FastifyInstance);
 
   app.decorateRequest('identity', null);
   app.decorateRequest('internal', null);

@@ -143,9 +143,34 @@ export class InstanceService {
     const cached = this.live.get(instance.id);
     if (cached && cached.version === version) return cached.element;
     if (cached) void cached.element.close().catch(() => {});
-    const element = this.definition(instance.elementKey).create(this.unseal(instance), this.context());
+    const element = this.definition(instance.elementKey).create(this.unseal(instance), {
+      ...this.context(),
+      learned: (values) => void this.recordLearned(instance, values),
+    });
     this.live.set(instance.id, { version, element });
     return element;
+  }
+
+  /**
+   * Stores what a live element learned (an SFTP host key trusted on first use) with its
+   * instance, for instances that had not learned it when they were checked. Best effort: a
+   * failure is retried at the element's next first connection.
+   */
+  private async recordLearned(instance: Instance, values: Record<string, string>): Promise<void> {
+    try {
+      const current = await this.store.getInstance(instance.organizationId, instance.id);
+      if (!current) return;
+      const stored = this.unseal(current);
+      // Never over a value already there (a pin set meanwhile wins).
+      if (Object.keys(values).every((k) => (stored[k] ?? '') !== '')) return;
+      const def = this.definition(current.elementKey);
+      const merged = { ...stored };
+      for (const [k, v] of Object.entries(values)) if ((merged[k] ?? '') === '') merged[k] = v;
+      await this.store.updateInstance(instance.organizationId, instance.id, { configuration: this.seal(def, merged) });
+      this.onChange();
+    } catch {
+      // Not stored now; learned again after the next restart.
+    }
   }
 
   /** Clear configuration values of an instance (secrets decrypted), for the backend and webhooks. */
@@ -231,7 +256,9 @@ export class InstanceService {
     for (const k of configKeys(def)) {
       if (k.egress && clear[k.key]) await this.checkEgress(k.key, k.egress, clear[k.key]);
     }
-    const element = def.create(clear, this.context());
+    // What the backend teaches the element while it is checked (an SFTP host key seen for the
+    // first time) is stored with the configuration.
+    const element = def.create(clear, { ...this.context(), learned: (values) => Object.assign(clear, values) });
     try {
       await element.ping();
     } catch (e) {

@@ -60,6 +60,7 @@ export const CLUSTER_ENV: Record<string, string> = {
   FERRY_DELIVERY_TIMEOUT: '2000',
   FERRY_LOG_LEVEL: 'silent',
   FERRY_RATE_LIMIT: '0',
+  FERRY_AUTH_FAILURE_LIMIT: '0',
 };
 
 /**

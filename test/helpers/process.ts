@@ -91,6 +91,7 @@ export async function startFerryProcess(options: FerryProcessOptions): Promise<F
     FERRY_DATA_DIR: options.dataDir,
     FERRY_LOG_LEVEL: 'silent',
     FERRY_RATE_LIMIT: '0',
+    FERRY_AUTH_FAILURE_LIMIT: '0',
     ...options.env,
   };
   const child = spawn(process.execPath, [...(options.execArgv ?? []), CLI, 'serve'], {

@@ -67,6 +67,7 @@ export async function startTestServer(env: Record<string, string> = {}, dataDir?
     FERRY_ORG_SECRET: ORG_SECRET,
     FERRY_LOG_LEVEL: 'silent',
     FERRY_RATE_LIMIT: '0',
+    FERRY_AUTH_FAILURE_LIMIT: '0',
     ...env,
   });
   const ferry = await startFerry(config, { print: () => {} });

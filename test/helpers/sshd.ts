@@ -51,6 +51,11 @@ export interface TestSshd {
   /** Kills sshd and its sessions, then starts it again on the same port. */
   restart(): Promise<void>;
   /**
+   * Restarts sshd with a NEW host key (what a reinstalled server, or an impostor, presents);
+   * resolves to its fingerprint, which `fingerprint` and `config` then carry.
+   */
+  rotateHostKey(): Promise<string>;
+  /**
    * Stops (SIGSTOP) every open session, leaving the listener serving new ones: the server
    * "hangs" for existing connections. Resolves to a function that resumes them.
    */
@@ -80,7 +85,8 @@ export async function startSshd(): Promise<TestSshd | null> {
 
   const hostKey = path.join(dir, 'host_ed25519');
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ferry-test-host', '-f', hostKey]);
-  const fingerprint = (await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${hostKey}.pub`])).stdout.split(' ')[1];
+  const fingerprintOf = async () => (await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${hostKey}.pub`])).stdout.split(' ')[1];
+  let fingerprint = await fingerprintOf();
 
   const userKey = path.join(dir, 'user_ed25519');
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ferry-test-user', '-f', userKey]);
@@ -128,7 +134,9 @@ export async function startSshd(): Promise<TestSshd | null> {
     encryptedPrivateKeyPem,
     privateKeyPassphrase,
     home,
-    fingerprint,
+    get fingerprint() {
+      return fingerprint;
+    },
     get config() {
       return {
         hostname: '127.0.0.1',
@@ -142,6 +150,15 @@ export async function startSshd(): Promise<TestSshd | null> {
     async restart() {
       await kill();
       await start();
+    },
+    async rotateHostKey() {
+      await kill();
+      await fs.rm(hostKey, { force: true });
+      await fs.rm(`${hostKey}.pub`, { force: true });
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ferry-test-host', '-f', hostKey]);
+      fingerprint = await fingerprintOf();
+      await start();
+      return fingerprint;
     },
     async freeze() {
       const pids = child?.pid === undefined ? [] : await descendants(child.pid);

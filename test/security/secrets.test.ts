@@ -40,6 +40,7 @@ test('no secret appears in logs, responses, events, webhooks or the raw database
     FERRY_ORG_SECRET: ORG_SECRET,
     FERRY_LOG_LEVEL: 'debug',
     FERRY_RATE_LIMIT: '0',
+    FERRY_AUTH_FAILURE_LIMIT: '0',
     ...FAST_ASYNC,
   });
   const printed: string[] = [];

@@ -18,7 +18,8 @@ import { lstat, mkdir, open, rename, rm, rmdir, statfs, unlink, type FileHandle 
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { invalid, notFound, conflict } from '../../errors.js';
-import { removeEmptyFolders, type Element, type Entry, type StorageInfo } from '../element.js';
+import type { Element, Entry, StorageInfo } from '../element.js';
+import { UploadFolders, type UploadLease } from '../upload-folders.js';
 import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
 import { errorCode, fsError } from './fs-errors.js';
 import type { TreeRow } from './tree.js';
@@ -143,11 +144,24 @@ export class LocalFsElement implements Element {
     checkCanonical(p);
     if (p === '/') throw invalid('a file needs a name: "/" is the root folder');
     const root = await this.confine.root();
-    const created = await this.confine.prepareParents(root, p);
     const abs = this.confine.abs(root, p);
     const folder = abs.slice(0, abs.lastIndexOf('/'));
-    // A write that fails leaves no trace: not even the folders it created for the file.
-    const undoFolders = () => removeEmptyFolders(created ? foldersBetween(folder, created) : [], (dir) => rmdir(dir));
+    // A write that fails leaves no trace: not even the folders created for the file — unless
+    // another upload into them is still running or succeeded (upload-folders.ts).
+    const lease = UPLOAD_FOLDERS.hold(folder.length > root.length ? foldersBetween(folder, `${root}/`) : []);
+    try {
+      const written = await this.writeHeld(p, body, root, abs, folder, lease);
+      lease.succeeded();
+      return written;
+    } catch (e) {
+      await lease.failed((dir) => rmdir(dir));
+      throw e;
+    }
+  }
+
+  private async writeHeld(p: string, body: Readable, root: string, abs: string, folder: string, lease: UploadLease): Promise<Entry> {
+    const created = await this.confine.prepareParents(root, p);
+    if (created) lease.created(foldersBetween(folder, created));
     const existing = await lstatOrNull(abs, p);
     if (existing?.isDirectory()) throw invalid(`${p} is a folder; a file cannot replace it`);
 
@@ -156,7 +170,6 @@ export class LocalFsElement implements Element {
     try {
       handle = await open(temp, CREATE_FLAGS, 0o666);
     } catch (e) {
-      await undoFolders();
       throw fsError(e, p, 'write');
     }
     // The stream closes the handle when it finishes or fails.
@@ -172,7 +185,6 @@ export class LocalFsElement implements Element {
       return entry(p, stats);
     } catch (e) {
       await unlink(temp).catch(() => undefined);
-      await undoFolders();
       // A failure of the client's body (aborted upload, size limit) is not a disk failure:
       // it goes up unchanged.
       if (!piped && diskError === undefined) throw e;
@@ -289,6 +301,9 @@ export class LocalFsElement implements Element {
     // Nothing is held open between calls.
   }
 }
+
+/** Folders created for uploads in flight, across every localfs instance of this process. */
+const UPLOAD_FOLDERS = new UploadFolders();
 
 /** `deepest` and each folder above it up to and including `top`, deepest first. */
 function foldersBetween(deepest: string, top: string): string[] {

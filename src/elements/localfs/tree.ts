@@ -21,6 +21,7 @@ import {
   openSync,
   opendirSync,
   readdirSync,
+  readlinkSync,
   type Dir,
   type Dirent,
 } from 'node:fs';
@@ -95,7 +96,9 @@ export class TreeReader {
       const rel = this.pending.pop();
       if (rel === undefined) return false;
       try {
-        this.dir = opendirSync(rel === '' ? this.root : `${this.root}/${rel}`);
+        const abs = rel === '' ? this.root : `${this.root}/${rel}`;
+        // Checked like a copy's folders (withFolders): a link swapped in is not listed through.
+        this.dir = withFolders([abs], ([opened]) => opendirSync(opened));
         this.dirRel = rel;
         return true;
       } catch (e) {
@@ -134,14 +137,17 @@ function kindOf(dirent: Dirent, abs: string): 'file' | 'folder' | 'skip' {
  * its parent must) and returns the names of the sub-folders and files to copy into it.
  */
 export function startFolderCopySync(from: string, to: string): { folders: string[]; files: string[] } {
-  mkdirSync(to);
   const folders: string[] = [];
   const files: string[] = [];
-  for (const dirent of readdirSync(from, { withFileTypes: true })) {
-    const kind = kindOf(dirent, `${from}/${dirent.name}`);
-    if (kind === 'file') files.push(dirent.name);
-    else if (kind === 'folder') folders.push(dirent.name);
-  }
+  checkPathLength(to);
+  withFolders([from, parentOf(to)], ([source, parent]) => {
+    mkdirSync(`${parent}/${to.slice(to.lastIndexOf('/') + 1)}`);
+    for (const dirent of readdirSync(source, { withFileTypes: true })) {
+      const kind = kindOf(dirent, `${source}/${dirent.name}`);
+      if (kind === 'file') files.push(dirent.name);
+      else if (kind === 'folder') folders.push(dirent.name);
+    }
+  });
   return { folders, files };
 }
 
@@ -150,26 +156,89 @@ export function startFolderCopySync(from: string, to: string): { folders: string
  * keep their permission bits; dates are new, as with `cp -r`.
  */
 export function copyFilesSync(from: string, to: string, names: string[]): void {
-  for (const name of names) copyRegularFileSync(`${from}/${name}`, `${to}/${name}`);
+  withFolders([from, to], ([source, target]) => {
+    for (const name of names) {
+      checkPathLength(`${to}/${name}`);
+      copyRegularFileSync(`${source}/${name}`, `${target}/${name}`);
+    }
+  });
 }
 
 /** Whether this system has /proc/self/fd (Linux): then copies read what an fd holds. */
 const PROC_FD = existsSync('/proc/self/fd');
 
+const FOLDER_FLAGS = constants.O_RDONLY | (constants.O_DIRECTORY ?? 0) | constants.O_NOFOLLOW;
+
+/** Linux's PATH_MAX, terminating NUL included. */
+const PATH_MAX = 4096;
+
+/**
+ * Refuses to create what could not be reached by its path afterwards: through /proc/self/fd the
+ * kernel would let a copy go deeper than PATH_MAX, where nothing (its own clean-up included)
+ * could name it any more.
+ */
+function checkPathLength(abs: string): void {
+  if (Buffer.byteLength(abs) >= PATH_MAX) {
+    throw Object.assign(new Error(`${abs.slice(0, 64)}… is longer than the file system allows`), { code: 'ENAMETOOLONG' });
+  }
+}
+
+function parentOf(abs: string): string {
+  return abs.slice(0, abs.lastIndexOf('/')) || '/';
+}
+
+/** The error for something opened that is not what its path named (a link on the way). */
+function linkOnTheWay(abs: string): ErrorAt {
+  return Object.assign(new Error(`${abs} was reached through a symbolic link`), { code: 'ELOOP' });
+}
+
+/**
+ * Runs `fn` with each folder of `paths` (absolute, canonical: no link in them) opened without
+ * following links and checked to be the folder its path names — /proc/self/fd/N of an opened
+ * folder reads back where it really is, so a symbolic link swapped in for it or for any folder
+ * above it is refused (ELOOP). `fn` gets /proc/self/fd/N paths: everything it reads or creates
+ * through them is inside the folders opened, whatever is renamed or swapped above them
+ * meanwhile (the kernel resolves them from the open folder, like openat). Without /proc (not
+ * Linux) the paths are passed as they are.
+ */
+function withFolders<T>(paths: string[], fn: (opened: string[]) => T): T {
+  if (!PROC_FD) return fn(paths);
+  const fds: number[] = [];
+  try {
+    for (const abs of paths) {
+      const fd = openSync(abs, FOLDER_FLAGS);
+      fds.push(fd);
+      if (readlinkSync(`/proc/self/fd/${fd}`) !== abs) throw linkOnTheWay(abs);
+    }
+    return fn(fds.map((fd) => `/proc/self/fd/${fd}`));
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+}
+
 /**
  * Copies the regular file at `source` — the file itself, never what a symbolic link put there
  * since it was listed points to: it is opened with O_NOFOLLOW (a link fails with ELOOP), checked
  * to be a regular file, and copied from its descriptor (/proc/self/fd/N reopens that very file).
- * A link swapped in for a folder *above* the file is not caught; that needs openat-relative walks,
- * which Node does not offer.
+ * `source` and `target` are either /proc/self/fd paths below folders opened by withFolders, or
+ * absolute canonical paths: then the file and the target's folder are checked to be where their
+ * paths say (no link swapped in above them), like withFolders does. The target is created with
+ * O_EXCL, which never follows a link either.
  */
 export function copyRegularFileSync(source: string, target: string): void {
   if (!PROC_FD) {
     copyFileSync(source, target, COPY_FLAGS);
     return;
   }
+  const viaFd = (p: string) => p.startsWith('/proc/self/fd/');
+  if (!viaFd(target)) {
+    const parent = parentOf(target);
+    withFolders([parent], ([opened]) => copyRegularFileSync(source, `${opened}${target.slice(parent.length)}`));
+    return;
+  }
   const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
+    if (!viaFd(source) && readlinkSync(`/proc/self/fd/${fd}`) !== source) throw linkOnTheWay(source);
     if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
     copyFileSync(`/proc/self/fd/${fd}`, target, COPY_FLAGS);
   } finally {

@@ -34,6 +34,8 @@ export class SftpConnection {
     /** The raw ssh2 SFTP channel. */
     readonly sftp: SFTPWrapper,
     private readonly timeoutMs: number,
+    /** The server's host key fingerprint (base64 of its SHA-256, no padding). */
+    readonly hostFingerprint: string,
   ) {
     const die = () => {
       this.dead = true;
@@ -82,15 +84,16 @@ export class SftpConnection {
       config.privateKey = settings.privateKey;
       if (settings.passphrase !== null) config.passphrase = settings.passphrase;
     }
-    if (settings.fingerprint !== null) {
-      const pinned = settings.fingerprint;
-      config.hostVerifier = (key: Buffer) => {
-        const actual = createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
-        if (actual === pinned) return true;
-        offeredFingerprint = actual;
-        return false;
-      };
-    }
+    // Every key is looked at: checked against the pin, or (no pin yet) recorded by the caller.
+    let seenFingerprint = '';
+    const pinned = settings.fingerprint;
+    config.hostVerifier = (key: Buffer) => {
+      const actual = createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
+      seenFingerprint = actual;
+      if (pinned === null || actual === pinned) return true;
+      offeredFingerprint = actual;
+      return false;
+    };
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
@@ -102,14 +105,14 @@ export class SftpConnection {
       // When the timer wins, the abandoned attempt still settles later: never unhandled.
       connecting.catch(() => undefined);
       const sftp = await Promise.race([connecting, timedOut]);
-      return new SftpConnection(client, sftp, timeoutMs);
+      return new SftpConnection(client, sftp, timeoutMs, seenFingerprint);
     } catch (e) {
       destroy(client);
       sock.destroy();
       if (refused) throw refused;
       if (offeredFingerprint !== undefined) {
         throw backendFailed(
-          `The SFTP server at ${where(settings)} presented host key SHA256:${offeredFingerprint}, which does not match '${HOST_FINGERPRINT}' (SHA256:${settings.fingerprint}). Refusing to connect: check the server's key before changing the pin.`,
+          `The SFTP server at ${where(settings)} presented host key SHA256:${offeredFingerprint}, which does not match the key of this instance's '${HOST_FINGERPRINT}' (SHA256:${settings.fingerprint}, pinned or recorded at the first connection). Refusing to connect: the server may be an impostor. If its key was changed on purpose, check it and set '${HOST_FINGERPRINT}' to SHA256:${offeredFingerprint} (PATCH /instances/{id}/configuration/${HOST_FINGERPRINT}).`,
           { providerMessage: 'host key verification failed' },
         );
       }

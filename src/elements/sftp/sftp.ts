@@ -18,7 +18,7 @@ import { SftpConnection } from './connection.js';
 import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt, removeCreatedFolders } from './confine.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { ConnectionPool, type PoolOptions } from './pool.js';
-import type { SftpSettings } from './settings.js';
+import { HOST_FINGERPRINT, type SftpSettings } from './settings.js';
 import { SftpReadStream } from './streams.js';
 import { fillAndPlace, openTemp } from './transfer.js';
 import { forEachLimited, listFolder, removeTree, toEntry, walkFolder } from './tree.js';
@@ -38,7 +38,18 @@ export class SftpElement implements Element {
     this.home = new HomeConfinement(settings.homeDirectory);
     this.username = settings.username;
     const { connect } = requireEgress(context, 'sftp');
-    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs, connect), pool);
+    // Trust on first use: without a pinned host key, the first key seen becomes this element's
+    // pin and is handed to the instance service to store with the instance (context.learned).
+    let pin = settings.fingerprint;
+    const open = async () => {
+      const connection = await SftpConnection.open({ ...settings, fingerprint: pin }, context.backendTimeoutMs, connect);
+      if (pin === null) {
+        pin = connection.hostFingerprint;
+        context.learned?.({ [HOST_FINGERPRINT]: `SHA256:${pin}` });
+      }
+      return connection;
+    };
+    this.pool = new ConnectionPool(open, pool);
   }
 
   /** Connections open or opening now (tests observe the pool through it). */

@@ -11,10 +11,15 @@ export interface PluginOptions {
   services: Services;
 }
 
+/** Runs an authentication under the failed-authentication limit of the client's address. */
+function authenticate(services: Services, request: FastifyRequest, check: () => Promise<Identity>): Promise<Identity> {
+  return services.authFailures ? services.authFailures.guard(request.ip, check) : check();
+}
+
 /** onRequest hook for platform routes: User + Organization. */
 export function platformAuth(services: Services) {
   return async (request: FastifyRequest) => {
-    request.identity = await services.auth.platform(request.headers.authorization);
+    request.identity = await authenticate(services, request, () => services.auth.platform(request.headers.authorization));
     services.rateLimiter?.take(request.identity.organizationId);
   };
 }
@@ -26,7 +31,7 @@ export function hubAuth(services: Services) {
       request.identity = await services.auth.internal(request.internal);
       return;
     }
-    request.identity = await services.auth.hub(request.headers.authorization);
+    request.identity = await authenticate(services, request, () => services.auth.hub(request.headers.authorization));
     services.rateLimiter?.take(request.identity.organizationId);
   };
 }

@@ -150,6 +150,7 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
 
   both('POST', '/files', '/files/:id', {}, async (request) => {
     const path = target(request);
+    refuseDescription(request.query.description);
     if (!request.isMultipart()) {
       throw invalid('Upload with Content-Type multipart/form-data and the file in a part named "file"');
     }
@@ -181,6 +182,7 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     if (file.destroyed && !file.readableEnded) broken();
     file.pipe(body);
     if (part.fieldname !== 'file') throw invalid(`The upload part must be named "file", not "${part.fieldname}"`);
+    refuseDescription((part.fields as Record<string, unknown>).description);
     const fieldTags = Object.values(part.fields)
       .flat()
       .filter((f: any) => f && f.type === 'field' && (f.fieldname === 'tags[]' || f.fieldname === 'tags'))
@@ -330,6 +332,16 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
       flag(request.query.overwrite, 'overwrite', false),
     );
   }
+}
+
+/**
+ * The platform's upload takes a `description`; Ferry has nowhere to keep one for every element,
+ * and accepting it only to drop it would tell the client it was stored. So it is refused, with
+ * what to do instead (issue 21; README "Uploads").
+ */
+function refuseDescription(value: unknown): void {
+  if (value === undefined) return;
+  throw invalid('Ferry does not store file descriptions: remove the description parameter (use tags[] to label a file)');
 }
 
 export type { Services };

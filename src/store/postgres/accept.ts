@@ -11,8 +11,10 @@
  * eventId and only one event exists. A key older than the 24 h window is taken over.
  *
  * Handoff (see Handoff in store/async.ts): the runner is asked (`take`) before the statement,
- * for the inputs without an idempotency key — the only ones certainly new; keyed inputs wait
- * for a claim. The statement then takes the instances' advisory locks (claim.ts) and leases a
+ * for every input of the batch, keyed ones included: a keyed input that turns out to repeat a
+ * known key writes no job, so its offer is declined and given back like any other declined
+ * offer — and a new keyed request starts as fast as any other, instead of waiting for a claim.
+ * The statement then takes the instances' advisory locks (claim.ts) and leases a
  * taken job only when, seen after the locks, no other owner holds an unexpired lease on its
  * instance: the runner's own count then is the instance's whole count, and `take` keeps it
  * within FERRY_INSTANCE_CONCURRENCY, so the limit holds across nodes without the store knowing
@@ -121,7 +123,7 @@ export async function acceptEvents(
   // Asked before the statement, in input order, for the inputs certainly new (see InFlight for
   // when this node's own statements in flight rule an offer out).
   const offers = handoff && !inFlight.claiming(handoff.owner) ? handoff : undefined;
-  const offerable = (i: number) => !inputs[i].idempotencyKey && !inFlight.isLeaving(inputs[i].instanceId);
+  const offerable = (i: number) => !inFlight.isLeaving(inputs[i].instanceId);
   const offered = new Set(offers ? sent.filter((i) => offerable(i) && offers.take(inputs[i])) : []);
   const leaving = new Set(sent.filter((i) => !offered.has(i)).map((i) => inputs[i].instanceId));
   const handing = new Set([...offered].map((i) => inputs[i].instanceId));

@@ -47,7 +47,9 @@ export async function releaseNotifications(db: Db, notificationIds: number[]): P
 
 /**
  * Records attempts and the resulting states: deliveries rows, notification states, NOTIFIED
- * events. `$1`–`$6`: the attempts; `$7`–`$12`: one state per notification, in id order (two
+ * events. A retry of a notification whose subscription was deactivated while it was in flight
+ * is queued instead (its subscription row is read FOR SHARE, so a deactivation committing
+ * meanwhile is either seen here or sees this statement's result and queues it itself). `$1`–`$6`: the attempts; `$7`–`$12`: one state per notification, in id order (two
  * senders updating overlapping notifications lock them in the same order). Returns the
  * subscriptions to deactivate.
  */
@@ -56,12 +58,20 @@ WITH d AS (
   INSERT INTO deliveries (notification_id, at, url, status_code, error, duration_ms)
   SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::int[])
 ),
+subs AS MATERIALIZED (
+  SELECT s.id, s.active FROM subscriptions s
+  WHERE s.id IN (SELECT subscription_id FROM notifications WHERE id = ANY($7::bigint[]))
+  ORDER BY s.id FOR SHARE
+),
 u AS (
-  UPDATE notifications n SET status = r.status, attempts = n.attempts + r.cnt, due_at = r.due_at,
+  UPDATE notifications n
+  SET status = CASE WHEN r.status = 'retry' AND NOT s.active THEN 'queued' ELSE r.status END,
+    attempts = n.attempts + r.cnt,
+    due_at = CASE WHEN r.status = 'retry' AND NOT s.active THEN NULL ELSE r.due_at END,
     lease_until = 0, updated_at = ${NOW_MS}
   FROM unnest($7::bigint[], $8::text[], $9::bigint[], $10::int[], $11::bool[], $12::bool[])
-    AS r(id, status, due_at, cnt, delivered, deactivate)
-  WHERE n.id = r.id
+    AS r(id, status, due_at, cnt, delivered, deactivate), subs s
+  WHERE n.id = r.id AND s.id = n.subscription_id
   RETURNING n.event_id, n.subscription_id, r.delivered, r.deactivate
 ),
 notified AS (UPDATE events e SET status = 'NOTIFIED' FROM u WHERE e.id = u.event_id AND u.delivered)

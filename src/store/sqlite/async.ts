@@ -29,6 +29,15 @@ import { handedOffJob, pageOf, toDeliveryListing, toDueNotification, toEvent } f
 type Row = Record<string, any>;
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+/** How long a write waits, without blocking the event loop, for a database another process holds. */
+export const SQLITE_BUSY_WAIT_MS = 5000;
+/** The connection's own busy timeout: the longest a single attempt may block its thread. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5;
+
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
 
 
 export abstract class SqliteAsyncStore implements AsyncStore {
@@ -48,7 +57,45 @@ export abstract class SqliteAsyncStore implements AsyncStore {
    * The process-wide WriteLock is taken first (see write-lock.ts): callers await the result.
    */
   protected write<T>(fn: () => T): T | Promise<T> {
-    return this.writeLock.run(() => this.db.transaction(fn).immediate());
+    const state = { ran: false };
+    const attempt = () =>
+      this.writeLock.run(() =>
+        this.db
+          .transaction(() => {
+            state.ran = true;
+            return fn();
+          })
+          .immediate(),
+      );
+    try {
+      const result = attempt();
+      return result instanceof Promise ? result.catch((e) => this.waitForBusy(e, state, attempt)) : result;
+    } catch (e) {
+      return this.waitForBusy(e, state, attempt);
+    }
+  }
+
+  /**
+   * SQLite's busy handler sleeps on the calling thread, so a database held by another process
+   * (a backup, the sqlite3 shell) would stall the event loop for the whole busy timeout. The
+   * connection's own busy timeout is kept to a few milliseconds (index.ts), and a BEGIN refused
+   * as busy is retried here, asynchronously, for up to SQLITE_BUSY_WAIT_MS: the node goes on
+   * serving meanwhile. Only a refusal before `fn` ran is retried (`fn` may have side effects,
+   * such as a handoff reservation); then the error goes to the caller (accept answers 503).
+   */
+  private async waitForBusy<T>(error: unknown, state: { ran: boolean }, attempt: () => T | Promise<T>): Promise<T> {
+    const started = Date.now();
+    let delay = 1;
+    for (;;) {
+      if (state.ran || !isBusy(error) || Date.now() - started >= SQLITE_BUSY_WAIT_MS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 50);
+      try {
+        return await attempt();
+      } catch (e) {
+        error = e;
+      }
+    }
   }
 
   /** A prepared statement, compiled once per SQL text. */
@@ -305,11 +352,19 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           d.error,
           Math.round(d.durationMs),
         );
-        const dueAt = d.next.status === 'retry' ? d.next.at.getTime() : null;
+        // A retry of a notification whose subscription was deactivated while it was in flight
+        // is queued instead: it goes out again when the URL is reactivated, not before.
+        const inactive =
+          d.next.status === 'retry' &&
+          (this.stmt('SELECT s.active FROM notifications n JOIN subscriptions s ON s.id = n.subscription_id WHERE n.id = ?').get(
+            d.notificationId,
+          ) as Row | undefined)?.active === 0;
+        const next = inactive ? 'queued' : d.next.status;
+        const dueAt = d.next.status === 'retry' && !inactive ? d.next.at.getTime() : null;
         const n = this.stmt(
           `UPDATE notifications SET status = ?, attempts = attempts + 1, due_at = ?, lease_until = 0, updated_at = ?
            WHERE id = ? RETURNING event_id, subscription_id`,
-        ).get(d.next.status, dueAt, now, d.notificationId) as Row | undefined;
+        ).get(next, dueAt, now, d.notificationId) as Row | undefined;
         if (!n) continue;
         if (d.next.status === 'delivered') {
           this.stmt("UPDATE events SET status = 'NOTIFIED' WHERE id = ?").run(n.event_id);

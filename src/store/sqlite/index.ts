@@ -14,7 +14,7 @@ import type { Instance, InstancePatch, NewInstance, Organization, Store, StoreCa
 import { descendantRange } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import { serialiseRetiredKeys, toInstance, toOrganization, toUser } from '../rows.js';
-import { SqliteAsyncStore } from './async.js';
+import { SqliteAsyncStore, SQLITE_BUSY_TIMEOUT_MS } from './async.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { WriteLock } from './write-lock.js';
 import * as operations from './operations.js';
@@ -46,7 +46,8 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
+    // A few ms at most on this thread; longer waits for a lock happen in write(), asynchronously.
+    db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     super(db, new WriteLock(options.writeLock));
     if (options.file === ':memory:') return;
     if (options.checkpoints === false) db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
