@@ -65,7 +65,7 @@ describe('sftp host keys: trust on first use', { skip }, () => {
     assert.ok(stored);
     const { [PIN]: _pin, ...rest } = stored.configuration;
     await srv.ferry.store.updateInstance(stored.organizationId, inst.id, { configuration: rest });
-    assert.equal(await pinOf(inst.id), undefined);
+    assert.equal(await pinOf(inst.id), null, 'unset, the documented configuration key reads null');
 
     assert.equal((await ping(inst.auth)).status, 200);
     let pin: string | undefined;
