@@ -47,6 +47,12 @@ export interface Config {
   runnerNice: number;
   /** The runner thread pauses while the API is saturated (async/busy-api.ts). */
   runnerYield: boolean;
+  /** Shortest change-poll interval, in milliseconds (FERRY_POLLER_MIN_INTERVAL is in seconds). */
+  pollerMinIntervalMs: number;
+  /** Instances one node rescans at once. */
+  pollerConcurrency: number;
+  /** How long a node keeps an instance's polls after its last poll is due (takeover delay). */
+  pollerLeaseMs: number;
 }
 
 interface Setting {
@@ -92,6 +98,9 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a node on SQLite that runs jobs runs its runner and sender (claims, replays, completion, webhooks) on a worker thread, so answering requests and running jobs use two cores; `off` runs everything on one thread. (PostgreSQL nodes always use one thread.)' },
   { env: 'FERRY_RUNNER_NICE', default: '10', description: 'The runner thread\'s nice value, 0–19 (Linux; elsewhere ignored). Above 0, answering API requests goes first when the API and the jobs compete for the CPU: a burst is accepted at full speed and its jobs run as the CPU frees. 0 gives both the same priority.' },
   { env: 'FERRY_RUNNER_YIELD', default: 'on', description: '`on`: while the API is saturated (its thread at least half busy with 16 or more requests in flight on average over 200 ms), the runner thread starts no claims, for up to 1 s at a time and with at least 250 ms of running between two pauses; jobs already running and their webhooks go on. A burst is so accepted at full speed and its jobs run after it. `off`: the thread runs whatever the load.' },
+  { env: 'FERRY_POLLER_MIN_INTERVAL', default: '5', description: 'Shortest interval (seconds) between two change polls of one instance; a smaller `event.poller.refresh_interval` is raised to it.' },
+  { env: 'FERRY_POLLER_CONCURRENCY', default: '2', description: 'Instances one node rescans for changes at once (each rescan reads its tree in bounded slices).' },
+  { env: 'FERRY_POLLER_LEASE', default: '30000', description: 'Milliseconds a node keeps an instance\'s change polls past their due time; when the node dies another takes the instance over after it.' },
 ];
 
 const DEFAULTS = Object.fromEntries(SETTINGS.map((s) => [s.env, s.default]));
@@ -174,6 +183,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     runnerThread: oneOf(env, 'FERRY_RUNNER_THREAD', ['on', 'off'] as const) === 'on',
     runnerNice: int(env, 'FERRY_RUNNER_NICE', 0, 19),
     runnerYield: oneOf(env, 'FERRY_RUNNER_YIELD', ['on', 'off'] as const) === 'on',
+    pollerMinIntervalMs: int(env, 'FERRY_POLLER_MIN_INTERVAL', 1) * 1000,
+    pollerConcurrency: int(env, 'FERRY_POLLER_CONCURRENCY', 1),
+    pollerLeaseMs: int(env, 'FERRY_POLLER_LEASE', 100),
     ...overrides,
   };
   return config;

@@ -24,6 +24,8 @@ import { Sender } from './async/sender.js';
 import { createEgressPolicy } from './async/egress.js';
 import { RunnerThread } from './async/runner-thread.js';
 import { LocalExecutor } from './async/executor.js';
+import { Poller } from './changes/poller.js';
+import { ChangeSchedules } from './changes/schedules.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -33,6 +35,8 @@ export interface Ferry {
   url: string;
   /** The runner and sender running on this thread, if any. */
   worker?: { runner: Runner; sender: Sender };
+  /** The change poller running on this thread (beside the runner and sender), if any. */
+  poller?: Poller;
   /** The node's runner thread, if it has one. */
   runnerThread?: RunnerThread;
   close(): Promise<void>;
@@ -92,6 +96,10 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   let runner: Runner | null = null;
   let sender: Sender | null = null;
   let thread: RunnerThread | null = null;
+  let poller: Poller | null = null;
+  // Change polling (src/changes/): schedules follow instances; the poller runs beside the sender.
+  const schedules = new ChangeSchedules(store, instances, config, () => (thread ? thread.wake('changes') : poller?.wake()));
+  if (!options.thread) instances.onStored = (instance, id) => schedules.sync(instance, id);
   services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
   const app = await buildApp(services, log);
@@ -120,19 +128,29 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       throw e;
     }
   }
-  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
+  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications' | 'changes', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
   if (dispatcher) {
     const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
     sender = new Sender(store, instances, config, local, log);
     runner = new Runner(local, store, config, log, sender);
+    poller = new Poller(store, instances, config, log, () => sender?.wake());
     if (wakeups.onWake) {
       unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
       unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));
+      unsubscribe.push(wakeups.onWake('changes', () => poller?.wake()));
     }
   }
   runner?.start();
   sender?.start();
+  poller?.start();
+  if (!options.thread) {
+    try {
+      await schedules.reconcile();
+    } catch (e) {
+      log.error({ err: e }, 'reconciling change poll schedules failed; instances changed from now on are scheduled as usual');
+    }
+  }
   const purge = options.thread
     ? undefined
     : setInterval(() => {
@@ -148,6 +166,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     config,
     url,
     worker: runner && sender ? { runner, sender } : undefined,
+    poller: poller ?? undefined,
     runnerThread: thread ?? undefined,
     async close() {
       if (closed) return;
@@ -155,6 +174,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       clearInterval(purge);
       for (const u of unsubscribe) u();
       await app.close();
+      await poller?.stop();
       await runner?.stop();
       await sender?.stop();
       await thread?.stop();

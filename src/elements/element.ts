@@ -25,6 +25,11 @@ export interface Entry {
   size: number;
   createdDate?: Date;
   modifiedDate?: Date;
+  /**
+   * The backend's own version token, where listings give one (localfs: the inode, S3: the
+   * ETag). Change polling (src/changes/) compares it with size and modification time.
+   */
+  version?: string;
 }
 
 export interface StorageInfo {

@@ -15,6 +15,7 @@
  * credentials before handing them over.
  */
 import type { AsyncStore } from './async.js';
+import type { ChangeStore } from './changes.js';
 
 export interface Organization {
   id: number;
@@ -116,7 +117,7 @@ export interface StoreCapabilities {
   handsOffJobs: boolean;
 }
 
-export interface Store extends IdentityStore, InstanceStore, TagStore, SettingsStore, AsyncStore {
+export interface Store extends IdentityStore, InstanceStore, TagStore, SettingsStore, AsyncStore, ChangeStore {
   readonly capabilities: StoreCapabilities;
   /** Applies pending migrations; safe to call from several nodes at once. */
   migrate(): Promise<void>;

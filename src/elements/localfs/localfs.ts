@@ -30,13 +30,15 @@ const READ_FLAGS = constants.O_RDONLY | NOFOLLOW | (constants.O_NONBLOCK ?? 0);
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW;
 
 function entry(p: string, s: Stats): Entry {
-  return entryOf(p, s.isDirectory(), s.size, s.birthtimeMs, s.mtimeMs);
+  return entryOf(p, s.isDirectory(), s.size, s.birthtimeMs, s.mtimeMs, s.ino);
 }
 
 /** Dates from milliseconds rounded as `Stats` does, so `stat` and `list` agree to the ms. */
-function entryOf(p: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number): Entry {
+function entryOf(p: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number, ino?: number): Entry {
   const modifiedDate = new Date(Math.round(mtimeMs));
   return {
+    // The inode tells a file replaced by another (a rename over it) even at equal size and mtime.
+    ...(ino === undefined ? {} : { version: String(ino) }),
     path: p,
     directory,
     size: directory ? 0 : size,
@@ -109,8 +111,8 @@ export class LocalFsElement implements Element {
           throw fsError(e, at ? child(p, at) : p, 'list');
         }
         if (batch.done) return;
-        for (const [rel, directory, size, birthtimeMs, mtimeMs] of batch.value) {
-          yield entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs);
+        for (const [rel, directory, size, birthtimeMs, mtimeMs, ino] of batch.value) {
+          yield entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs, ino);
         }
       }
     } finally {

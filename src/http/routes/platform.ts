@@ -6,6 +6,7 @@ import type { ElementDefinition } from '../../elements/element.js';
 import { ELEMENTS, HUBS } from '../../elements/catalog.js';
 import { notFound } from '../../errors.js';
 import { configKeys } from '../../instances/service.js';
+import { EVENTS_SUPPORT } from '../../changes/settings.js';
 import { platformAuth, type PluginOptions } from './common.js';
 
 /** An element as the catalog shows it. */
@@ -17,6 +18,8 @@ export function presentElement(def: ElementDefinition) {
     hub: def.hub,
     description: def.description,
     active: true,
+    // Every element's changes are found by polling (src/changes/).
+    events: { supported: EVENTS_SUPPORT.supported, methods: [...EVENTS_SUPPORT.methods] },
     configuration: configKeys(def).map((k) => ({
       key: k.key,
       name: k.name,

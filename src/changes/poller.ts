@@ -1,0 +1,232 @@
+/**
+ * The poller: finds changes in watched instances' storage and turns them into notifications
+ * that the async sender delivers (signed, retried, listed as events) — there is no second
+ * sender. It runs beside the node's runner and sender (on SQLite: on the runner thread, off
+ * the API's thread).
+ *
+ * Owns: when to poll and what a poll writes. May import: store/ (ChangeStore), instances/
+ * (live elements, clear configuration), changes/*, config.ts.
+ *
+ * Scheduling: the schedules live in the store (store/changes.ts). The poller keeps ONE timer,
+ * armed for the earliest due time among the schedules it may claim (`nextPollDue`), and sleeps
+ * without one when nothing is scheduled; `wake()` (an instance created or changed on this
+ * node, a NOTIFY from another) makes it look again. It never ticks.
+ *
+ * One poll: claim (lease) → rescan (scan.ts, bounded slices, lease renewed between them) →
+ * diff against the snapshot (diff.ts) → write. Writes go in slices of WRITE_SLICE changes, each
+ * ONE transaction holding those changes' snapshot rows and their notifications (10 changes
+ * each), so a crash between slices loses and repeats nothing: the next poll diffs against what
+ * was committed. The first poll records a baseline and announces nothing. A failed rescan
+ * (backend down) records nothing and is tried again after the interval.
+ *
+ * Cluster: a claim leases the instance to this node; finishing keeps the lease FERRY_POLLER_LEASE
+ * past the next due time, so the same node polls it next and another node claims it only when
+ * this one stopped polling (died) for that long.
+ */
+import crypto from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { InstanceService } from '../instances/service.js';
+import type { PollSchedule, SnapshotEntry } from '../store/changes.js';
+import type { Store } from '../store/store.js';
+import { diff, snapshotWrites } from './diff.js';
+import { MAX_EVENTS_PER_NOTIFICATION, notificationsFor } from './message.js';
+import { scan } from './scan.js';
+import { parseChangeSettings, watchKey } from './settings.js';
+
+/** Changes written per transaction (a multiple of the notification size). */
+export const WRITE_SLICE = 50 * MAX_EVENTS_PER_NOTIFICATION;
+
+export class Poller {
+  readonly owner = `poller-${crypto.randomBytes(6).toString('hex')}`;
+  private readonly running = new Map<number, Promise<void>>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private looking = false;
+  private again = false;
+  private scheduled = false;
+  /** Polls finished, for tests and benchmarks. */
+  polls = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly instances: InstanceService,
+    private readonly config: Config,
+    private readonly log: Logger,
+    /** Called when a poll created notifications: wakes the node's sender. */
+    private readonly notified: () => void,
+  ) {}
+
+  start(): void {
+    this.wake();
+  }
+
+  /** Look at the schedules now (one look per event-loop turn however many ask). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.looking) {
+      this.again = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.look();
+    });
+  }
+
+  /** No more polls; waits for the ones running (their leases stay until they expire or finish). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  private async look(): Promise<void> {
+    if (this.stopped) return;
+    this.looking = true;
+    try {
+      do {
+        this.again = false;
+        const free = this.config.pollerConcurrency - this.running.size;
+        if (free <= 0) break;
+        const due = await this.store.claimPolls(this.owner, free, this.config.pollerLeaseMs, [...this.running.keys()]);
+        for (const schedule of due) this.launch(schedule);
+        if (due.length === free) this.again = true;
+      } while (this.again && !this.stopped);
+      await this.arm();
+    } catch (e) {
+      this.log.error({ err: e }, 'looking for due change polls failed; looking again in a while');
+      this.armIn(this.config.pollerMinIntervalMs);
+    } finally {
+      this.looking = false;
+    }
+    if (this.again) this.wake();
+  }
+
+  /** One timer for the next due poll, or none when nothing is scheduled (or every slot is busy). */
+  private async arm(): Promise<void> {
+    if (this.stopped) return;
+    if (this.running.size >= this.config.pollerConcurrency) {
+      this.clearTimer(); // a finishing poll looks again
+      return;
+    }
+    const next = await this.store.nextPollDue(this.owner, [...this.running.keys()]);
+    if (next === null) this.clearTimer();
+    else this.armIn(next.getTime() - Date.now());
+  }
+
+  private armIn(ms: number): void {
+    this.clearTimer();
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.wake();
+    }, Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private launch(schedule: PollSchedule): void {
+    const run = this.poll(schedule)
+      .catch((e) => this.log.error({ err: e, instanceId: schedule.instanceId }, 'change poll failed'))
+      .finally(() => {
+        this.running.delete(schedule.instanceId);
+        this.polls++;
+        this.wake();
+      });
+    this.running.set(schedule.instanceId, run);
+  }
+
+  private async poll(schedule: PollSchedule): Promise<void> {
+    const { instanceId, organizationId } = schedule;
+    const instance = await this.store.getInstance(organizationId, instanceId);
+    if (!instance) {
+      await this.store.unschedulePolls(instanceId);
+      return;
+    }
+    const settings = parseChangeSettings(this.instances.unseal(instance), this.config.pollerMinIntervalMs, this.config.maxPathLength);
+    if (!settings.enabled || !settings.callbackUrl) {
+      await this.store.unschedulePolls(instanceId);
+      return;
+    }
+    const nextPollAt = () => new Date(Date.now() + settings.intervalMs);
+    if (instance.disabled || watchKey(settings.watch) !== schedule.watch) {
+      // Disabled: no backend calls, and changes made meanwhile are announced once it is enabled
+      // again. A watch that differs from the schedule's is being changed right now (the update
+      // re-schedules it, or start-up reconciliation does): look again in a second.
+      const next = instance.disabled ? nextPollAt() : new Date(Date.now() + 1000);
+      await this.store.postponePoll(this.owner, instanceId, next, this.config.pollerLeaseMs);
+      return;
+    }
+    const leaseMs = this.config.pollerLeaseMs;
+    let renewedAt = Date.now();
+    let lost = false;
+    const renew = async () => {
+      if (Date.now() - renewedAt < leaseMs / 3) return;
+      renewedAt = Date.now();
+      const ok = await this.store.recordPoll(this.owner, instanceId, this.slice(instance, settings, [], { renewMs: leaseMs }));
+      if (ok === null) lost = true;
+    };
+    const polledAt = new Date();
+    let entries;
+    try {
+      entries = await scan(this.instances.element(instance), settings.watch, renew);
+    } catch (e) {
+      this.log.warn({ err: e, instanceId }, 'rescanning for changes failed; trying again after the interval');
+      await this.store.postponePoll(this.owner, instanceId, nextPollAt(), leaseMs);
+      return;
+    }
+    if (lost || this.stopped) return;
+    const previous = new Map<string, SnapshotEntry>();
+    for (const e of await this.store.readSnapshot(instanceId)) previous.set(e.path, e);
+    const changes = diff(previous, entries);
+    const announce = schedule.baselined;
+    let created = 0;
+    for (let i = 0; i === 0 || i < changes.length; i += WRITE_SLICE) {
+      const part = changes.slice(i, i + WRITE_SLICE);
+      const last = i + WRITE_SLICE >= changes.length;
+      const notifications = announce
+        ? notificationsFor(part, { instanceId, elementKey: instance.elementKey, watch: settings.watch, polledAt })
+        : [];
+      const ids = await this.store.recordPoll(
+        this.owner,
+        instanceId,
+        this.slice(instance, settings, part, last ? { finish: { nextPollAt: nextPollAt(), leaseMs } } : { renewMs: leaseMs }, notifications),
+      );
+      if (ids === null) return; // the lease was lost (this node was too slow): the new holder carries on
+      created += ids.length;
+      if (ids.length > 0) this.notified();
+      if (!last) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (changes.length > 0) {
+      this.log.debug({ instanceId, changes: changes.length, notifications: created, baseline: !announce }, 'change poll recorded');
+    }
+  }
+
+  private slice(
+    instance: { id: number; organizationId: number; userId: number },
+    settings: { callbackUrl?: string; watch: { path: string; recursive: boolean } },
+    changes: ReturnType<typeof diff>,
+    end: { finish?: { nextPollAt: Date; leaseMs: number }; renewMs?: number },
+    notifications: ReturnType<typeof notificationsFor> = [],
+  ) {
+    const writes = snapshotWrites(changes);
+    return {
+      organizationId: instance.organizationId,
+      userId: instance.userId,
+      callbackUrl: settings.callbackUrl ?? '',
+      url: `polling:${settings.watch.path}${settings.watch.recursive ? '' : ' (not recursive)'}`,
+      upserts: writes.upserts,
+      deletes: writes.deletes,
+      notifications,
+      ...end,
+    };
+  }
+}

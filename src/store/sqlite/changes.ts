@@ -1,0 +1,172 @@
+/**
+ * SQLite implementation of change polling's store (store/changes.ts): schedules, leases,
+ * snapshots, and change notifications written as events + notifications beside the snapshot,
+ * in one transaction. On SQLite there is one node, so a lease only keeps this node's pollers
+ * (the API thread's start-up reconciliation and the runner thread's poller) out of each other's
+ * way; the same rules as PostgreSQL apply.
+ */
+import type { Database, Statement } from 'better-sqlite3';
+import type { ChangeStore, PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
+
+type Row = Record<string, any>;
+
+/** Runs `fn` in one immediate write transaction (SqliteAsyncStore.write). */
+export type Write = <T>(fn: () => T) => T | Promise<T>;
+
+const toSchedule = (r: Row): PollSchedule => ({
+  instanceId: r.instance_id,
+  organizationId: r.organization_id,
+  intervalMs: Number(r.interval_ms),
+  watch: r.watch,
+  baselined: Boolean(r.baselined),
+  nextPollAt: new Date(Number(r.next_poll_at)),
+});
+
+export class SqliteChanges implements ChangeStore {
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly write: Write,
+  ) {}
+
+  private stmt(sql: string): Statement {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
+  }
+
+  async schedulePolls(input: { instanceId: number; organizationId: number; intervalMs: number; watch: string }): Promise<void> {
+    const now = Date.now();
+    await this.write(() => {
+      const current = this.stmt('SELECT watch, interval_ms, next_poll_at FROM change_schedules WHERE instance_id = ?').get(input.instanceId) as
+        | Row
+        | undefined;
+      if (!current) {
+        this.stmt('DELETE FROM change_snapshots WHERE instance_id = ?').run(input.instanceId);
+        this.stmt(
+          'INSERT INTO change_schedules (instance_id, organization_id, interval_ms, watch, baselined, next_poll_at) VALUES (?, ?, ?, ?, 0, ?)',
+        ).run(input.instanceId, input.organizationId, input.intervalMs, input.watch, now);
+        return;
+      }
+      if (current.watch !== input.watch) {
+        // A new watch: forget the old snapshot; the next poll (now) records a new baseline.
+        this.stmt('DELETE FROM change_snapshots WHERE instance_id = ?').run(input.instanceId);
+        this.stmt('UPDATE change_schedules SET watch = ?, interval_ms = ?, baselined = 0, next_poll_at = ? WHERE instance_id = ?').run(
+          input.watch,
+          input.intervalMs,
+          now,
+          input.instanceId,
+        );
+      } else if (Number(current.interval_ms) !== input.intervalMs) {
+        // A shorter interval applies from now, a longer one from the next poll.
+        const next = Math.min(Number(current.next_poll_at), now + input.intervalMs);
+        this.stmt('UPDATE change_schedules SET interval_ms = ?, next_poll_at = ? WHERE instance_id = ?').run(input.intervalMs, next, input.instanceId);
+      }
+    });
+  }
+
+  async unschedulePolls(instanceId: number): Promise<void> {
+    await this.write(() => {
+      this.stmt('DELETE FROM change_schedules WHERE instance_id = ?').run(instanceId);
+      this.stmt('DELETE FROM change_snapshots WHERE instance_id = ?').run(instanceId);
+    });
+  }
+
+  async scheduledInstances(): Promise<number[]> {
+    return (this.stmt('SELECT instance_id FROM change_schedules').all() as Row[]).map((r) => r.instance_id);
+  }
+
+  async claimPolls(owner: string, limit: number, leaseMs: number, exclude: number[]): Promise<PollSchedule[]> {
+    const now = Date.now();
+    const skip = new Set(exclude);
+    return this.write(() => {
+      const rows = this.stmt(
+        `SELECT * FROM change_schedules WHERE next_poll_at <= ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until <= ?)
+         ORDER BY next_poll_at LIMIT ?`,
+      ).all(now, owner, now, limit + skip.size) as Row[];
+      const chosen = rows.filter((r) => !skip.has(r.instance_id)).slice(0, limit);
+      const lease = this.stmt('UPDATE change_schedules SET lease_owner = ?, lease_until = ? WHERE instance_id = ?');
+      for (const r of chosen) lease.run(owner, now + leaseMs, r.instance_id);
+      return chosen.map(toSchedule);
+    });
+  }
+
+  async nextPollDue(owner: string, exclude: number[]): Promise<Date | null> {
+    const rows = this.stmt('SELECT instance_id, next_poll_at, lease_owner, lease_until FROM change_schedules').all() as Row[];
+    // One row per watched instance: few enough to decide here (and no SQL list of exclusions).
+    const skip = new Set(exclude);
+    let min: number | null = null;
+    for (const r of rows) {
+      if (skip.has(r.instance_id)) continue;
+      const due = r.lease_owner === owner || r.lease_owner === null ? Number(r.next_poll_at) : Math.max(Number(r.next_poll_at), Number(r.lease_until));
+      if (min === null || due < min) min = due;
+    }
+    return min === null ? null : new Date(min);
+  }
+
+  async readSnapshot(instanceId: number): Promise<SnapshotEntry[]> {
+    return (this.stmt('SELECT path, directory, fingerprint FROM change_snapshots WHERE instance_id = ?').all(instanceId) as Row[]).map((r) => ({
+      path: r.path,
+      directory: Boolean(r.directory),
+      fingerprint: r.fingerprint,
+    }));
+  }
+
+  async recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
+    const now = Date.now();
+    return this.write(() => {
+      const schedule = this.stmt('SELECT lease_owner FROM change_schedules WHERE instance_id = ?').get(instanceId) as Row | undefined;
+      // Deletions first: a path that changed kind is deleted and written again in one slice.
+      if (!schedule || schedule.lease_owner !== owner) return null;
+      const remove = this.stmt('DELETE FROM change_snapshots WHERE instance_id = ? AND path = ?');
+      for (const p of slice.deletes) remove.run(instanceId, p);
+      const upsert = this.stmt(
+        'INSERT INTO change_snapshots (instance_id, path, directory, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT (instance_id, path) DO UPDATE SET directory = excluded.directory, fingerprint = excluded.fingerprint',
+      );
+      for (const e of slice.upserts) upsert.run(instanceId, e.path, e.directory ? 1 : 0, e.fingerprint);
+      const ids: number[] = [];
+      if (slice.notifications.length > 0) {
+        const sub = (this.stmt('SELECT id, active FROM subscriptions WHERE organization_id = ? AND url = ?').get(slice.organizationId, slice.callbackUrl) ??
+          this.stmt('INSERT INTO subscriptions (organization_id, url) VALUES (?, ?) RETURNING id, active').get(
+            slice.organizationId,
+            slice.callbackUrl,
+          )) as Row;
+        const queued = sub.active !== 1;
+        for (const n of slice.notifications) {
+          const { id } = this.stmt(
+            `INSERT INTO events (organization_id, instance_id, user_id, created_at, status, execution, status_code, method, url, callback_url, started_at, finished_at, response)
+             VALUES (?, ?, ?, ?, 'CONSUMED', 'completed', 200, 'POLL', ?, ?, ?, ?, ?) RETURNING id`,
+          ).get(slice.organizationId, instanceId, slice.userId, now, slice.url, slice.callbackUrl, now, now, JSON.stringify(n.response)) as Row;
+          this.stmt(
+            `INSERT INTO notifications (event_id, organization_id, subscription_id, body, status, due_at, lease_until, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+          ).run(id, slice.organizationId, sub.id, n.body(id), queued ? 'queued' : 'created', queued ? null : now, now, now);
+          ids.push(id);
+        }
+      }
+      if (slice.finish) {
+        const next = slice.finish.nextPollAt.getTime();
+        this.stmt('UPDATE change_schedules SET baselined = 1, next_poll_at = ?, lease_until = ? WHERE instance_id = ?').run(
+          next,
+          next + slice.finish.leaseMs,
+          instanceId,
+        );
+      } else if (slice.renewMs) {
+        this.stmt('UPDATE change_schedules SET lease_until = ? WHERE instance_id = ?').run(now + slice.renewMs, instanceId);
+      }
+      return ids;
+    });
+  }
+
+  async postponePoll(owner: string, instanceId: number, nextPollAt: Date, leaseMs: number): Promise<void> {
+    await this.write(() => {
+      this.stmt('UPDATE change_schedules SET next_poll_at = ?, lease_until = ? WHERE instance_id = ? AND lease_owner = ?').run(
+        nextPollAt.getTime(),
+        nextPollAt.getTime() + leaseMs,
+        instanceId,
+        owner,
+      );
+    });
+  }
+}
