@@ -38,7 +38,8 @@ import { parseChangeSettings, watchKey } from './settings.js';
 export const WRITE_SLICE = 50 * MAX_EVENTS_PER_NOTIFICATION;
 
 export class Poller {
-  readonly owner = `poller-${crypto.randomBytes(6).toString('hex')}`;
+  /** Names the process, so an operator (or a test) can tell which node holds a lease. */
+  readonly owner = `poller-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   private readonly running = new Map<number, Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -76,12 +77,16 @@ export class Poller {
     });
   }
 
-  /** No more polls; waits for the ones running (their leases stay until they expire or finish). */
+  /**
+   * No more polls: waits for the ones running, then gives every lease back, so another node
+   * (or this one restarted) polls at once instead of after FERRY_POLLER_LEASE.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await Promise.allSettled([...this.running.values()]);
+    await this.store.releasePolls(this.owner).catch((e) => this.log.warn({ err: e }, 'giving change poll leases back failed; they expire'));
   }
 
   private async look(): Promise<void> {

@@ -97,4 +97,6 @@ export interface ChangeStore {
    * `nextPollAt`, and `owner` keeps the lease until `leaseMs` after it.
    */
   postponePoll(owner: string, instanceId: number, nextPollAt: Date, leaseMs: number): Promise<void>;
+  /** Gives back every lease of `owner` (its node stops): other nodes may poll at once. */
+  releasePolls(owner: string): Promise<void>;
 }

@@ -161,3 +161,7 @@ export async function postponePoll(db: Db, owner: string, instanceId: number, ne
     [instanceId, owner, delay, leaseMs],
   );
 }
+
+export async function releasePolls(db: Db, owner: string): Promise<void> {
+  await db.query('UPDATE change_schedules SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = $1', [owner]);
+}

@@ -244,6 +244,9 @@ export class PostgresStore implements Store {
   recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
     return changes.recordPoll(this.db, owner, instanceId, slice);
   }
+  releasePolls(owner: string): Promise<void> {
+    return changes.releasePolls(this.db, owner);
+  }
   postponePoll(owner: string, instanceId: number, nextPollAt: Date, leaseMs: number): Promise<void> {
     return changes.postponePoll(this.db, owner, instanceId, nextPollAt, leaseMs);
   }

@@ -169,4 +169,10 @@ export class SqliteChanges implements ChangeStore {
       );
     });
   }
+
+  async releasePolls(owner: string): Promise<void> {
+    await this.write(() => {
+      this.stmt('UPDATE change_schedules SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?').run(owner);
+    });
+  }
 }

@@ -80,6 +80,9 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
     return this.changes.recordPoll(owner, instanceId, slice);
   }
+  releasePolls(owner: string): Promise<void> {
+    return this.changes.releasePolls(owner);
+  }
   postponePoll(owner: string, instanceId: number, nextPollAt: Date, leaseMs: number): Promise<void> {
     return this.changes.postponePoll(owner, instanceId, nextPollAt, leaseMs);
   }
