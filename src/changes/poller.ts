@@ -13,7 +13,7 @@
  * node, a NOTIFY from another) makes it look again. It never ticks.
  *
  * One poll: claim (lease) → rescan (scan.ts, bounded slices, lease renewed between them) →
- * diff against the snapshot (diff.ts) → write. Writes go in slices of WRITE_SLICE changes, each
+ * read the snapshot (pages of SNAPSHOT_PAGE) → diff (diff.ts) → write. Writes go in slices of WRITE_SLICE changes, each
  * ONE transaction holding those changes' snapshot rows and their notifications (10 changes
  * each), so a crash between slices loses and repeats nothing: the next poll diffs against what
  * was committed. The first poll records a baseline and announces nothing. A failed rescan
@@ -36,6 +36,9 @@ import { parseChangeSettings, watchKey } from './settings.js';
 
 /** Changes written per transaction (a multiple of the notification size). */
 export const WRITE_SLICE = 50 * MAX_EVENTS_PER_NOTIFICATION;
+
+/** Snapshot rows read per store call. */
+export const SNAPSHOT_PAGE = 5000;
 
 export class Poller {
   /** Names the process, so an operator (or a test) can tell which node holds a lease. */
@@ -192,8 +195,8 @@ export class Poller {
       return;
     }
     if (lost || this.stopped) return;
-    const previous = new Map<string, SnapshotEntry>();
-    for (const e of await this.store.readSnapshot(instanceId)) previous.set(e.path, e);
+    const previous = await this.snapshot(instanceId, renew);
+    if (lost || this.stopped) return;
     const changes = diff(previous, entries);
     const announce = schedule.baselined;
     let created = 0;
@@ -215,6 +218,20 @@ export class Poller {
     }
     if (changes.length > 0) {
       this.log.debug({ instanceId, changes: changes.length, notifications: created, baseline: !announce }, 'change poll recorded');
+    }
+  }
+
+  /** The stored snapshot, read a page at a time (yielding and renewing the lease between pages). */
+  private async snapshot(instanceId: number, between: () => Promise<void>): Promise<Map<string, SnapshotEntry>> {
+    const out = new Map<string, SnapshotEntry>();
+    let after: string | null = null;
+    for (;;) {
+      const page = await this.store.readSnapshot(instanceId, after, SNAPSHOT_PAGE);
+      for (const e of page) out.set(e.path, e);
+      if (page.length < SNAPSHOT_PAGE) return out;
+      after = page[page.length - 1].path;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await between();
     }
   }
 

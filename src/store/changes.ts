@@ -85,8 +85,11 @@ export interface ChangeStore {
    * others' leased ones, when their lease expires), or null when there is none.
    */
   nextPollDue(owner: string, exclude: number[]): Promise<Date | null>;
-  /** The instance's snapshot (empty before its baseline). */
-  readSnapshot(instanceId: number): Promise<SnapshotEntry[]>;
+  /**
+   * One page of the instance's snapshot (empty before its baseline): up to `limit` entries
+   * with paths after `after` (null: from the start), in path order.
+   */
+  readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]>;
   /**
    * Applies one slice in one transaction while `owner` holds the lease; returns the event ids
    * created, or null (nothing written) when the lease was lost or the schedule is gone.

@@ -88,8 +88,11 @@ export async function nextPollDue(db: Db, owner: string, exclude: number[]): Pro
   return r.wait == null ? null : new Date(Date.now() + Number(r.wait));
 }
 
-export async function readSnapshot(db: Db, instanceId: number): Promise<SnapshotEntry[]> {
-  const rows = await db.query('SELECT path, directory, fingerprint FROM change_snapshots WHERE instance_id = $1', [instanceId]);
+export async function readSnapshot(db: Db, instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
+  const rows = await db.query(
+    'SELECT path, directory, fingerprint FROM change_snapshots WHERE instance_id = $1 AND ($2::text IS NULL OR path > $2) ORDER BY path LIMIT $3',
+    [instanceId, after, limit],
+  );
   return rows.map((r) => ({ path: r.path, directory: Boolean(r.directory), fingerprint: r.fingerprint }));
 }
 

@@ -238,8 +238,8 @@ export class PostgresStore implements Store {
   nextPollDue(owner: string, exclude: number[]): Promise<Date | null> {
     return changes.nextPollDue(this.db, owner, exclude);
   }
-  readSnapshot(instanceId: number): Promise<SnapshotEntry[]> {
-    return changes.readSnapshot(this.db, instanceId);
+  readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
+    return changes.readSnapshot(this.db, instanceId, after, limit);
   }
   recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
     return changes.recordPoll(this.db, owner, instanceId, slice);

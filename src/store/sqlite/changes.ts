@@ -105,8 +105,17 @@ export class SqliteChanges implements ChangeStore {
     return min === null ? null : new Date(min);
   }
 
-  async readSnapshot(instanceId: number): Promise<SnapshotEntry[]> {
-    return (this.stmt('SELECT path, directory, fingerprint FROM change_snapshots WHERE instance_id = ?').all(instanceId) as Row[]).map((r) => ({
+  async readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
+    const rows = (
+      after === null
+        ? this.stmt('SELECT path, directory, fingerprint FROM change_snapshots WHERE instance_id = ? ORDER BY path LIMIT ?').all(instanceId, limit)
+        : this.stmt('SELECT path, directory, fingerprint FROM change_snapshots WHERE instance_id = ? AND path > ? ORDER BY path LIMIT ?').all(
+            instanceId,
+            after,
+            limit,
+          )
+    ) as Row[];
+    return rows.map((r) => ({
       path: r.path,
       directory: Boolean(r.directory),
       fingerprint: r.fingerprint,

@@ -74,8 +74,8 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   nextPollDue(owner: string, exclude: number[]): Promise<Date | null> {
     return this.changes.nextPollDue(owner, exclude);
   }
-  readSnapshot(instanceId: number): Promise<SnapshotEntry[]> {
-    return this.changes.readSnapshot(instanceId);
+  readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
+    return this.changes.readSnapshot(instanceId, after, limit);
   }
   recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
     return this.changes.recordPoll(owner, instanceId, slice);
