@@ -134,7 +134,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
     sender = new Sender(store, instances, config, local, log);
     runner = new Runner(local, store, config, log, sender);
-    poller = new Poller(store, instances, config, log, () => sender?.wake());
+    poller = new Poller(store, instances, config, log, () => sender?.wake(), () => runner?.activeJobs ?? 0);
     if (wakeups.onWake) {
       unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
       unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));

@@ -19,6 +19,12 @@
  * was committed. The first poll records a baseline and announces nothing. A failed rescan
  * (backend down) records nothing and is tried again after the interval.
  *
+ * Cost: the snapshot of an instance this node polls is kept in memory between its polls (up to
+ * MAX_CACHED_ENTRIES in all), used while the store's snapshot version still matches, so an
+ * unchanged poll reads the backend's listing and nothing else. Between slices a poll yields to
+ * the node's async jobs: while any is running it waits (up to MAX_YIELD_MS per slice), so
+ * polling slows down under async load instead of slowing the jobs.
+ *
  * Cluster: a claim leases the instance to this node; finishing keeps the lease FERRY_POLLER_LEASE
  * past the next due time, so the same node polls it next and another node claims it only when
  * this one stopped polling (died) for that long.
@@ -40,10 +46,19 @@ export const WRITE_SLICE = 50 * MAX_EVENTS_PER_NOTIFICATION;
 /** Snapshot rows read per store call. */
 export const SNAPSHOT_PAGE = 5000;
 
+/** Snapshot entries kept in memory across polls, all instances together (≈ 200 bytes each). */
+export const MAX_CACHED_ENTRIES = 250_000;
+
+/** Longest a poll waits between two slices for the node's async jobs to finish (see `yieldToJobs`). */
+export const MAX_YIELD_MS = 50;
+
 export class Poller {
   /** Names the process, so an operator (or a test) can tell which node holds a lease. */
   readonly owner = `poller-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   private readonly running = new Map<number, Promise<void>>();
+  /** Snapshots of the instances this node polls, by instance, with the version they match. */
+  private readonly cache = new Map<number, { version: number; entries: Map<string, SnapshotEntry> }>();
+  private cachedEntries = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private looking = false;
@@ -60,6 +75,8 @@ export class Poller {
     private readonly log: Logger,
     /** Called when a poll created notifications: wakes the node's sender. */
     private readonly notified: () => void,
+    /** Async jobs running on this node now (polls give way to them between slices). */
+    private readonly jobsRunning: () => number = () => 0,
   ) {}
 
   start(): void {
@@ -158,12 +175,11 @@ export class Poller {
   private async poll(schedule: PollSchedule): Promise<void> {
     const { instanceId, organizationId } = schedule;
     const instance = await this.store.getInstance(organizationId, instanceId);
-    if (!instance) {
-      await this.store.unschedulePolls(instanceId);
-      return;
-    }
-    const settings = parseChangeSettings(this.instances.unseal(instance), this.config.pollerMinIntervalMs, this.config.maxPathLength);
-    if (!settings.enabled || !settings.callbackUrl) {
+    const settings = instance
+      ? parseChangeSettings(this.instances.unseal(instance), this.config.pollerMinIntervalMs, this.config.maxPathLength)
+      : null;
+    if (!instance || !settings?.enabled || !settings.callbackUrl) {
+      this.forget(instanceId);
       await this.store.unschedulePolls(instanceId);
       return;
     }
@@ -180,6 +196,7 @@ export class Poller {
     let renewedAt = Date.now();
     let lost = false;
     const renew = async () => {
+      await this.yieldToJobs();
       if (Date.now() - renewedAt < leaseMs / 3) return;
       renewedAt = Date.now();
       const ok = await this.store.recordPoll(this.owner, instanceId, this.slice(instance, settings, [], { renewMs: leaseMs }));
@@ -195,8 +212,10 @@ export class Poller {
       return;
     }
     if (lost || this.stopped) return;
-    const previous = await this.snapshot(instanceId, renew);
-    if (lost || this.stopped) return;
+    if (!schedule.baselined) this.forget(instanceId);
+    const cached = this.cache.get(instanceId);
+    const previous = cached && cached.version === schedule.snapshotVersion ? cached.entries : await this.snapshot(instanceId, renew);
+    if (lost || this.stopped) return this.forget(instanceId);
     const changes = diff(previous, entries);
     const announce = schedule.baselined;
     let created = 0;
@@ -206,18 +225,45 @@ export class Poller {
       const notifications = announce
         ? notificationsFor(part, { instanceId, elementKey: instance.elementKey, watch: settings.watch, polledAt })
         : [];
-      const ids = await this.store.recordPoll(
-        this.owner,
-        instanceId,
-        this.slice(instance, settings, part, last ? { finish: { nextPollAt: nextPollAt(), leaseMs } } : { renewMs: leaseMs }, notifications),
-      );
-      if (ids === null) return; // the lease was lost (this node was too slow): the new holder carries on
-      created += ids.length;
-      if (ids.length > 0) this.notified();
-      if (!last) await new Promise<void>((resolve) => setImmediate(resolve));
+      const slice = this.slice(instance, settings, part, last ? { finish: { nextPollAt: nextPollAt(), leaseMs } } : { renewMs: leaseMs }, notifications);
+      const recorded = await this.store.recordPoll(this.owner, instanceId, slice);
+      if (recorded === null) return this.forget(instanceId); // the lease was lost (this node was too slow): the new holder carries on
+      for (const path of slice.deletes) previous.delete(path);
+      for (const entry of slice.upserts) previous.set(entry.path, entry);
+      this.remember(instanceId, recorded.snapshotVersion, previous);
+      created += recorded.eventIds.length;
+      if (recorded.eventIds.length > 0) this.notified();
+      if (!last) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        await this.yieldToJobs();
+      }
     }
     if (changes.length > 0) {
       this.log.debug({ instanceId, changes: changes.length, notifications: created, baseline: !announce }, 'change poll recorded');
+    }
+  }
+
+  /** Keeps an instance's snapshot in memory while the cache has room. */
+  private remember(instanceId: number, version: number, entries: Map<string, SnapshotEntry>): void {
+    const old = this.cache.get(instanceId);
+    const others = this.cachedEntries - (old?.entries.size ?? 0);
+    if (others + entries.size > MAX_CACHED_ENTRIES) return this.forget(instanceId);
+    this.cache.set(instanceId, { version, entries });
+    this.cachedEntries = others + entries.size;
+  }
+
+  private forget(instanceId: number): void {
+    const old = this.cache.get(instanceId);
+    if (!old) return;
+    this.cache.delete(instanceId);
+    this.cachedEntries -= old.entries.size;
+  }
+
+  /** Waits (a few ms at a time, MAX_YIELD_MS at most) while the node's async jobs run. */
+  private async yieldToJobs(): Promise<void> {
+    const until = Date.now() + MAX_YIELD_MS;
+    while (this.jobsRunning() > 0 && Date.now() < until && !this.stopped) {
+      await new Promise<void>((resolve) => setTimeout(resolve, 5));
     }
   }
 

@@ -21,17 +21,27 @@ export const SLICE_ENTRIES = 500;
 /** Every object under the watch (the watched folder itself excluded). `between` runs between slices. */
 export async function scan(element: Element, watch: Watch, between: () => Promise<void>): Promise<Entry[]> {
   const out: Entry[] = [];
-  const listing = watch.recursive ? (element.walk ? element.walk(watch.path) : walkByList(element, watch.path)) : element.list(watch.path);
   let inSlice = 0;
+  /** Adds one entry; true when a slice is full (then the caller yields). */
+  const add = (entry: Entry): boolean => {
+    if (entry.path === watch.path) return false;
+    out.push(entry);
+    if (++inSlice < SLICE_ENTRIES) return false;
+    inSlice = 0;
+    return true;
+  };
+  const pause = async () => {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await between();
+  };
   try {
-    for await (const entry of listing) {
-      if (entry.path === watch.path) continue;
-      out.push(entry);
-      if (++inSlice >= SLICE_ENTRIES) {
-        inSlice = 0;
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        await between();
+    if (element.batches) {
+      for await (const batch of element.batches(watch.path, watch.recursive)) {
+        for (const entry of batch) if (add(entry)) await pause();
       }
+    } else {
+      const listing = watch.recursive ? (element.walk ? element.walk(watch.path) : walkByList(element, watch.path)) : element.list(watch.path);
+      for await (const entry of listing) if (add(entry)) await pause();
     }
   } catch (e) {
     if (isFerryError(e, 'not_found')) return [];

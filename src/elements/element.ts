@@ -57,6 +57,12 @@ export interface Element {
    * in far fewer round trips.
    */
   walk?(path: string): AsyncIterable<Entry>;
+  /**
+   * `list` (or, `recursive`, `walk`) a batch of entries at a time. Optional: change polling
+   * (src/changes/) rereads whole trees every few seconds, and a backend whose listing is local
+   * (localfs) saves a promise per entry this way; others fall back to `walk`/`list`.
+   */
+  batches?(path: string, recursive: boolean): AsyncIterable<Entry[]>;
   /** A stream of the file's bytes. Throws notFound when absent. */
   read(path: string): Promise<Readable>;
   /**

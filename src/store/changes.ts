@@ -31,6 +31,12 @@ export interface PollSchedule {
   /** False until a poll has recorded the baseline (it announces nothing). */
   baselined: boolean;
   nextPollAt: Date;
+  /**
+   * Grows with every write to the snapshot (and when a new watch clears it), and starts from
+   * the creation time in µs (a schedule created again never repeats an old value): a poller
+   * that kept the snapshot in memory may use its copy while this still matches.
+   */
+  snapshotVersion: number;
 }
 
 /** One object of a snapshot. */
@@ -65,6 +71,11 @@ export interface PollSlice {
   renewMs?: number;
 }
 
+export interface PollRecorded {
+  eventIds: number[];
+  snapshotVersion: number;
+}
+
 export interface ChangeStore {
   /**
    * Creates or updates an instance's schedule (due at once when new); a different `watch`
@@ -92,9 +103,10 @@ export interface ChangeStore {
   readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]>;
   /**
    * Applies one slice in one transaction while `owner` holds the lease; returns the event ids
-   * created, or null (nothing written) when the lease was lost or the schedule is gone.
+   * created and the snapshot's version after it, or null (nothing written) when the lease was
+   * lost or the schedule is gone.
    */
-  recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null>;
+  recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<PollRecorded | null>;
   /**
    * Ends a poll that failed (backend unreachable): nothing recorded, the next poll is due at
    * `nextPollAt`, and `owner` keeps the lease until `leaseMs` after it.

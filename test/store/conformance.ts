@@ -982,7 +982,10 @@ export function runStoreConformance(
       assert.deepEqual(await store.claimPolls('b', 10, LONG, []), [], 'leased to a');
       assert.equal(await store.recordPoll('b', t.instance.id, slice(t)), null, 'b holds no lease: nothing written');
       const next = new Date(Date.now() + 1000);
-      assert.deepEqual(await store.recordPoll('a', t.instance.id, slice(t, { finish: { nextPollAt: next, leaseMs: LONG } })), []);
+      assert.deepEqual(await store.recordPoll('a', t.instance.id, slice(t, { finish: { nextPollAt: next, leaseMs: LONG } })), {
+        eventIds: [],
+        snapshotVersion: mine.snapshotVersion,
+      }, 'no snapshot write: same version');
       assert.deepEqual(await store.claimPolls('a', 10, LONG, []), [], 'not due yet');
       const dueA = (await store.nextPollDue('a', []))!.getTime();
       const dueB = (await store.nextPollDue('b', []))!.getTime();
@@ -1011,10 +1014,13 @@ export function runStoreConformance(
       await store.schedulePolls(schedule(t));
       await store.claimPolls('a', 10, LONG, []);
       const upserts = Array.from({ length: 5 }, (_, i) => ({ path: `/f${i}`, directory: false, fingerprint: `v${i}` }));
-      const ids = await store.recordPoll('a', t.instance.id, slice(t, {
+      const recorded = await store.recordPoll('a', t.instance.id, slice(t, {
         upserts,
         notifications: [{ body: (id: number) => JSON.stringify({ message: { eventId: id } }), response: { events: [] } }],
       }));
+      const ids = recorded?.eventIds;
+      const [claimed] = await store.claimPolls('a', 10, LONG, []);
+      assert.equal(recorded?.snapshotVersion, claimed.snapshotVersion);
       assert.equal(ids?.length, 1);
       const page1 = await store.readSnapshot(t.instance.id, null, 3);
       const page2 = await store.readSnapshot(t.instance.id, page1[2].path, 3);
@@ -1033,6 +1039,10 @@ export function runStoreConformance(
       assert.equal((await store.readSnapshot(t.instance.id, null, 100)).length, 3);
       await store.schedulePolls(schedule(t, '{"path":"/other","recursive":true}'));
       assert.deepEqual(await store.readSnapshot(t.instance.id, null, 100), [], 'a new watch forgets the snapshot');
+      await store.releasePolls('a');
+      const [fresh] = await store.claimPolls('a', 10, LONG, []);
+      assert.equal(fresh.baselined, false, 'and records a new baseline');
+      assert.ok(fresh.snapshotVersion > claimed.snapshotVersion, 'with a new snapshot version');
       assert.deepEqual(await store.scheduledInstances(), [t.instance.id]);
       await store.unschedulePolls(t.instance.id);
       assert.deepEqual(await store.scheduledInstances(), []);

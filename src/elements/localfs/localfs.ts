@@ -100,6 +100,11 @@ export class LocalFsElement implements Element {
 
   /** The visible entries of the folder `p` (`recursive`: of its whole tree), read off-thread. */
   private async *entries(p: string, recursive: boolean): AsyncIterable<Entry> {
+    for await (const batch of this.batches(p, recursive)) yield* batch;
+  }
+
+  /** As `entries`, a batch (as read off-thread) at a time. */
+  async *batches(p: string, recursive: boolean): AsyncIterable<Entry[]> {
     const rows = readTreeOffThread(await this.folder(p), recursive);
     try {
       for (;;) {
@@ -111,9 +116,7 @@ export class LocalFsElement implements Element {
           throw fsError(e, at ? child(p, at) : p, 'list');
         }
         if (batch.done) return;
-        for (const [rel, directory, size, birthtimeMs, mtimeMs, ino] of batch.value) {
-          yield entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs, ino);
-        }
+        yield batch.value.map(([rel, directory, size, birthtimeMs, mtimeMs, ino]) => entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs, ino));
       }
     } finally {
       await rows.return(undefined); // releases the reader when the consumer stopped early

@@ -7,7 +7,7 @@
  * notifications in one transaction; then NOTIFY ferry_notifications wakes the other nodes'
  * senders, and NOTIFY ferry_changes tells other pollers a schedule appeared (see changes/poller.ts).
  */
-import type { PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
+import type { PollRecorded, PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
 import { NOTIFICATIONS_CHANNEL, NOW_MS, run, type Db, type Row } from './db.js';
 
 /** Hint to other nodes' pollers that a schedule was created or changed. */
@@ -20,6 +20,7 @@ const toSchedule = (r: Row): PollSchedule => ({
   watch: r.watch,
   baselined: Boolean(r.baselined),
   nextPollAt: new Date(Number(r.next_poll_at)),
+  snapshotVersion: Number(r.snapshot_version),
 });
 
 export async function schedulePolls(
@@ -32,13 +33,13 @@ export async function schedulePolls(
       await run(c, 'DELETE FROM change_snapshots WHERE instance_id = $1', [input.instanceId]);
       await run(
         c,
-        `INSERT INTO change_schedules (instance_id, organization_id, interval_ms, watch, baselined, next_poll_at)
-         VALUES ($1, $2, $3, $4, false, ${NOW_MS})`,
+        `INSERT INTO change_schedules (instance_id, organization_id, interval_ms, watch, baselined, next_poll_at, snapshot_version)
+         VALUES ($1, $2, $3, $4, false, ${NOW_MS}, ${NOW_MS} * 1000)`,
         [input.instanceId, input.organizationId, input.intervalMs, input.watch],
       );
     } else if (current.watch !== input.watch) {
       await run(c, 'DELETE FROM change_snapshots WHERE instance_id = $1', [input.instanceId]);
-      await run(c, `UPDATE change_schedules SET watch = $2, interval_ms = $3, baselined = false, next_poll_at = ${NOW_MS} WHERE instance_id = $1`, [
+      await run(c, `UPDATE change_schedules SET watch = $2, interval_ms = $3, baselined = false, next_poll_at = ${NOW_MS}, snapshot_version = snapshot_version + 1 WHERE instance_id = $1`, [
         input.instanceId,
         input.watch,
         input.intervalMs,
@@ -96,9 +97,9 @@ export async function readSnapshot(db: Db, instanceId: number, after: string | n
   return rows.map((r) => ({ path: r.path, directory: Boolean(r.directory), fingerprint: r.fingerprint }));
 }
 
-export async function recordPoll(db: Db, owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
-  const ids = await db.tx(async (c) => {
-    const [schedule] = await run(c, 'SELECT lease_owner FROM change_schedules WHERE instance_id = $1 FOR UPDATE', [instanceId]);
+export async function recordPoll(db: Db, owner: string, instanceId: number, slice: PollSlice): Promise<PollRecorded | null> {
+  const recorded = await db.tx(async (c): Promise<PollRecorded | null> => {
+    const [schedule] = await run(c, 'SELECT lease_owner, snapshot_version FROM change_schedules WHERE instance_id = $1 FOR UPDATE', [instanceId]);
     if (!schedule || schedule.lease_owner !== owner) return null;
     if (slice.deletes.length > 0) {
       await run(c, 'DELETE FROM change_snapshots WHERE instance_id = $1 AND path = ANY($2::text[])', [instanceId, slice.deletes]);
@@ -141,6 +142,11 @@ export async function recordPoll(db: Db, owner: string, instanceId: number, slic
         created.push(eventId);
       }
     }
+    let snapshotVersion = Number(schedule.snapshot_version);
+    if (slice.upserts.length > 0 || slice.deletes.length > 0) {
+      snapshotVersion++;
+      await run(c, 'UPDATE change_schedules SET snapshot_version = $2 WHERE instance_id = $1', [instanceId, snapshotVersion]);
+    }
     if (slice.finish) {
       const next = slice.finish.nextPollAt.getTime() - Date.now();
       await run(
@@ -151,10 +157,10 @@ export async function recordPoll(db: Db, owner: string, instanceId: number, slic
     } else if (slice.renewMs) {
       await run(c, `UPDATE change_schedules SET lease_until = ${NOW_MS} + $2 WHERE instance_id = $1`, [instanceId, slice.renewMs]);
     }
-    return created;
+    return { eventIds: created, snapshotVersion };
   });
-  if (ids && ids.length > 0) db.notify(NOTIFICATIONS_CHANNEL);
-  return ids;
+  if (recorded && recorded.eventIds.length > 0) db.notify(NOTIFICATIONS_CHANNEL);
+  return recorded;
 }
 
 export async function postponePoll(db: Db, owner: string, instanceId: number, nextPollAt: Date, leaseMs: number): Promise<void> {

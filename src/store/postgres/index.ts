@@ -31,7 +31,7 @@ import type {
   Page,
   StoredResult,
 } from '../async.js';
-import type { PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
+import type { PollRecorded, PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
 import type { Instance, InstancePatch, NewInstance, Organization, Store, StoreCapabilities, User } from '../store.js';
 import * as accept from './accept.js';
 import * as changes from './changes.js';
@@ -241,7 +241,7 @@ export class PostgresStore implements Store {
   readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
     return changes.readSnapshot(this.db, instanceId, after, limit);
   }
-  recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
+  recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<PollRecorded | null> {
     return changes.recordPoll(this.db, owner, instanceId, slice);
   }
   releasePolls(owner: string): Promise<void> {

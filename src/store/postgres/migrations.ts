@@ -183,6 +183,7 @@ CREATE TABLE change_schedules (
   interval_ms bigint NOT NULL,
   watch text NOT NULL,
   baselined boolean NOT NULL DEFAULT false,
+  snapshot_version bigint NOT NULL DEFAULT 0,
   next_poll_at bigint NOT NULL,
   lease_owner text,
   lease_until bigint NOT NULL DEFAULT 0

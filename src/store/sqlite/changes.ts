@@ -6,7 +6,7 @@
  * way; the same rules as PostgreSQL apply.
  */
 import type { Database, Statement } from 'better-sqlite3';
-import type { ChangeStore, PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
+import type { ChangeStore, PollRecorded, PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
 
 type Row = Record<string, any>;
 
@@ -20,6 +20,7 @@ const toSchedule = (r: Row): PollSchedule => ({
   watch: r.watch,
   baselined: Boolean(r.baselined),
   nextPollAt: new Date(Number(r.next_poll_at)),
+  snapshotVersion: Number(r.snapshot_version),
 });
 
 export class SqliteChanges implements ChangeStore {
@@ -45,14 +46,14 @@ export class SqliteChanges implements ChangeStore {
       if (!current) {
         this.stmt('DELETE FROM change_snapshots WHERE instance_id = ?').run(input.instanceId);
         this.stmt(
-          'INSERT INTO change_schedules (instance_id, organization_id, interval_ms, watch, baselined, next_poll_at) VALUES (?, ?, ?, ?, 0, ?)',
-        ).run(input.instanceId, input.organizationId, input.intervalMs, input.watch, now);
+          'INSERT INTO change_schedules (instance_id, organization_id, interval_ms, watch, baselined, next_poll_at, snapshot_version) VALUES (?, ?, ?, ?, 0, ?, ?)',
+        ).run(input.instanceId, input.organizationId, input.intervalMs, input.watch, now, now * 1000);
         return;
       }
       if (current.watch !== input.watch) {
         // A new watch: forget the old snapshot; the next poll (now) records a new baseline.
         this.stmt('DELETE FROM change_snapshots WHERE instance_id = ?').run(input.instanceId);
-        this.stmt('UPDATE change_schedules SET watch = ?, interval_ms = ?, baselined = 0, next_poll_at = ? WHERE instance_id = ?').run(
+        this.stmt('UPDATE change_schedules SET watch = ?, interval_ms = ?, baselined = 0, next_poll_at = ?, snapshot_version = snapshot_version + 1 WHERE instance_id = ?').run(
           input.watch,
           input.intervalMs,
           now,
@@ -122,10 +123,10 @@ export class SqliteChanges implements ChangeStore {
     }));
   }
 
-  async recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
+  async recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<PollRecorded | null> {
     const now = Date.now();
     return this.write(() => {
-      const schedule = this.stmt('SELECT lease_owner FROM change_schedules WHERE instance_id = ?').get(instanceId) as Row | undefined;
+      const schedule = this.stmt('SELECT lease_owner, snapshot_version FROM change_schedules WHERE instance_id = ?').get(instanceId) as Row | undefined;
       // Deletions first: a path that changed kind is deleted and written again in one slice.
       if (!schedule || schedule.lease_owner !== owner) return null;
       const remove = this.stmt('DELETE FROM change_snapshots WHERE instance_id = ? AND path = ?');
@@ -154,6 +155,11 @@ export class SqliteChanges implements ChangeStore {
           ids.push(id);
         }
       }
+      let snapshotVersion = Number(schedule.snapshot_version);
+      if (slice.upserts.length > 0 || slice.deletes.length > 0) {
+        snapshotVersion++;
+        this.stmt('UPDATE change_schedules SET snapshot_version = ? WHERE instance_id = ?').run(snapshotVersion, instanceId);
+      }
       if (slice.finish) {
         const next = slice.finish.nextPollAt.getTime();
         this.stmt('UPDATE change_schedules SET baselined = 1, next_poll_at = ?, lease_until = ? WHERE instance_id = ?').run(
@@ -164,7 +170,7 @@ export class SqliteChanges implements ChangeStore {
       } else if (slice.renewMs) {
         this.stmt('UPDATE change_schedules SET lease_until = ? WHERE instance_id = ?').run(now + slice.renewMs, instanceId);
       }
-      return ids;
+      return { eventIds: ids, snapshotVersion };
     });
   }
 

@@ -16,7 +16,7 @@ import { MIGRATIONS } from './migrations.js';
 import { toInstance, toOrganization, toUser } from '../rows.js';
 import { SqliteAsyncStore } from './async.js';
 import { SqliteChanges } from './changes.js';
-import type { PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
+import type { PollRecorded, PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { WriteLock } from './write-lock.js';
 
@@ -77,7 +77,7 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
     return this.changes.readSnapshot(instanceId, after, limit);
   }
-  recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<number[] | null> {
+  recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<PollRecorded | null> {
     return this.changes.recordPoll(owner, instanceId, slice);
   }
   releasePolls(owner: string): Promise<void> {

@@ -155,6 +155,7 @@ CREATE TABLE change_schedules (
   interval_ms INTEGER NOT NULL,
   watch TEXT NOT NULL,
   baselined INTEGER NOT NULL DEFAULT 0,
+  snapshot_version INTEGER NOT NULL DEFAULT 0,
   next_poll_at INTEGER NOT NULL,
   lease_owner TEXT,
   lease_until INTEGER NOT NULL DEFAULT 0
