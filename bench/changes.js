@@ -94,7 +94,7 @@ function median(values) {
 
 async function rescanCost() {
   const rx = await changeReceiver();
-  const node = await startNode({ inProcess: true, env: { FERRY_POLLER_MIN_INTERVAL: '1', FERRY_RUNNER_THREAD: 'off', FERRY_EGRESS_ALLOW: '127.0.0.1/32' } });
+  const node = await startNode({ inProcess: true, env: { FERRY_POLLER_MIN_INTERVAL: '1', FERRY_RUNNER_THREAD: 'off', FERRY_POLLER_THREAD: 'off', FERRY_EGRESS_ALLOW: '127.0.0.1/32' } });
   const folder = path.join(node.config.localfsBase, 'tree');
   for (let d = 0; d < 100; d++) {
     fs.mkdirSync(path.join(folder, `d${d}`), { recursive: true });

@@ -53,6 +53,10 @@ export interface Config {
   pollerConcurrency: number;
   /** How long a node keeps an instance's polls after its last poll is due (takeover delay). */
   pollerLeaseMs: number;
+  /** Run the change poller on a worker thread of its own (changes/poller-thread.ts). */
+  pollerThread: boolean;
+  /** The poller thread's nice value (0–19; Linux). */
+  pollerNice: number;
 }
 
 interface Setting {
@@ -100,6 +104,8 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RUNNER_YIELD', default: 'on', description: '`on`: while the API is saturated (its thread at least half busy with 16 or more requests in flight on average over 200 ms), the runner thread starts no claims, for up to 1 s at a time and with at least 250 ms of running between two pauses; jobs already running and their webhooks go on. A burst is so accepted at full speed and its jobs run after it. `off`: the thread runs whatever the load.' },
   { env: 'FERRY_POLLER_MIN_INTERVAL', default: '5', description: 'Shortest interval (seconds) between two change polls of one instance; a smaller `event.poller.refresh_interval` is raised to it.' },
   { env: 'FERRY_POLLER_CONCURRENCY', default: '2', description: 'Instances one node rescans for changes at once (each rescan reads its tree in bounded slices).' },
+  { env: 'FERRY_POLLER_THREAD', default: 'on', description: '`on`: a node that runs jobs runs its change poller on a worker thread of its own, at FERRY_POLLER_NICE, so rescans use what the API and the async jobs leave of the CPU; `off` runs it beside the runner and sender (it then gives way to running jobs between slices).' },
+  { env: 'FERRY_POLLER_NICE', default: '19', description: 'The poller thread\'s nice value, 0–19 (Linux; elsewhere ignored).' },
   { env: 'FERRY_POLLER_LEASE', default: '30000', description: 'Milliseconds a node keeps an instance\'s change polls past their due time; when the node dies another takes the instance over after it.' },
 ];
 
@@ -186,6 +192,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     pollerMinIntervalMs: int(env, 'FERRY_POLLER_MIN_INTERVAL', 1) * 1000,
     pollerConcurrency: int(env, 'FERRY_POLLER_CONCURRENCY', 1),
     pollerLeaseMs: int(env, 'FERRY_POLLER_LEASE', 100),
+    pollerThread: oneOf(env, 'FERRY_POLLER_THREAD', ['on', 'off'] as const) === 'on',
+    pollerNice: int(env, 'FERRY_POLLER_NICE', 0, 19),
     ...overrides,
   };
   return config;

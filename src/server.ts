@@ -25,6 +25,7 @@ import { createEgressPolicy } from './async/egress.js';
 import { RunnerThread } from './async/runner-thread.js';
 import { LocalExecutor } from './async/executor.js';
 import { Poller } from './changes/poller.js';
+import { PollerThread } from './changes/poller-thread.js';
 import { ChangeSchedules } from './changes/schedules.js';
 
 export interface Ferry {
@@ -97,8 +98,11 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   let sender: Sender | null = null;
   let thread: RunnerThread | null = null;
   let poller: Poller | null = null;
-  // Change polling (src/changes/): schedules follow instances; the poller runs beside the sender.
-  const schedules = new ChangeSchedules(store, instances, config, () => (thread ? thread.wake('changes') : poller?.wake()));
+  let pollerThread: PollerThread | null = null;
+  // Change polling (src/changes/): schedules follow instances; the poller runs on a thread of its
+  // own (FERRY_POLLER_THREAD), or else beside the runner and sender.
+  const wakePoller = () => (pollerThread ? pollerThread.wake() : thread ? thread.wake('changes') : poller?.wake());
+  const schedules = new ChangeSchedules(store, instances, config, wakePoller);
   if (!options.thread) instances.onStored = (instance, id) => schedules.sync(instance, id);
   services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
@@ -134,7 +138,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
     sender = new Sender(store, instances, config, local, log);
     runner = new Runner(local, store, config, log, sender);
-    poller = new Poller(store, instances, config, log, () => sender?.wake(), () => runner?.activeJobs ?? 0);
+    if (!config.pollerThread) poller = new Poller(store, instances, config, log, () => sender?.wake(), () => runner?.activeJobs ?? 0);
     if (wakeups.onWake) {
       unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
       unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));
@@ -144,6 +148,14 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   runner?.start();
   sender?.start();
   poller?.start();
+  if (runsWorker && !options.thread && config.pollerThread) {
+    try {
+      const writeLock = (store as Partial<SqliteStore>).writeLock?.cell;
+      pollerThread = await PollerThread.start({ config, writeLock }, log, () => (thread ? thread.wake('notifications') : sender?.wake()));
+    } catch (e) {
+      log.error({ err: e }, 'the poller thread could not start; change events are not polled on this node');
+    }
+  }
   if (!options.thread) {
     try {
       await schedules.reconcile();
@@ -175,6 +187,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       for (const u of unsubscribe) u();
       await app.close();
       await poller?.stop();
+      await pollerThread?.stop();
       await runner?.stop();
       await sender?.stop();
       await thread?.stop();
