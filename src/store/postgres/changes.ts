@@ -27,7 +27,7 @@ export async function schedulePolls(
   db: Db,
   input: { instanceId: number; organizationId: number; intervalMs: number; watch: string },
 ): Promise<void> {
-  await db.tx(async (c) => {
+  const changed = await db.tx(async (c) => {
     const [current] = await run(c, 'SELECT watch, interval_ms FROM change_schedules WHERE instance_id = $1 FOR UPDATE', [input.instanceId]);
     if (!current) {
       await run(c, 'DELETE FROM change_snapshots WHERE instance_id = $1', [input.instanceId]);
@@ -50,9 +50,13 @@ export async function schedulePolls(
         `UPDATE change_schedules SET interval_ms = $2, next_poll_at = least(next_poll_at, ${NOW_MS} + $2) WHERE instance_id = $1`,
         [input.instanceId, input.intervalMs],
       );
+    } else {
+      return false;
     }
+    return true;
   });
-  db.notify(CHANGES_CHANNEL);
+  // Other nodes' pollers learn of the new (or sooner) poll; nothing changed, nothing to say.
+  if (changed) db.notify(CHANGES_CHANNEL);
 }
 
 export async function unschedulePolls(db: Db, instanceId: number): Promise<void> {

@@ -38,6 +38,9 @@ export class SqliteChanges implements ChangeStore {
   }
 
   async schedulePolls(input: { instanceId: number; organizationId: number; intervalMs: number; watch: string }): Promise<void> {
+    // Unchanged (start-up reconciliation of every instance): no write transaction at all.
+    const seen = this.stmt('SELECT watch, interval_ms FROM change_schedules WHERE instance_id = ?').get(input.instanceId) as Row | undefined;
+    if (seen && seen.watch === input.watch && Number(seen.interval_ms) === input.intervalMs) return;
     const now = Date.now();
     await this.write(() => {
       const current = this.stmt('SELECT watch, interval_ms, next_poll_at FROM change_schedules WHERE instance_id = ?').get(input.instanceId) as
@@ -94,16 +97,11 @@ export class SqliteChanges implements ChangeStore {
   }
 
   async nextPollDue(owner: string, exclude: number[]): Promise<Date | null> {
-    const rows = this.stmt('SELECT instance_id, next_poll_at, lease_owner, lease_until FROM change_schedules').all() as Row[];
-    // One row per watched instance: few enough to decide here (and no SQL list of exclusions).
-    const skip = new Set(exclude);
-    let min: number | null = null;
-    for (const r of rows) {
-      if (skip.has(r.instance_id)) continue;
-      const due = r.lease_owner === owner || r.lease_owner === null ? Number(r.next_poll_at) : Math.max(Number(r.next_poll_at), Number(r.lease_until));
-      if (min === null || due < min) min = due;
-    }
-    return min === null ? null : new Date(min);
+    const r = this.stmt(
+      `SELECT min(CASE WHEN lease_owner IS NULL OR lease_owner = ? THEN next_poll_at ELSE max(next_poll_at, lease_until) END) AS t
+       FROM change_schedules WHERE instance_id NOT IN (SELECT value FROM json_each(?))`,
+    ).get(owner, JSON.stringify(exclude)) as Row;
+    return r.t == null ? null : new Date(Number(r.t));
   }
 
   async readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
