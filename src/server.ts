@@ -149,12 +149,8 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   sender?.start();
   poller?.start();
   if (runsWorker && !options.thread && config.pollerThread) {
-    try {
-      const writeLock = (store as Partial<SqliteStore>).writeLock?.cell;
-      pollerThread = await PollerThread.start({ config, writeLock }, log, () => (thread ? thread.wake('notifications') : sender?.wake()));
-    } catch (e) {
-      log.error({ err: e }, 'the poller thread could not start; change events are not polled on this node');
-    }
+    const writeLock = (store as Partial<SqliteStore>).writeLock?.cell;
+    pollerThread = await PollerThread.start({ config, writeLock }, log, () => (thread ? thread.wake('notifications') : sender?.wake()));
   }
   if (!options.thread) {
     try {

@@ -39,10 +39,13 @@ export class PollerThread {
     private readonly notified: () => void,
   ) {}
 
-  /** Starts the thread; resolves once its poller runs. */
+  /**
+   * Starts the thread; resolves once its poller runs, or once its first start failed (say the
+   * database refused a connection): it is then started again a second later, and so on.
+   */
   static async start(data: PollerThreadData, log: Logger, notified: () => void): Promise<PollerThread> {
     const thread = new PollerThread(data, log, notified);
-    await thread.spawn();
+    await thread.spawn().catch((e) => thread.failed(e));
     return thread;
   }
 
@@ -87,10 +90,20 @@ export class PollerThread {
     this.worker = null;
     if (this.stopping) return;
     this.log.error({ exitCode: code }, 'the poller thread died; starting it again in 1 s');
+    this.again();
+  }
+
+  private failed(e: unknown): void {
+    this.worker = null;
+    if (this.stopping) return;
+    this.log.error({ err: e }, 'the poller thread could not start; trying again in 1 s');
+    this.again();
+  }
+
+  private again(): void {
     this.restart = setTimeout(() => {
       this.restart = null;
-      if (this.stopping) return;
-      this.spawn().catch((e) => this.died(typeof e === 'number' ? e : 1));
+      if (!this.stopping) this.spawn().catch((e) => this.failed(e));
     }, 1000);
     this.restart.unref();
   }
