@@ -6,7 +6,7 @@
 // 3. async latency p99 at 250 requests/s (open loop, scheduled send → webhook), without and
 //    with 100 watched instances of 1,000 files each polled every 5 s (ratio ≥ 0.9 wanted), in
 //    alternating runs: without (before the instances exist, then with them disabled) and with.
-// BENCH_CHANGES_SECONDS (default 30) bounds each timed phase; BENCH_CHANGES_INSTANCES and
+// BENCH_CHANGES_SECONDS (default 20) bounds each timed phase; BENCH_CHANGES_INSTANCES and
 // BENCH_CHANGES_FILES size phase 3.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ORG, PING, USER, createInstance, fmt, newPool, now, percentiles, sleep, startNode, startReceiver, table, waitFor } from './lib.js';
 
-const SECONDS = Number(process.env.BENCH_CHANGES_SECONDS ?? 30);
+const SECONDS = Number(process.env.BENCH_CHANGES_SECONDS ?? 20);
 const INSTANCES = Number(process.env.BENCH_CHANGES_INSTANCES ?? 100);
 const FILES = Number(process.env.BENCH_CHANGES_FILES ?? 1000);
 const RATE = 250;
