@@ -1,11 +1,13 @@
 /**
  * The poller: finds changes in watched instances' storage and turns them into notifications
  * that the async sender delivers (signed, retried, listed as events) — there is no second
- * sender. It runs beside the node's runner and sender (on SQLite: on the runner thread, off
- * the API's thread).
+ * sender. It runs on a thread of its own at nice 19 (changes/poller-thread.ts, the default),
+ * or with FERRY_POLLER_THREAD=off beside the node's runner and sender (on SQLite: on the runner
+ * thread), never on the API's thread.
  *
  * Owns: when to poll and what a poll writes. May import: store/ (ChangeStore), instances/
- * (live elements, clear configuration), changes/*, config.ts.
+ * (live elements, clear configuration), changes/*, config.ts — not async/ or http/: what it
+ * writes reaches the sender through the store.
  *
  * Scheduling: the schedules live in the store (store/changes.ts). The poller keeps ONE timer,
  * armed for the earliest due time among the schedules it may claim (`nextPollDue`), and sleeps
@@ -62,6 +64,8 @@ export class Poller {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private looking = false;
+  /** The look in progress (stop waits for it: a claim it made must not outlive the stop). */
+  private current: Promise<void> = Promise.resolve();
   private again = false;
   private scheduled = false;
   /** Polls finished, and how long the last one took (ms), for benchmarks and metrics. */
@@ -94,7 +98,7 @@ export class Poller {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.look();
+      this.current = this.look();
     });
   }
 
@@ -106,6 +110,7 @@ export class Poller {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    await this.current;
     await Promise.allSettled([...this.running.values()]);
     await this.store.releasePolls(this.owner).catch((e) => this.log.warn({ err: e }, 'giving change poll leases back failed; they expire'));
   }
@@ -119,6 +124,7 @@ export class Poller {
         const free = this.config.pollerConcurrency - this.running.size;
         if (free <= 0) break;
         const due = await this.store.claimPolls(this.owner, free, this.config.pollerLeaseMs, [...this.running.keys()]);
+        if (this.stopped) break; // claimed during the stop: stop() gives the leases back
         for (const schedule of due) this.launch(schedule);
         if (due.length === free) this.again = true;
       } while (this.again && !this.stopped);
