@@ -14,6 +14,7 @@ const all = {
   peers: () => import('./peers.js').then((m) => m.peers()),
   start: () => import('./start.js').then((m) => m.start()),
   cpu: () => import('./cpu.js').then((m) => m.cpu()),
+  changes: () => import('./changes.js').then((m) => m.changes()),
 };
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : Object.keys(all);

@@ -61,6 +61,16 @@ export interface Config {
   metricsToken: string | null;
   /** Milliseconds a draining node (SIGTERM, SIGINT) gives running jobs and requests to finish. */
   drainTimeoutMs: number;
+  /** Shortest change-poll interval, in milliseconds (FERRY_POLLER_MIN_INTERVAL is in seconds). */
+  pollerMinIntervalMs: number;
+  /** Instances one node rescans at once. */
+  pollerConcurrency: number;
+  /** How long a node keeps an instance's polls after its last poll is due (takeover delay). */
+  pollerLeaseMs: number;
+  /** Run the change poller on a worker thread of its own (changes/poller-thread.ts). */
+  pollerThread: boolean;
+  /** The poller thread's nice value (0–19; Linux). */
+  pollerNice: number;
 }
 
 interface Setting {
@@ -113,6 +123,11 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_METRICS', default: 'on', description: '`on`: `GET /metrics` serves Prometheus metrics on the main port (see Operating Ferry); `off`: no route, nothing counted.' },
   { env: 'FERRY_METRICS_TOKEN', default: '', description: 'When set, `GET /metrics` requires `Authorization: Bearer <token>` (401 otherwise); empty = no authentication.' },
   { env: 'FERRY_DRAIN_TIMEOUT', default: '30', description: 'Seconds a node stopping on SIGTERM or SIGINT gives running jobs (and their webhooks) and requests in flight to finish; what is left is released in the store for another node (or the next start) to take at once. A second signal exits at once.' },
+  { env: 'FERRY_POLLER_MIN_INTERVAL', default: '5', description: 'Shortest interval (seconds) between two change polls of one instance; a smaller `event.poller.refresh_interval` is raised to it.' },
+  { env: 'FERRY_POLLER_CONCURRENCY', default: '2', description: 'Instances one node rescans for changes at once (each rescan reads its tree in bounded slices).' },
+  { env: 'FERRY_POLLER_THREAD', default: 'on', description: '`on`: a node that runs jobs runs its change poller on a worker thread of its own, at FERRY_POLLER_NICE, so rescans use what the API and the async jobs leave of the CPU; `off` runs it beside the runner and sender (it then gives way to running jobs between slices).' },
+  { env: 'FERRY_POLLER_NICE', default: '19', description: 'The poller thread\'s nice value, 0–19 (Linux; elsewhere ignored).' },
+  { env: 'FERRY_POLLER_LEASE', default: '30000', description: 'Milliseconds a node keeps an instance\'s change polls past their due time; when the node dies another takes the instance over after it.' },
 ];
 
 const DEFAULTS = Object.fromEntries(SETTINGS.map((s) => [s.env, s.default]));
@@ -202,6 +217,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     metrics: oneOf(env, 'FERRY_METRICS', ['on', 'off'] as const) === 'on',
     metricsToken: env.FERRY_METRICS_TOKEN || null,
     drainTimeoutMs: int(env, 'FERRY_DRAIN_TIMEOUT', 0, 86_400) * 1000,
+    pollerMinIntervalMs: int(env, 'FERRY_POLLER_MIN_INTERVAL', 1) * 1000,
+    pollerConcurrency: int(env, 'FERRY_POLLER_CONCURRENCY', 1),
+    pollerLeaseMs: int(env, 'FERRY_POLLER_LEASE', 100),
+    pollerThread: oneOf(env, 'FERRY_POLLER_THREAD', ['on', 'off'] as const) === 'on',
+    pollerNice: int(env, 'FERRY_POLLER_NICE', 0, 19),
     ...overrides,
   };
   return config;

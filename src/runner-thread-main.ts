@@ -46,7 +46,7 @@ runner.watch = {
 
 port.on('message', (m: ToRunnerThread) => {
   if (m.type === 'adopt') runner.adopt(m.jobs.map((job) => ({ ...job, body: job.body && asBuffer(job.body) })));
-  else if (m.type === 'wake') (m.what === 'jobs' ? runner : sender).wake();
+  else if (m.type === 'wake') (m.what === 'jobs' ? runner : m.what === 'changes' ? ferry.poller : sender)?.wake();
   else if (m.type === 'pause') {
     runner.pause(m.value);
     sender.pause(m.value);

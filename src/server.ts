@@ -29,6 +29,9 @@ import { metrics } from './observability/metrics.js';
 import { CHECK_TIMEOUT_MS } from './observability/readiness.js';
 import { drainHttp, drainWork, type DrainReport } from './lifecycle/drain.js';
 import { startOperationsServer } from './observability/operations-server.js';
+import { Poller } from './changes/poller.js';
+import { PollerThread } from './changes/poller-thread.js';
+import { ChangeSchedules } from './changes/schedules.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -40,6 +43,8 @@ export interface Ferry {
   operationsUrl?: string;
   /** The runner and sender running on this thread, if any. */
   worker?: { runner: Runner; sender: Sender };
+  /** The change poller running on this thread (beside the runner and sender), if any. */
+  poller?: Poller;
   /** The node's runner thread, if it has one. */
   runnerThread?: RunnerThread;
   /**
@@ -107,6 +112,13 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   let runner: Runner | null = null;
   let sender: Sender | null = null;
   let thread: RunnerThread | null = null;
+  let poller: Poller | null = null;
+  let pollerThread: PollerThread | null = null;
+  // Change polling (src/changes/): schedules follow instances; the poller runs on a thread of its
+  // own (FERRY_POLLER_THREAD), or else beside the runner and sender.
+  const wakePoller = () => (pollerThread ? pollerThread.wake() : thread ? thread.wake('changes') : poller?.wake());
+  const schedules = new ChangeSchedules(store, instances, config, wakePoller);
+  if (!options.thread) instances.onStored = (instance, id) => schedules.sync(instance, id);
   services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
   let draining = false;
@@ -152,19 +164,33 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       throw e;
     }
   }
-  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
+  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications' | 'changes', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
   if (dispatcher) {
     const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
     sender = new Sender(store, instances, config, local, log);
     runner = new Runner(local, store, config, log, sender);
+    if (!config.pollerThread) poller = new Poller(store, instances, config, log, () => sender?.wake(), () => runner?.activeJobs ?? 0);
     if (wakeups.onWake) {
       unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
       unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));
+      unsubscribe.push(wakeups.onWake('changes', () => poller?.wake()));
     }
   }
   runner?.start();
   sender?.start();
+  poller?.start();
+  if (runsWorker && !options.thread && config.pollerThread) {
+    const writeLock = (store as Partial<SqliteStore>).writeLock?.cell;
+    pollerThread = await PollerThread.start({ config, writeLock }, log, () => (thread ? thread.wake('notifications') : sender?.wake()));
+  }
+  if (!options.thread) {
+    try {
+      await schedules.reconcile();
+    } catch (e) {
+      log.error({ err: e }, 'reconciling change poll schedules failed; instances changed from now on are scheduled as usual');
+    }
+  }
   // A worker serves no API, but answers probes and scrapes on PORT.
   const operationsApp =
     config.role === 'worker' && !options.thread && services.operations
@@ -192,6 +218,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     config,
     url,
     worker: runner && sender ? { runner, sender } : undefined,
+    poller: poller ?? undefined,
     runnerThread: thread ?? undefined,
     operationsUrl:
       typeof operationsAddress === 'object' && operationsAddress ? `http://${config.host}:${operationsAddress.port}` : undefined,
@@ -225,6 +252,8 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       for (const u of unsubscribe) u();
       await operationsApp?.close();
       await app.close();
+      await poller?.stop();
+      await pollerThread?.stop();
       await runner?.stop();
       await sender?.stop();
       await thread?.stop();

@@ -39,7 +39,7 @@ export interface RunnerThreadData {
 /** Messages to the runner thread. */
 export type ToRunnerThread =
   | { type: 'adopt'; jobs: ClaimedJob[] }
-  | { type: 'wake'; what: 'jobs' | 'notifications' }
+  | { type: 'wake'; what: 'jobs' | 'notifications' | 'changes' }
   | { type: 'pause'; value: boolean }
   /** Asks for the thread's metric families and runner progress (a scrape, a readiness probe). */
   | { type: 'probe'; id: number }
@@ -243,7 +243,7 @@ export class RunnerThread {
   }
 
   /** Look for work now (a redelivery asked for through the API, say). */
-  wake(what: 'jobs' | 'notifications'): void {
+  wake(what: 'jobs' | 'notifications' | 'changes'): void {
     if (!this.stopping) this.worker.postMessage({ type: 'wake', what } satisfies ToRunnerThread);
   }
 

@@ -129,6 +129,11 @@ export class Runner {
     this.wake();
   }
 
+  /** Jobs running (or reserved) on this runner now; change polls give way to them (changes/poller.ts). */
+  get activeJobs(): number {
+    return this.running.size + this.reserved;
+  }
+
   /** Look for work now: jobs may be waiting in the store (a NOTIFY from another node, a refused handoff). */
   wake(): void {
     this.backlog = true;

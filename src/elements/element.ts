@@ -25,6 +25,11 @@ export interface Entry {
   size: number;
   createdDate?: Date;
   modifiedDate?: Date;
+  /**
+   * The backend's own version token, where listings give one (localfs: the inode, S3: the
+   * ETag). Change polling (src/changes/) compares it with size and modification time.
+   */
+  version?: string;
 }
 
 /** One stored version of a file, as the backend keeps it. */
@@ -68,6 +73,12 @@ export interface Element {
    * in far fewer round trips.
    */
   walk?(path: string): AsyncIterable<Entry>;
+  /**
+   * `list` (or, `recursive`, `walk`) a batch of entries at a time. Optional: change polling
+   * (src/changes/) rereads whole trees every few seconds, and a backend whose listing is local
+   * (localfs) saves a promise per entry this way; others fall back to `walk`/`list`.
+   */
+  batches?(path: string, recursive: boolean): AsyncIterable<Entry[]>;
   /** A stream of the file's bytes. Throws notFound when absent. */
   read(path: string): Promise<Readable>;
   /**

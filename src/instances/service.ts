@@ -19,6 +19,8 @@ import type { Config } from '../config.js';
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import type { EgressPolicy } from '../async/egress.js';
+import { checkCallbackUrl } from '../async/accept.js';
+import { CHANGE_CONFIG_KEYS, configurationValue, parseChangeSettings } from '../changes/settings.js';
 
 export const MASK = '********';
 
@@ -29,16 +31,22 @@ export interface InstanceInput {
   configuration: Record<string, unknown>;
 }
 
-/** Every key an element accepts: its own, then the common event keys. */
+/** Every key an element accepts: its own, then the common event keys, then change polling's. */
 export function configKeys(def: ElementDefinition): ConfigKey[] {
-  const own = def.configuration.filter((k) => !COMMON_CONFIG_KEYS.some((c) => c.key === k.key));
-  return [...own, ...COMMON_CONFIG_KEYS];
+  const common = [...COMMON_CONFIG_KEYS, ...CHANGE_CONFIG_KEYS];
+  const own = def.configuration.filter((k) => !common.some((c) => c.key === k.key));
+  return [...own, ...common];
 }
 
 export class InstanceService {
   private readonly live = new Map<number, { version: number; element: Element }>();
   /** Called after any instance is updated, disabled, enabled or deleted (auth caches listen). */
   onChange: () => void = () => {};
+  /**
+   * Awaited after an instance is created or its configuration stored, and after one is deleted
+   * (with null): change polling keeps its schedule in step (changes/schedules.ts).
+   */
+  onStored: (instance: Instance | null, id: number) => Promise<void> = async () => {};
 
   constructor(
     private readonly store: Store,
@@ -71,6 +79,7 @@ export class InstanceService {
       configuration: this.seal(def, clear),
       tokenHash: hashSecret(token),
     });
+    await this.onStored(instance, instance.id);
     return { instance, token };
   }
 
@@ -121,6 +130,7 @@ export class InstanceService {
     if (retiredSignatureKeys !== undefined) announceKeyChange(id);
     this.onChange();
     await this.forget(id);
+    if (configuration) await this.onStored(updated, id);
     return updated;
   }
 
@@ -135,6 +145,7 @@ export class InstanceService {
     if (!(await this.store.deleteInstance(organizationId, id))) throw notFound(`No instance ${id} in your organization`);
     this.onChange();
     await this.forget(id);
+    await this.onStored(null, id);
   }
 
   /** The live backend of an instance, created on first use and rebuilt after a change. */
@@ -231,7 +242,7 @@ export class InstanceService {
     }
     const out: Record<string, string> = {};
     for (const k of keys) {
-      let value = given[k.key];
+      let value = configurationValue(k.key, given[k.key]);
       if (value === MASK && stored[k.key] !== undefined) value = stored[k.key];
       if (value === undefined || value === null || value === '') {
         if (k.default !== undefined) out[k.key] = k.default;
@@ -248,6 +259,9 @@ export class InstanceService {
     if (enabled !== undefined && enabled !== 'true' && enabled !== 'false') {
       throw invalid('Configuration key event.notification.enabled must be "true" or "false"');
     }
+    const events = parseChangeSettings(out, this.config.pollerMinIntervalMs, this.config.maxPathLength);
+    // Change events go to this URL without a request to check it at: check it now.
+    if (events.enabled && events.callbackUrl) checkCallbackUrl(this.egress, events.callbackUrl);
     return out;
   }
 

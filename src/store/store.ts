@@ -16,6 +16,7 @@
  */
 import type { AsyncStore } from './async.js';
 import type { OperationsStore } from './operations.js';
+import type { ChangeStore } from './changes.js';
 
 export interface Organization {
   id: number;
@@ -129,7 +130,7 @@ export interface StoreCapabilities {
   handsOffJobs: boolean;
 }
 
-export interface Store extends IdentityStore, InstanceStore, TagStore, SettingsStore, AsyncStore, OperationsStore {
+export interface Store extends IdentityStore, InstanceStore, TagStore, SettingsStore, AsyncStore, OperationsStore, ChangeStore {
   readonly capabilities: StoreCapabilities;
   /** Applies pending migrations; safe to call from several nodes at once. */
   migrate(): Promise<void>;

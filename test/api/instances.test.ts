@@ -209,7 +209,12 @@ describe('instances API', () => {
   });
 
   it('lists configuration entries and PATCHes one by id', async () => {
-    const a = await srv.instance('localfs', { root: 'cfg-a', 'event.notification.signature.key': SIG_KEY }, 'cfg');
+    // A callback URL, so that enabling events is valid (issue 18: enabled needs one).
+    const a = await srv.instance(
+      'localfs',
+      { root: 'cfg-a', 'event.notification.signature.key': SIG_KEY, 'event.notification.callback.url': 'https://hooks.example.com/ferry' },
+      'cfg',
+    );
     const entries = await json(await srv.api(`/instances/${a.id}/configuration`));
     assert.ok(Array.isArray(entries));
     const root = entries.find((e: any) => e.key === 'root');

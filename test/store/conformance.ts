@@ -1109,5 +1109,96 @@ export function runStoreConformance(
       await finished(store, t);
       assert.deepEqual(await store.asyncCounts(), { jobs: 2, events: 3, notificationsPending: 1 }, 'the finished job is gone');
     });
+
+    // ---- change polling (store/changes.ts) -----------------------------------------------------
+
+    const schedule = (t: Tenant, watch = '{"path":"/","recursive":true}') =>
+      ({ instanceId: t.instance.id, organizationId: t.org.id, intervalMs: 60_000, watch });
+    const slice = (t: Tenant, over: Record<string, unknown> = {}) => ({
+      organizationId: t.org.id,
+      userId: t.user.id,
+      callbackUrl: HOOK,
+      url: 'polling:/',
+      upserts: [],
+      deletes: [],
+      notifications: [],
+      ...over,
+    });
+
+    test('change polls: a due schedule is leased to one poller; the holder keeps it past the next due time', async (store) => {
+      const t = await tenant(store);
+      await store.schedulePolls(schedule(t));
+      const [mine] = await store.claimPolls('a', 10, LONG, []);
+      assert.equal(mine.instanceId, t.instance.id);
+      assert.equal(mine.baselined, false);
+      assert.deepEqual(await store.claimPolls('b', 10, LONG, []), [], 'leased to a');
+      assert.equal(await store.recordPoll('b', t.instance.id, slice(t)), null, 'b holds no lease: nothing written');
+      const next = new Date(Date.now() + 1000);
+      assert.deepEqual(await store.recordPoll('a', t.instance.id, slice(t, { finish: { nextPollAt: next, leaseMs: LONG } })), {
+        eventIds: [],
+        snapshotVersion: mine.snapshotVersion,
+      }, 'no snapshot write: same version');
+      assert.deepEqual(await store.claimPolls('a', 10, LONG, []), [], 'not due yet');
+      const dueA = (await store.nextPollDue('a', []))!.getTime();
+      const dueB = (await store.nextPollDue('b', []))!.getTime();
+      assert.ok(Math.abs(dueA - next.getTime()) < 500, 'the holder looks again when the poll is due');
+      assert.ok(dueB >= next.getTime() + LONG - 500, 'another poller only when the lease expires');
+      assert.equal(await store.nextPollDue('a', [t.instance.id]), null, 'excluded schedules are left out');
+      await sleep(1100);
+      const [again] = await store.claimPolls('a', 10, LONG, []);
+      assert.equal(again.baselined, true);
+      assert.deepEqual(await store.claimPolls('a', 10, LONG, [t.instance.id]), [], 'polls running are excluded');
+    });
+
+    test('change polls: an expired lease is taken over, and the old holder can no longer write', async (store) => {
+      const t = await tenant(store);
+      await store.schedulePolls(schedule(t));
+      assert.equal((await store.claimPolls('a', 10, 50, [])).length, 1);
+      await sleep(120);
+      assert.equal((await store.claimPolls('b', 10, LONG, [])).length, 1);
+      assert.equal(await store.recordPoll('a', t.instance.id, slice(t)), null);
+      await store.releasePolls('b');
+      assert.equal((await store.claimPolls('c', 10, LONG, [])).length, 1, 'released leases are free at once');
+    });
+
+    test('change polls: one slice writes snapshot rows and its notifications as events; a new watch starts a new baseline', async (store) => {
+      const t = await tenant(store);
+      await store.schedulePolls(schedule(t));
+      await store.claimPolls('a', 10, LONG, []);
+      const upserts = Array.from({ length: 5 }, (_, i) => ({ path: `/f${i}`, directory: false, fingerprint: `v${i}` }));
+      const recorded = await store.recordPoll('a', t.instance.id, slice(t, {
+        upserts,
+        notifications: [{ body: (id: number) => JSON.stringify({ message: { eventId: id } }), response: { events: [] } }],
+      }));
+      const ids = recorded?.eventIds;
+      const [claimed] = await store.claimPolls('a', 10, LONG, []);
+      assert.equal(recorded?.snapshotVersion, claimed.snapshotVersion);
+      assert.equal(ids?.length, 1);
+      const page1 = await store.readSnapshot(t.instance.id, null, 3);
+      const page2 = await store.readSnapshot(t.instance.id, page1[2].path, 3);
+      assert.deepEqual([...page1, ...page2], upserts, 'pages in path order');
+      const ev = await store.getEvent(t.org.id, ids![0]);
+      assert.equal(ev?.status, 'CONSUMED');
+      assert.equal(ev?.method, 'POLL');
+      const [n] = await store.claimNotifications('s', 10, LONG);
+      assert.equal(n.eventId, ids![0]);
+      assert.equal(n.instanceId, t.instance.id);
+      assert.deepEqual(JSON.parse(n.body), { message: { eventId: ids![0] } });
+      await store.recordDeliveries([record(n.notificationId, HOOK, { status: 'delivered' }, 200)]);
+      assert.equal((await store.getEvent(t.org.id, ids![0]))?.status, 'NOTIFIED');
+
+      await store.recordPoll('a', t.instance.id, slice(t, { deletes: ['/f0', '/f1'] }));
+      assert.equal((await store.readSnapshot(t.instance.id, null, 100)).length, 3);
+      await store.schedulePolls(schedule(t, '{"path":"/other","recursive":true}'));
+      assert.deepEqual(await store.readSnapshot(t.instance.id, null, 100), [], 'a new watch forgets the snapshot');
+      await store.releasePolls('a');
+      const [fresh] = await store.claimPolls('a', 10, LONG, []);
+      assert.equal(fresh.baselined, false, 'and records a new baseline');
+      assert.ok(fresh.snapshotVersion > claimed.snapshotVersion, 'with a new snapshot version');
+      assert.deepEqual(await store.scheduledInstances(), [t.instance.id]);
+      await store.unschedulePolls(t.instance.id);
+      assert.deepEqual(await store.scheduledInstances(), []);
+      assert.equal(await store.nextPollDue('a', []), null);
+    });
   });
 }

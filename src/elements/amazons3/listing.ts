@@ -29,10 +29,12 @@ export async function* pages(
 }
 
 /** The file entry of a listed object. */
-export function fileEntry(path: string, object: Pick<_Object, 'Size' | 'LastModified'>): Entry {
+export function fileEntry(path: string, object: Pick<_Object, 'Size' | 'LastModified'> & { ETag?: string }): Entry {
   const modified = object.LastModified;
   // S3 objects are immutable: the last write is also when this version was created.
-  return { path, directory: false, size: object.Size ?? 0, createdDate: modified, modifiedDate: modified };
+  const entry: Entry = { path, directory: false, size: object.Size ?? 0, createdDate: modified, modifiedDate: modified };
+  if (object.ETag) entry.version = object.ETag;
+  return entry;
 }
 
 /** A folder entry, dated by its marker when one was seen. */

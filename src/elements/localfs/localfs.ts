@@ -31,13 +31,15 @@ const READ_FLAGS = constants.O_RDONLY | NOFOLLOW | (constants.O_NONBLOCK ?? 0);
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW;
 
 function entry(p: string, s: Stats): Entry {
-  return entryOf(p, s.isDirectory(), s.size, s.birthtimeMs, s.mtimeMs);
+  return entryOf(p, s.isDirectory(), s.size, s.birthtimeMs, s.mtimeMs, s.ino);
 }
 
 /** Dates from milliseconds rounded as `Stats` does, so `stat` and `list` agree to the ms. */
-function entryOf(p: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number): Entry {
+function entryOf(p: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number, ino?: number): Entry {
   const modifiedDate = new Date(Math.round(mtimeMs));
   return {
+    // The inode tells a file replaced by another (a rename over it) even at equal size and mtime.
+    ...(ino === undefined ? {} : { version: String(ino) }),
     path: p,
     directory,
     size: directory ? 0 : size,
@@ -99,6 +101,11 @@ export class LocalFsElement implements Element {
 
   /** The visible entries of the folder `p` (`recursive`: of its whole tree), read off-thread. */
   private async *entries(p: string, recursive: boolean): AsyncIterable<Entry> {
+    for await (const batch of this.batches(p, recursive)) yield* batch;
+  }
+
+  /** As `entries`, a batch (as read off-thread) at a time. */
+  async *batches(p: string, recursive: boolean): AsyncIterable<Entry[]> {
     const rows = readTreeOffThread(await this.folder(p), recursive);
     try {
       for (;;) {
@@ -110,9 +117,7 @@ export class LocalFsElement implements Element {
           throw fsError(e, at ? child(p, at) : p, 'list');
         }
         if (batch.done) return;
-        for (const [rel, directory, size, birthtimeMs, mtimeMs] of batch.value) {
-          yield entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs);
-        }
+        yield batch.value.map(([rel, directory, size, birthtimeMs, mtimeMs, ino]) => entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs, ino));
       }
     } finally {
       await rows.return(undefined); // releases the reader when the consumer stopped early

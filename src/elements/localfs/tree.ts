@@ -35,9 +35,9 @@ export const COPY_FLAGS = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE;
 /**
  * One visible entry found by a TreeReader: its path relative to the folder read ("a/b.txt"),
  * whether it is a folder, its size, and birth and modification times in milliseconds (birth is
- * 0 where the file system does not record it). A tuple: thousands cross threads per walk.
+ * 0 where the file system does not record it), and its inode number. A tuple: thousands cross threads per walk.
  */
-export type TreeRow = [rel: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number];
+export type TreeRow = [rel: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number, ino: number];
 
 /** An errno error raised while reading the folder at `at` (relative, "" for the start). */
 export type ErrorAt = Error & { code?: string; at?: string };
@@ -84,7 +84,7 @@ export class TreeReader {
       // Vanished meanwhile, or not something Ferry shows.
       if (!s || !(s.isFile() || s.isDirectory())) continue;
       const directory = s.isDirectory();
-      rows.push([rel, directory, directory ? 0 : s.size, s.birthtimeMs, s.mtimeMs]);
+      rows.push([rel, directory, directory ? 0 : s.size, s.birthtimeMs, s.mtimeMs, s.ino]);
       if (directory && this.recursive) this.pending.push(rel);
     }
     return rows;

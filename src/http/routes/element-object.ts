@@ -8,6 +8,7 @@ import type { ElementDefinition } from '../../elements/element.js';
 import { profileOf } from '../../elements/presentation.js';
 import { hubObjects } from '../../documents/objects.js';
 import { configKeys } from '../../instances/service.js';
+import { EVENTS_SUPPORT } from '../../changes/settings.js';
 
 /** The element without its configuration keys (what an instance embeds). */
 export function elementSummary(def: ElementDefinition) {
@@ -33,6 +34,8 @@ export function elementSummary(def: ElementDefinition) {
     protocolType: profile.protocolType,
     parameters: [] as unknown[],
     private: false,
+    // Every element's changes are found by polling (src/changes/).
+    events: { supported: EVENTS_SUPPORT.supported, methods: [...EVENTS_SUPPORT.methods] },
   };
 }
 
@@ -73,7 +76,7 @@ export function elementMetadata(def: ElementDefinition) {
     authentication: { type: profileOf(def).authenticationType },
     configuration: elementConfiguration(def),
     objects: Object.fromEntries(objects.map((o) => [o.name, { description: o.description, fields: o.fields }])),
-    events: { supported: true, methods: ['webhook'], description: 'Asynchronous requests notify their callback URL' },
+    events: { supported: EVENTS_SUPPORT.supported, methods: [...EVENTS_SUPPORT.methods], description: 'Changes to files and folders are found by polling and sent to the callback URL (event.poller.refresh_interval)' },
     bulk: { supported: false },
     transformationsEnabled: false,
   };

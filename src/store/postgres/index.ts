@@ -33,8 +33,10 @@ import type {
   Page,
   StoredResult,
 } from '../async.js';
+import type { PollRecorded, PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
 import type { Instance, InstancePatch, NewInstance, Organization, Store, StoreCapabilities, User } from '../store.js';
 import * as accept from './accept.js';
+import * as changes from './changes.js';
 import * as claim from './claim.js';
 import * as complete from './complete.js';
 import { Db, JOBS_CHANNEL, NOTIFICATIONS_CHANNEL, type DbOptions } from './db.js';
@@ -87,8 +89,9 @@ export class PostgresStore implements Store {
    * Calls `fn` when another node (or this one) accepted jobs or made notifications due; a hint
    * only, keep polling. Returns the unsubscribe function.
    */
-  onWake(channel: 'jobs' | 'notifications', fn: () => void): () => void {
-    return this.wakes.listen(channel === 'jobs' ? JOBS_CHANNEL : NOTIFICATIONS_CHANNEL, fn);
+  onWake(channel: 'jobs' | 'notifications' | 'changes', fn: () => void): () => void {
+    const name = channel === 'jobs' ? JOBS_CHANNEL : channel === 'notifications' ? NOTIFICATIONS_CHANNEL : changes.CHANGES_CHANNEL;
+    return this.wakes.listen(name, fn);
   }
 
   // ---- identity, instances, settings ----------------------------------------------------------
@@ -235,5 +238,35 @@ export class PostgresStore implements Store {
   }
   asyncCounts(): Promise<{ jobs: number; events: number; notificationsPending: number }> {
     return events.asyncCounts(this.db);
+  }
+
+  // ---- change polling (store/changes.ts) -----------------------------------------------------------
+
+  schedulePolls(input: { instanceId: number; organizationId: number; intervalMs: number; watch: string }): Promise<void> {
+    return changes.schedulePolls(this.db, input);
+  }
+  unschedulePolls(instanceId: number): Promise<void> {
+    return changes.unschedulePolls(this.db, instanceId);
+  }
+  scheduledInstances(): Promise<number[]> {
+    return changes.scheduledInstances(this.db);
+  }
+  claimPolls(owner: string, limit: number, leaseMs: number, exclude: number[]): Promise<PollSchedule[]> {
+    return changes.claimPolls(this.db, owner, limit, leaseMs, exclude);
+  }
+  nextPollDue(owner: string, exclude: number[]): Promise<Date | null> {
+    return changes.nextPollDue(this.db, owner, exclude);
+  }
+  readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
+    return changes.readSnapshot(this.db, instanceId, after, limit);
+  }
+  recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<PollRecorded | null> {
+    return changes.recordPoll(this.db, owner, instanceId, slice);
+  }
+  releasePolls(owner: string): Promise<void> {
+    return changes.releasePolls(this.db, owner);
+  }
+  postponePoll(owner: string, instanceId: number, nextPollAt: Date, leaseMs: number): Promise<void> {
+    return changes.postponePoll(this.db, owner, instanceId, nextPollAt, leaseMs);
   }
 }

@@ -183,6 +183,32 @@ $fn$;
     // JSON [{key (encrypted), until (ms)}].
     sql: `ALTER TABLE instances ADD COLUMN retired_signature_keys text NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 9,
+    // Change polling (src/changes/, store/changes.ts): one schedule per watched instance with
+    // the lease of the node polling it, and the snapshot of the last poll.
+    sql: `
+CREATE TABLE change_schedules (
+  instance_id integer PRIMARY KEY,
+  organization_id integer NOT NULL,
+  interval_ms bigint NOT NULL,
+  watch text NOT NULL,
+  baselined boolean NOT NULL DEFAULT false,
+  snapshot_version bigint NOT NULL DEFAULT 0,
+  next_poll_at bigint NOT NULL,
+  lease_owner text,
+  lease_until bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX change_schedules_due ON change_schedules (next_poll_at);
+CREATE TABLE change_snapshots (
+  instance_id integer NOT NULL,
+  path text COLLATE "C" NOT NULL,
+  directory boolean NOT NULL,
+  fingerprint text NOT NULL,
+  PRIMARY KEY (instance_id, path)
+);
+`,
+  },
 ];
 
 /** Applies pending migrations; concurrent callers serialise on the advisory lock. */

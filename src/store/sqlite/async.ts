@@ -235,6 +235,8 @@ export abstract class SqliteAsyncStore implements AsyncStore {
     return this.write(() => {
       const n = this.db.prepare('UPDATE jobs SET lease_until = 0, lease_owner = NULL WHERE lease_until > 0').run().changes;
       this.db.prepare('UPDATE notifications SET lease_until = 0 WHERE lease_until > 0').run();
+      // Change polls (store/changes.ts) too: the previous process's poller is gone.
+      this.db.prepare('UPDATE change_schedules SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL').run();
       return n;
     });
   }

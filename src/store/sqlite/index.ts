@@ -15,6 +15,8 @@ import { descendantRange } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import { serialiseRetiredKeys, toInstance, toOrganization, toUser } from '../rows.js';
 import { SqliteAsyncStore, SQLITE_BUSY_TIMEOUT_MS } from './async.js';
+import { SqliteChanges } from './changes.js';
+import type { PollRecorded, PollSchedule, PollSlice, SnapshotEntry } from '../changes.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { WriteLock } from './write-lock.js';
 import * as operations from './operations.js';
@@ -55,6 +57,40 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
   }
 
   private readonly checkpointer: Checkpointer | null = null;
+  private changesStore: SqliteChanges | null = null;
+
+  // ---- change polling (store/changes.ts, sqlite/changes.ts) ------------------------------------
+
+  private get changes(): SqliteChanges {
+    return (this.changesStore ??= new SqliteChanges(this.db, (fn) => this.write(fn)));
+  }
+  schedulePolls(input: { instanceId: number; organizationId: number; intervalMs: number; watch: string }): Promise<void> {
+    return this.changes.schedulePolls(input);
+  }
+  unschedulePolls(instanceId: number): Promise<void> {
+    return this.changes.unschedulePolls(instanceId);
+  }
+  scheduledInstances(): Promise<number[]> {
+    return this.changes.scheduledInstances();
+  }
+  claimPolls(owner: string, limit: number, leaseMs: number, exclude: number[]): Promise<PollSchedule[]> {
+    return this.changes.claimPolls(owner, limit, leaseMs, exclude);
+  }
+  nextPollDue(owner: string, exclude: number[]): Promise<Date | null> {
+    return this.changes.nextPollDue(owner, exclude);
+  }
+  readSnapshot(instanceId: number, after: string | null, limit: number): Promise<SnapshotEntry[]> {
+    return this.changes.readSnapshot(instanceId, after, limit);
+  }
+  recordPoll(owner: string, instanceId: number, slice: PollSlice): Promise<PollRecorded | null> {
+    return this.changes.recordPoll(owner, instanceId, slice);
+  }
+  releasePolls(owner: string): Promise<void> {
+    return this.changes.releasePolls(owner);
+  }
+  postponePoll(owner: string, instanceId: number, nextPollAt: Date, leaseMs: number): Promise<void> {
+    return this.changes.postponePoll(owner, instanceId, nextPollAt, leaseMs);
+  }
 
   async migrate(): Promise<void> {
     const current = this.db.pragma('user_version', { simple: true }) as number;

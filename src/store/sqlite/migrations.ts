@@ -160,4 +160,30 @@ CREATE INDEX notifications_queued ON notifications(organization_id) WHERE status
     // JSON [{key (encrypted), until (ms)}].
     sql: `ALTER TABLE instances ADD COLUMN retired_signature_keys TEXT NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 11,
+    // Change polling (src/changes/, store/changes.ts): one schedule per watched instance with
+    // the lease of the node polling it, and the snapshot of the last poll.
+    sql: `
+CREATE TABLE change_schedules (
+  instance_id INTEGER PRIMARY KEY,
+  organization_id INTEGER NOT NULL,
+  interval_ms INTEGER NOT NULL,
+  watch TEXT NOT NULL,
+  baselined INTEGER NOT NULL DEFAULT 0,
+  snapshot_version INTEGER NOT NULL DEFAULT 0,
+  next_poll_at INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX change_schedules_due ON change_schedules(next_poll_at);
+CREATE TABLE change_snapshots (
+  instance_id INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  directory INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  PRIMARY KEY (instance_id, path)
+) WITHOUT ROWID;
+`,
+  },
 ];
