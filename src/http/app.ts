@@ -28,11 +28,10 @@ import { linkRoutes } from './routes/links.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
 import { announcesBody } from './body.js';
+import { API_BASE } from './api-base.js';
 import type { AsyncIntake } from '../async/accept.js';
 import { recordRequests } from '../observability/request-log.js';
 import { operationsRoutes, type NodeOperations } from '../observability/routes.js';
-
-export const API_BASE = '/elements/api-v2';
 
 const EXPOSED_HEADERS =
   'Elements-Returned-Count, Elements-Total-Count, Elements-Request-Id, Elements-Next-Page-Token, Elements-Trace-Id, Elements-Error, Content-Disposition';
