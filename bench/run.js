@@ -14,6 +14,8 @@ const all = {
   peers: () => import('./peers.js').then((m) => m.peers()),
   start: () => import('./start.js').then((m) => m.start()),
   cpu: () => import('./cpu.js').then((m) => m.cpu()),
+  unseal: () => import('./unseal.js').then((m) => m.unseal()),
+  'pg-statements': () => import('./pg-statements.js').then((m) => m.pgStatements()),
 };
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : Object.keys(all);
