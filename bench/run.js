@@ -15,6 +15,8 @@ const all = {
   start: () => import('./start.js').then((m) => m.start()),
   cpu: () => import('./cpu.js').then((m) => m.cpu()),
   changes: () => import('./changes.js').then((m) => m.changes()),
+  unseal: () => import('./unseal.js').then((m) => m.unseal()),
+  'pg-statements': () => import('./pg-statements.js').then((m) => m.pgStatements()),
 };
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : Object.keys(all);

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { AcceptInput, Accepted, ClaimedJob, DueNotification, Handoff, JobOutcome, NotificationOffer } from '../store/async.js';
 import type { Store } from '../store/store.js';
-import { API_BASE } from '../http/app.js';
+import { API_BASE } from '../http/api-base.js';
 import { publicUrl } from '../config.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';

@@ -57,7 +57,8 @@ export class Sender implements NotificationSink {
   private readonly loop: ClaimLoop;
   private readonly increments: number[];
   private readonly pending = new Set<Promise<void>>();
-  private readonly keys = new Map<number, { keys: SigningKeys; until: number }>();
+  /** Signing keys per instance, or their load in flight (concurrent sends of one instance share it). */
+  private readonly keys = new Map<number, { keys: Promise<SigningKeys>; until: number }>();
   private readonly stopKeyWatch = onKeyChange((instanceId) => this.keys.delete(instanceId));
   /** Notifications with an attempt in flight (what a drain gives back when it cannot wait). */
   private readonly attempting = new Set<number>();
@@ -320,14 +321,20 @@ export class Sender implements NotificationSink {
    * The instance's signature keys (current and previous ones with their overlap), cached
    * briefly; which of them sign is decided at each send (`keysAt`).
    */
-  private async signingKeys(n: DueNotification): Promise<SigningKeys> {
+  private signingKeys(n: DueNotification): Promise<SigningKeys> {
     const now = Date.now();
     const cached = this.keys.get(n.instanceId);
     if (cached && cached.until > now) return cached.keys;
-    const instance = await this.store.getInstance(n.organizationId, n.instanceId);
-    const keys = instance ? this.instances.signingKeys(instance) : { current: undefined, retired: [] };
+    const keys = this.store
+      .getInstance(n.organizationId, n.instanceId)
+      .then((instance) => (instance ? this.instances.signingKeys(instance) : { current: undefined, retired: [] }));
     if (this.keys.size > 10_000) this.keys.clear();
-    this.keys.set(n.instanceId, { keys, until: now + KEY_CACHE_MS });
+    const entry = { keys, until: now + KEY_CACHE_MS };
+    this.keys.set(n.instanceId, entry);
+    // A failed load is not kept: the next send asks again.
+    keys.catch(() => {
+      if (this.keys.get(n.instanceId) === entry) this.keys.delete(n.instanceId);
+    });
     return keys;
   }
 

@@ -31,11 +31,10 @@ import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './console.js';
 import { announcesBody } from './body.js';
 import { settleUnreadBodies } from './unread-body.js';
+import { API_BASE } from './api-base.js';
 import type { AsyncIntake } from '../async/accept.js';
 import { recordRequests } from '../observability/request-log.js';
 import { operationsRoutes, type NodeOperations } from '../observability/routes.js';
-
-export const API_BASE = '/elements/api-v2';
 
 const EXPOSED_HEADERS =
   'Elements-Returned-Count, Elements-Total-Count, Elements-Request-Id, Elements-Next-Page-Token, Elements-Trace-Id, Elements-Error, Content-Disposition';

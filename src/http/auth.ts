@@ -38,24 +38,47 @@ export const INTERNAL_HEADER = 'x-ferry-internal';
  */
 export const AUTH_CACHE_MS = 1000;
 
-/** A small time-bounded memo of successful lookups (misses are never cached). */
+/**
+ * A small time-bounded memo of successful lookups (misses are never cached). Concurrent misses
+ * of one key share one load: when an entry expires under load, the requests that arrive before
+ * the store answers would otherwise each query it (on PostgreSQL that herd doubled the identity
+ * lookups per event). A load started before `clear()` is neither stored nor shared after it.
+ */
 class Memo<T> {
   private readonly entries = new Map<string, { value: T; until: number }>();
+  private readonly loading = new Map<string, Promise<T | null>>();
+  private generation = 0;
 
   async get(key: string, load: () => Promise<T | null>): Promise<T | null> {
     const now = Date.now();
     const hit = this.entries.get(key);
     if (hit && hit.until > now) return hit.value;
-    const value = await load();
-    if (value !== null) {
-      if (this.entries.size > 50_000) this.entries.clear();
-      this.entries.set(key, { value, until: now + AUTH_CACHE_MS });
-    }
-    return value;
+    const pending = this.loading.get(key);
+    if (pending) return pending;
+    const generation = this.generation;
+    const loaded = load().then(
+      (value) => {
+        if (this.generation !== generation) return value;
+        this.loading.delete(key);
+        if (value !== null) {
+          if (this.entries.size > 50_000) this.entries.clear();
+          this.entries.set(key, { value, until: now + AUTH_CACHE_MS });
+        }
+        return value;
+      },
+      (e) => {
+        if (this.generation === generation) this.loading.delete(key);
+        throw e;
+      },
+    );
+    this.loading.set(key, loaded);
+    return loaded;
   }
 
   clear(): void {
+    this.generation++;
     this.entries.clear();
+    this.loading.clear();
   }
 }
 

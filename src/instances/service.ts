@@ -40,6 +40,16 @@ export function configKeys(def: ElementDefinition): ConfigKey[] {
 
 export class InstanceService {
   private readonly live = new Map<number, { version: number; element: Element }>();
+  /**
+   * Unsealed configurations by instance id, each with the sealed values it was decrypted from.
+   * An entry serves only an instance whose sealed values are exactly those (the same object, or
+   * the same strings): every seal uses a fresh IV, so any change of configuration — on this node
+   * or another — changes the ciphertext and misses. Staleness is therefore never the cache's: a
+   * caller sees a change as soon as the instance row it holds shows it (the accept's row comes
+   * from the authenticator's memo, AUTH_CACHE_MS). Entries are also dropped on every change
+   * made through this node, to free them.
+   */
+  private readonly unsealed = new Map<number, { sealed: Record<string, string>; clear: Readonly<Record<string, string>> }>();
   /** Called after any instance is updated, disabled, enabled or deleted (auth caches listen). */
   onChange: () => void = () => {};
   /**
@@ -128,6 +138,7 @@ export class InstanceService {
     });
     if (!updated) throw notFound(`No instance ${id} in your organization`);
     if (retiredSignatureKeys !== undefined) announceKeyChange(id);
+    this.unsealed.delete(id);
     this.onChange();
     await this.forget(id);
     if (configuration) await this.onStored(updated, id);
@@ -137,12 +148,14 @@ export class InstanceService {
   async setDisabled(organizationId: number, id: number, disabled: boolean): Promise<Instance> {
     const updated = await this.store.updateInstance(organizationId, id, { disabled });
     if (!updated) throw notFound(`No instance ${id} in your organization`);
+    this.unsealed.delete(id);
     this.onChange();
     return updated;
   }
 
   async remove(organizationId: number, id: number): Promise<void> {
     if (!(await this.store.deleteInstance(organizationId, id))) throw notFound(`No instance ${id} in your organization`);
+    this.unsealed.delete(id);
     this.onChange();
     await this.forget(id);
     await this.onStored(null, id);
@@ -184,11 +197,21 @@ export class InstanceService {
     }
   }
 
-  /** Clear configuration values of an instance (secrets decrypted), for the backend and webhooks. */
-  unseal(instance: Instance): Record<string, string> {
+  /**
+   * Clear configuration values of an instance (secrets decrypted), for the backend and webhooks.
+   * Read-only: the object is shared by every caller until the configuration changes (each
+   * accept reads its callback URL here, so decrypting every time cost an AES-GCM per secret).
+   */
+  unseal(instance: Instance): Readonly<Record<string, string>> {
+    const sealed = instance.configuration;
+    const hit = this.unsealed.get(instance.id);
+    if (hit && (hit.sealed === sealed || sameValues(hit.sealed, sealed))) return hit.clear;
     const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(instance.configuration)) out[k] = isSealed(v) ? this.masterKey.decrypt(v) : v;
-    return out;
+    for (const [k, v] of Object.entries(sealed)) out[k] = isSealed(v) ? this.masterKey.decrypt(v) : v;
+    const clear = Object.freeze(out);
+    if (this.unsealed.size >= 10_000) this.unsealed.clear();
+    this.unsealed.set(instance.id, { sealed, clear });
+    return clear;
   }
 
   /** The keys an instance's webhooks are signed with, decrypted (current first). */
@@ -325,4 +348,12 @@ export class InstanceService {
     for (const [k, v] of Object.entries(clear)) out[k] = secret.has(k) ? this.masterKey.encrypt(v) : v;
     return out;
   }
+}
+
+/** Whether two configurations hold the same keys with the same (sealed or plain) values. */
+function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) if (a[k] !== b[k]) return false;
+  return true;
 }
