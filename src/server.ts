@@ -24,6 +24,7 @@ import { Sender } from './async/sender.js';
 import { createEgressPolicy } from './async/egress.js';
 import { RunnerThread } from './async/runner-thread.js';
 import { LocalExecutor } from './async/executor.js';
+import { Spool } from './async/spool.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -80,6 +81,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     auth,
     links: new LinkSigner(masterKey),
     jobChanges: new Map(),
+    jobContexts: new Map(),
     rateLimiter: config.rateLimitPerMinute > 0 ? new RateLimiter(config.rateLimitPerMinute) : undefined,
   };
   // A runner thread (options.thread) runs its node's runner and sender, and no API.
@@ -92,7 +94,14 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   let runner: Runner | null = null;
   let sender: Sender | null = null;
   let thread: RunnerThread | null = null;
-  services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
+  const spool = new Spool(config.spoolDir);
+  if (!options.thread) {
+    // Spool files no job refers to: from a crash before their event committed or after their
+    // job completed. A node sharing the folder (PostgreSQL) may be spooling right now: only
+    // files older than an hour are another's orphans there.
+    await spool.sweep(await store.spooledJobFiles(), store.capabilities.shared ? 3600_000 : 0);
+  }
+  services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined, spool);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
   const app = await buildApp(services, log);
   // Webhooks leave through this node's egress dispatcher, when its runner and sender are here.
@@ -123,7 +132,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
   if (dispatcher) {
-    const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
+    const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher, services.jobContexts, spool);
     sender = new Sender(store, instances, config, local, log);
     runner = new Runner(local, store, config, log, sender);
     if (wakeups.onWake) {

@@ -25,6 +25,7 @@ import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Reservations, SlotCounts } from './reservations.js';
 import type { Executor } from './executor.js';
+import { crashPoint } from '../testing/crash-points.js';
 
 /** Where finished jobs' notifications go: the node's sender. */
 export interface NotificationSink {
@@ -225,7 +226,9 @@ export class Runner {
   private async run(job: ClaimedJob): Promise<void> {
     try {
       const outcome = await this.execute(job);
+      crashPoint('after-write');
       await this.completer.add(outcome);
+      await this.executor.finished?.(job).catch((e: unknown) => this.log.warn({ err: e, eventId: job.eventId }, 'releasing a finished job failed'));
     } catch (e) {
       // Not completed: the lease expires and the job runs again.
       this.log.error({ err: e, eventId: job.eventId }, 'job could not be completed; it will be retried after its lease');

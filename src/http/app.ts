@@ -28,6 +28,8 @@ import { linkRoutes } from './routes/links.js';
 import { eventRoutes } from './routes/events.js';
 import { announcesBody } from './body.js';
 import type { AsyncIntake } from '../async/accept.js';
+import type { SpooledBody } from '../store/async.js';
+import type { JobContext } from '../documents/job.js';
 
 export const API_BASE = '/elements/api-v2';
 
@@ -65,6 +67,8 @@ export interface Services {
   intake?: AsyncIntake;
   /** Change logs of replayed jobs, keyed by job id, read by the runner after the replay. */
   jobChanges: Map<number, ChangeEvent[]>;
+  /** Contexts of the jobs being replayed, keyed by job id, set by the runner (executor.ts). */
+  jobContexts: Map<number, JobContext>;
   /** Per-organization request limit (absent = unlimited). */
   rateLimiter?: RateLimiter;
   /** Wakes this node's sender (after a redelivery request). */
@@ -78,6 +82,10 @@ declare module 'fastify' {
     changes: ChangeEvent[] | null;
     /** The raw body of an asynchronous request, captured before parsing. */
     asyncBody: Buffer | null;
+    /** An asynchronous upload's body in the spool, until its job owns it (async/spool.ts). */
+    asyncSpool: SpooledBody | null;
+    /** The job a replayed request runs as (documents/job.ts); null for an outside request. */
+    job: JobContext | null;
   }
 }
 
@@ -193,6 +201,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.decorateRequest('internal', null);
   app.decorateRequest('changes', null);
   app.decorateRequest('asyncBody', null);
+  app.decorateRequest('asyncSpool', null);
+  app.decorateRequest('job', null);
 
   // JSON routes take JSON only: without this, Fastify's built-in text/plain parser would turn a
   // text body into a string and the client would get a schema 400 instead of the 415 it needs.
@@ -212,6 +222,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     commonHeaders(reply, request.id);
     if (request.raw.httpVersion === '1.1' && !request.headers.host) throw invalid('An HTTP/1.1 request needs a Host header');
     request.internal = services.auth.takeInternal(request);
+    if (request.internal) request.job = services.jobContexts.get(request.internal.jobId) ?? null;
   });
 
   // Change logs of replayed jobs go back to the runner when the reply is sent.

@@ -10,6 +10,7 @@
  * promise per entry cost ~40 ms per 1,000 entries; the same calls made synchronously take a
  * few microseconds each (`copyFileSync` uses reflinks / copy_file_range like cp).
  */
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -21,12 +22,48 @@ import {
   openSync,
   opendirSync,
   readdirSync,
+  renameSync,
+  unlinkSync,
   type Dir,
   type Dirent,
 } from 'node:fs';
+import { crashPoint } from '../../testing/crash-points.js';
 
-/** Names of upload temp files (see LocalFsElement.write); never listed or copied. */
-export const TEMP_NAME = /^\.ferry-upload-[0-9a-f]{16}\.tmp$/;
+/**
+ * Names of Ferry's temp files (uploads and copied files, see the element contract): never
+ * listed or copied. `e<eventId>-` names the async job that wrote one.
+ */
+export const TEMP_NAME = /^\.ferry-upload-(e\d+-)?[0-9a-f]{16}\.tmp$/;
+
+/** The prefix of the temp names of one job (`tag` from job.ts `tempTag`, never empty here). */
+export function tempPrefix(tag: string): string {
+  return `.ferry-upload-${tag}`;
+}
+
+/** Temp names of this thread: a random prefix and a counter (no random bytes per file). */
+const TEMP_SEED = randomBytes(4).toString('hex');
+let tempCounter = 0;
+
+/** A fresh temp name for a job with tag `tag` ("" for a sync request). */
+export function tempName(tag: string): string {
+  tempCounter = (tempCounter + 1) % 0x100000000;
+  return `${tempPrefix(tag)}${TEMP_SEED}${tempCounter.toString(16).padStart(8, '0')}.tmp`;
+}
+
+/** Removes the temp files of the job tagged `tag` directly in `folder` (a re-run's leftovers). */
+export function removeOwnTempsSync(folder: string, names: string[], tag: string): void {
+  if (tag === '') return;
+  const prefix = tempPrefix(tag);
+  for (const name of names) {
+    if (name.startsWith(prefix) && TEMP_NAME.test(name)) {
+      try {
+        unlinkSync(`${folder}/${name}`);
+      } catch {
+        // gone already
+      }
+    }
+  }
+}
 
 /** Never replace; clone (reflink) where the file system can, else copy in the kernel. */
 export const COPY_FLAGS = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE;
@@ -132,14 +169,25 @@ function kindOf(dirent: Dirent, abs: string): 'file' | 'folder' | 'skip' {
 /**
  * First step of copying folder `from` to `to` (absolute): creates `to` (which must not exist;
  * its parent must) and returns the names of the sub-folders and files to copy into it.
+ * `resume` (a re-run of the job tagged `tag`): `to` may exist already as the job's own partial
+ * copy; the job's temp files in it are removed and files already there (complete, since they
+ * appear only by rename) are left out.
  */
-export function startFolderCopySync(from: string, to: string): { folders: string[]; files: string[] } {
-  mkdirSync(to);
+export function startFolderCopySync(from: string, to: string, resume = false, tag = ''): { folders: string[]; files: string[] } {
+  let present: Set<string> | null = null;
+  try {
+    mkdirSync(to);
+  } catch (e) {
+    if (!resume || (e as ErrorAt).code !== 'EEXIST' || !lstatSync(to).isDirectory()) throw e;
+    const names = readdirSync(to);
+    removeOwnTempsSync(to, names, tag);
+    present = new Set(names);
+  }
   const folders: string[] = [];
   const files: string[] = [];
   for (const dirent of readdirSync(from, { withFileTypes: true })) {
     const kind = kindOf(dirent, `${from}/${dirent.name}`);
-    if (kind === 'file') files.push(dirent.name);
+    if (kind === 'file' && !present?.has(dirent.name)) files.push(dirent.name);
     else if (kind === 'folder') folders.push(dirent.name);
   }
   return { folders, files };
@@ -149,8 +197,8 @@ export function startFolderCopySync(from: string, to: string): { folders: string
  * Second step: copies the files `names` of folder `from` into the existing folder `to`. Files
  * keep their permission bits; dates are new, as with `cp -r`.
  */
-export function copyFilesSync(from: string, to: string, names: string[]): void {
-  for (const name of names) copyRegularFileSync(`${from}/${name}`, `${to}/${name}`);
+export function copyFilesSync(from: string, to: string, names: string[], tag = ''): void {
+  for (const name of names) copyRegularFileSync(`${from}/${name}`, `${to}/${name}`, tag);
 }
 
 /** Whether this system has /proc/self/fd (Linux): then copies read what an fd holds. */
@@ -163,16 +211,30 @@ const PROC_FD = existsSync('/proc/self/fd');
  * A link swapped in for a folder *above* the file is not caught; that needs openat-relative walks,
  * which Node does not offer.
  */
-export function copyRegularFileSync(source: string, target: string): void {
-  if (!PROC_FD) {
-    copyFileSync(source, target, COPY_FLAGS);
-    return;
-  }
-  const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+export function copyRegularFileSync(source: string, target: string, tag = ''): void {
+  // Copied under a temp name beside the target, then renamed: never a torn file at `target`.
+  const temp = `${target.slice(0, target.lastIndexOf('/'))}/${tempName(tag)}`;
   try {
-    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
-    copyFileSync(`/proc/self/fd/${fd}`, target, COPY_FLAGS);
-  } finally {
-    closeSync(fd);
+    if (!PROC_FD) {
+      copyFileSync(source, temp, COPY_FLAGS);
+    } else {
+      const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
+        copyFileSync(`/proc/self/fd/${fd}`, temp, COPY_FLAGS);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    crashPoint('temp-filled');
+    renameSync(temp, target);
+  } catch (e) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // never created, or renamed
+    }
+    throw e;
   }
+  crashPoint('file-placed');
 }

@@ -56,6 +56,7 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     const intake = services.intake;
     app.addHook('preParsing', (request, reply, payload) => intake.capture(request, payload));
     app.addHook('preHandler', (request, reply) => intake.acceptIfAsync(request, reply));
+    app.addHook('onResponse', (request) => intake.release(request));
   }
 
   /** The documents service of the request's instance; its change log is the request's. */
@@ -63,7 +64,13 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     const instance = identityOf(request).instance;
     if (!instance) throw new Error('hub route without instance');
     // Only a replayed async job reports its change log (see the onSend hook in app.ts).
-    const service = new DocumentsService(services.instances.element(instance), instance.id, store, Boolean(request.internal));
+    const service = new DocumentsService(
+      services.instances.element(instance),
+      instance.id,
+      store,
+      Boolean(request.internal),
+      request.job ?? undefined,
+    );
     request.changes = service.changes;
     return service;
   }

@@ -172,6 +172,17 @@ END
 $fn$;
 `,
   },
+  {
+    version: 5,
+    // The per-event journal of documents-hub jobs (issue 25): what a job is about to write, so a
+    // re-run after a crash recognises it as its own. Rows of finished jobs are purged.
+    sql: `CREATE TABLE job_journal (
+  event_id bigint NOT NULL,
+  key text NOT NULL,
+  value text NOT NULL,
+  PRIMARY KEY (event_id, key)
+);`,
+  },
 ];
 
 /** Applies pending migrations; concurrent callers serialise on the advisory lock. */

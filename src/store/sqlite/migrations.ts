@@ -144,4 +144,15 @@ CREATE TABLE results (
     // every accept, lease, renewal and completion paid for keeping it.
     sql: `DROP INDEX IF EXISTS jobs_lease;`,
   },
+  {
+    version: 7,
+    // The per-event journal of documents-hub jobs (issue 25): what a job is about to write, so a
+    // re-run after a crash recognises it as its own. Rows of finished jobs are purged.
+    sql: `CREATE TABLE job_journal (
+  event_id INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (event_id, key)
+) WITHOUT ROWID;`,
+  },
 ];
