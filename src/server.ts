@@ -132,7 +132,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
   if (dispatcher) {
-    const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher, services.jobContexts, spool);
+    const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher, store, services.jobContexts, spool);
     sender = new Sender(store, instances, config, local, log);
     runner = new Runner(local, store, config, log, sender);
     if (wakeups.onWake) {

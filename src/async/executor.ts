@@ -16,6 +16,7 @@ import type { ChangeEvent } from '../documents/service.js';
 import { jobContext, type JobContext } from '../documents/job.js';
 import type { Spool } from './spool.js';
 import type { ClaimedJob } from '../store/async.js';
+import type { JobJournalStore } from '../store/store.js';
 import { deliver, type DeliveryOutcome, type DeliveryTarget } from './deliver.js';
 
 /** What replaying a job's request produced. */
@@ -42,6 +43,7 @@ export class LocalExecutor implements Executor {
     private readonly auth: Authenticator,
     private readonly jobChanges: Map<number, ChangeEvent[]>,
     private readonly dispatcher: Dispatcher,
+    private readonly journal: JobJournalStore,
     private readonly jobContexts: Map<number, JobContext> = new Map(),
     private readonly spool?: Spool,
   ) {}
@@ -79,7 +81,7 @@ export class LocalExecutor implements Executor {
       payload = body.payload;
       headers['content-length'] = String(job.request.spool.size);
     }
-    this.jobContexts.set(job.eventId, jobContext(job.eventId, job.attempts));
+    this.jobContexts.set(job.eventId, jobContext(job.eventId, job.attempts, this.journal));
     try {
       const res = await this.app.inject({
         method: job.request.method as any,

@@ -22,9 +22,22 @@ export interface JobProgress {
   totalBytes?: number;
 }
 
+/** The job's entries in the store's per-event journal (store.ts JobJournalStore). */
+export interface JobJournal {
+  get(key: string): Promise<string | null>;
+  /** Durable when it resolves. */
+  put(key: string, value: string): Promise<void>;
+}
+
 export interface JobContext {
   /** The async event this operation runs for; absent for a synchronous request. */
   readonly eventId?: number;
+  /**
+   * The job's journal: what the documents service is about to write, what an element has in
+   * flight (an S3 multipart upload id) — whatever a re-run must recognise as its own. Absent for
+   * a synchronous request, which has no re-run.
+   */
+  readonly journal?: JobJournal;
   /**
    * True when this is not the job's first run (its lease expired before it finished: a crash or
    * a takeover). A hint only: the journal, not this flag, decides what is the job's own.
@@ -49,8 +62,20 @@ export const SYNC_JOB: JobContext = {
 };
 
 /** The context of async event `eventId`'s run (`attempts`: earlier claims of its job). */
-export function jobContext(eventId: number, attempts: number, signal: AbortSignal = NEVER): JobContext {
-  return { eventId, rerun: attempts > 0, signal, progress: () => undefined, heartbeat: () => undefined };
+export function jobContext(
+  eventId: number,
+  attempts: number,
+  store: { journalGet(eventId: number, key: string): Promise<string | null>; journalPut(eventId: number, key: string, value: string): Promise<void> },
+  signal: AbortSignal = NEVER,
+): JobContext {
+  return {
+    eventId,
+    rerun: attempts > 0,
+    journal: { get: (key) => store.journalGet(eventId, key), put: (key, value) => store.journalPut(eventId, key, value) },
+    signal,
+    progress: () => undefined,
+    heartbeat: () => undefined,
+  };
 }
 
 /**

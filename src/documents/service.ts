@@ -19,7 +19,7 @@
 import type { Readable } from 'node:stream';
 import type { Element, Entry } from '../elements/element.js';
 import { conflict, invalid, notFound } from '../errors.js';
-import type { JobJournalStore, TagStore } from '../store/store.js';
+import type { TagStore } from '../store/store.js';
 import { crashPoint } from '../testing/crash-points.js';
 import { SYNC_JOB, type JobContext } from './job.js';
 import { decodeCursor, encodeCursor } from '../store/cursor.js';
@@ -101,7 +101,7 @@ export class DocumentsService {
   constructor(
     private readonly element: Element,
     private readonly instanceId: number,
-    private readonly tags: TagStore & JobJournalStore,
+    private readonly tags: TagStore,
     /**
      * Whether `changes` is wanted (a replayed async job reports it in its webhook). Without it a
      * folder copy or move does not walk the result to list every descendant.
@@ -113,14 +113,14 @@ export class DocumentsService {
 
   /** This job's journal entry under `key` (parsed), or null: never one for a sync request. */
   private async ownIntent<T = Record<string, unknown>>(key: string): Promise<T | null> {
-    if (this.job.eventId === undefined) return null;
-    const value = await this.tags.journalGet(this.job.eventId, key);
+    if (!this.job.journal) return null;
+    const value = await this.job.journal.get(key);
     return value === null ? null : (JSON.parse(value) as T);
   }
 
   /** Journals this job's intent under `key` before its first write (nothing for a sync request). */
   private async intend(key: string, value: unknown = {}): Promise<void> {
-    if (this.job.eventId !== undefined) await this.tags.journalPut(this.job.eventId, key, JSON.stringify(value));
+    await this.job.journal?.put(key, JSON.stringify(value));
     crashPoint('before-write');
   }
 
@@ -189,7 +189,7 @@ export class DocumentsService {
     if (entry.directory) for await (const d of this.descendants(path)) removed.push(d);
     const changes = [entry, ...removed].map((e) => this.deletedChange(e.path, e));
     // What is about to vanish is journaled: a re-run could not list it any more.
-    if (this.job.eventId !== undefined) await this.intend(key, { changes });
+    if (this.job.journal) await this.intend(key, { changes });
     await this.element.remove(path);
     await this.tags.deleteTags(this.instanceId, path);
     this.changes.push(...changes);

@@ -25,6 +25,8 @@ interface Target {
   configuration: Record<string, string>;
   /** The host folder that is the instance root (localfs, SFTP), or null (S3: no temp names). */
   localRoot: (dataDir: string) => string | null;
+  /** Scenarios only this element has. */
+  extra?: (t: TestContext, h: Harness) => Promise<void>;
 }
 
 /** The source tree every scenario starts from: relative path → bytes. */
@@ -270,6 +272,7 @@ async function scenarios(t: TestContext, h: Harness, full: boolean): Promise<voi
     assert.equal((await h.call('/folders/metadata?path=/to-delete')).status, 404);
   });
 
+  await h.target.extra?.(t, h);
   if (!full) return;
   await t.test('folder create, crash after the write', async () => {
     const hook = await h.crashing(['after-write'], (headers) =>
@@ -367,7 +370,23 @@ test('amazons3 (s3rver): operations resume after a crash', { timeout: 300_000, s
   if (!s3) return t.skip('s3rver could not start');
   const dataDir = tmp('ferry-resume-s3-');
   try {
-    await run(t, { element: 'amazons3', configuration: s3.config, localRoot: () => null }, false, dataDir);
+    const extra = async (t2: TestContext, h: Harness) =>
+      t2.test('multipart upload, crash after its first part: the re-run aborts the stale upload', async () => {
+        const big = crypto.randomBytes(20 * 1024 * 1024 + 5);
+        s3.resetTraffic();
+        const hook = await h.crashing(['part-uploaded'], (headers) =>
+          h.call('/files?path=/multi/big.bin', { method: 'POST', headers, body: multipartFile(big, 'big.bin') }),
+        );
+        completed(hook);
+        const res = await h.call('/files?path=/multi/big.bin');
+        assert.ok(Buffer.from(await res.arrayBuffer()).equals(big), 'uploaded bytes differ');
+        const starts = s3.traffic().requests.filter((r) => r.method === 'POST' && /(^|&)uploads(=|&|$)/.test(r.query));
+        const aborts = s3.traffic().requests.filter((r) => r.method === 'DELETE' && /uploadId=/.test(r.query));
+        assert.ok(starts.length >= 2, 'both runs upload in parts');
+        assert.ok(aborts.length >= 1, "the re-run asks S3 to abort the crashed run's upload");
+        h.assertSpoolEmpty();
+      });
+    await run(t, { element: 'amazons3', configuration: s3.config, localRoot: () => null, extra }, false, dataDir);
   } finally {
     await s3.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
