@@ -114,14 +114,16 @@ export async function upload_() {
     await receiver.close();
     fs.rmSync(path.dirname(file), { recursive: true, force: true });
   }
-  const median = (xs) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
-  const ratio = median(accept.map((a, i) => a / sync[i]));
+  // Each round's pair ran back to back; the figure is the median of the rounds' ratios (the
+  // mean of the middle two), as in copy.js: a loaded disk drifts within a run.
+  const ratios = accept.map((a, i) => a / sync[i]).sort((a, b) => a - b);
+  const ratio = (ratios[(ratios.length - 1) >> 1] + ratios[ratios.length >> 1]) / 2;
   const mb = (b) => fmt(b / 1e6, 1);
   const worstRss = Math.max(...syncRss, ...asyncRss);
   table(
     ['figure', 'sync upload (baseline)', 'async accept', 'ratio', 'target'],
     [
-      [`time (s), ${ROUNDS} rounds, order alternating; ratio: lower median of the rounds'`, sync.map((s) => s.toFixed(2)).join(', '), accept.map((s) => s.toFixed(2)).join(', '), `${fmt(ratio, 2)}×`, `≤ 1.2×: ${mark(ratio <= 1.2)}`],
+      [`time (s), ${ROUNDS} rounds, order alternating; ratio: median of the rounds' (${ratios.map((r) => r.toFixed(2)).join(', ')})`, sync.map((s) => s.toFixed(2)).join(', '), accept.map((s) => s.toFixed(2)).join(', '), `${fmt(ratio, 2)}×`, `≤ 1.2×: ${mark(ratio <= 1.2)}`],
       ['node RSS growth (MB; async: until its job is done)', syncRss.map(mb).join(', '), asyncRss.map(mb).join(', '), '', `≤ 50 MB: ${mark(worstRss <= 50e6)}`],
     ],
   );
