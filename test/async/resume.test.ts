@@ -355,7 +355,7 @@ async function run(t: TestContext, target: Target, level: Level, dataDir: string
 
 const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 
-test('localfs: every operation resumes after a crash at every point', { timeout: 300_000, skip: cliMissing() ?? undefined }, async (t) => {
+test('localfs: every operation resumes after a crash at every point', { timeout: 900_000, skip: cliMissing() ?? undefined }, async (t) => {
   const dataDir = tmp('ferry-resume-');
   try {
     await run(t, { element: 'localfs', configuration: { root: 'r' }, localRoot: (d) => path.join(d, 'files', 'r') }, 'full', dataDir);
@@ -364,7 +364,7 @@ test('localfs: every operation resumes after a crash at every point', { timeout:
   }
 });
 
-test('sftp (real sshd): operations resume after a crash', { timeout: 300_000, skip: cliMissing() ?? undefined }, async (t) => {
+test('sftp (real sshd): operations resume after a crash', { timeout: 900_000, skip: cliMissing() ?? undefined }, async (t) => {
   const why = await whySshdUnavailable();
   if (why) return t.skip(why);
   const sshd: TestSshd | null = await startSshd();
@@ -378,7 +378,7 @@ test('sftp (real sshd): operations resume after a crash', { timeout: 300_000, sk
   }
 });
 
-test('amazons3 (s3rver): operations resume after a crash', { timeout: 300_000, skip: cliMissing() ?? undefined }, async (t) => {
+test('amazons3 (s3rver): operations resume after a crash', { timeout: 900_000, skip: cliMissing() ?? undefined }, async (t) => {
   const s3: S3TestServer | null = await startS3();
   if (!s3) return t.skip('s3rver could not start');
   const dataDir = tmp('ferry-resume-s3-');
