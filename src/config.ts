@@ -22,6 +22,8 @@ export interface Config {
   publicUrl: string | null;
   egressAllow: string[];
   asyncMaxBody: number;
+  /** Where async upload bodies wait for their jobs (async/spool.ts). */
+  spoolDir: string;
   resultRetentionMs: number;
   maxBody: number;
   maxPathLength: number;
@@ -93,7 +95,8 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_ORG_SECRET', default: '(random)', description: 'Preset organization secret of the bootstrap organization.' },
   { env: 'FERRY_PUBLIC_URL', default: 'http://HOST:PORT', description: 'Base URL used in signed links and `resultUrl`s.' },
   { env: 'FERRY_EGRESS_ALLOW', default: '', description: 'Comma-separated CIDRs and host names that outbound calls may reach even though private/loopback (e.g. `127.0.0.1/32,::1/128,localhost`).' },
-  { env: 'FERRY_ASYNC_MAX_BODY', default: '67108864', description: 'Largest request body (bytes) an asynchronous request may carry; over it → 413.' },
+  { env: 'FERRY_ASYNC_MAX_BODY', default: '5368709120', description: 'Largest request body (bytes) an asynchronous request may carry; over it → 413. Upload bodies are streamed to the spool (FERRY_SPOOL_DIR), other bodies are also bound by FERRY_MAX_BODY.' },
+  { env: 'FERRY_SPOOL_DIR', default: '<dataDir>/spool', description: 'Where the bodies of asynchronous uploads wait (fsynced) for their jobs; deleted when the job ends. Nodes of a cluster must share it.' },
   { env: 'FERRY_RESULT_RETENTION', default: '259200', description: 'Seconds a download produced by an async job is kept for its `resultUrl`.' },
   { env: 'FERRY_MAX_BODY', default: '1048576', description: 'Largest JSON body (bytes) of a synchronous request.' },
   { env: 'FERRY_MAX_PATH', default: '4096', description: 'Longest document path (characters); single names are limited to 255 bytes.' },
@@ -188,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     publicUrl: env.FERRY_PUBLIC_URL || null,
     egressAllow: list(env.FERRY_EGRESS_ALLOW),
     asyncMaxBody: int(env, 'FERRY_ASYNC_MAX_BODY', 1),
+    spoolDir: path.resolve(env.FERRY_SPOOL_DIR || path.join(dataDir, 'spool')),
     resultRetentionMs: int(env, 'FERRY_RESULT_RETENTION', 1) * 1000,
     maxBody: int(env, 'FERRY_MAX_BODY', 1024),
     maxPathLength: int(env, 'FERRY_MAX_PATH', 16),

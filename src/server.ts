@@ -32,6 +32,7 @@ import { startOperationsServer } from './observability/operations-server.js';
 import { Poller } from './changes/poller.js';
 import { PollerThread } from './changes/poller-thread.js';
 import { ChangeSchedules } from './changes/schedules.js';
+import { Spool } from './async/spool.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -99,6 +100,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     auth,
     links: new LinkSigner(masterKey),
     jobChanges: new Map(),
+    jobContexts: new Map(),
     rateLimiter: config.rateLimitPerMinute > 0 ? new RateLimiter(config.rateLimitPerMinute) : undefined,
     authFailures: config.authFailureLimitPerMinute > 0 ? new AuthFailureLimiter(config.authFailureLimitPerMinute) : undefined,
   };
@@ -119,7 +121,14 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   const wakePoller = () => (pollerThread ? pollerThread.wake() : thread ? thread.wake('changes') : poller?.wake());
   const schedules = new ChangeSchedules(store, instances, config, wakePoller);
   if (!options.thread) instances.onStored = (instance, id) => schedules.sync(instance, id);
-  services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined);
+  const spool = new Spool(config.spoolDir);
+  if (!options.thread) {
+    // Spool files no job refers to: from a crash before their event committed or after their
+    // job completed. A node sharing the folder (PostgreSQL) may be spooling right now: only
+    // files older than an hour are another's orphans there.
+    await spool.sweep(await store.spooledJobFiles(), store.capabilities.shared ? 3600_000 : 0);
+  }
+  services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined, spool);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
   let draining = false;
   if (!options.thread) {
@@ -167,7 +176,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications' | 'changes', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
   if (dispatcher) {
-    const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher);
+    const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher, store, services.jobContexts, spool);
     sender = new Sender(store, instances, config, local, log);
     runner = new Runner(local, store, config, log, sender);
     if (!config.pollerThread) poller = new Poller(store, instances, config, log, () => sender?.wake(), () => runner?.activeJobs ?? 0);

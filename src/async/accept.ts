@@ -5,6 +5,10 @@
  * stored as an event + job. Only after the transaction holding it has committed does the
  * caller get `{eventId, eventStatus: "dispatched"}`: an answered request is never lost.
  *
+ * Upload bodies (multipart) are streamed to the spool (spool.ts, fsynced) instead of memory and
+ * the store row, so an async upload may be as large as FERRY_ASYNC_MAX_BODY (5 GiB by default);
+ * other bodies are small (FERRY_MAX_BODY) and are stored with the job.
+ *
  * Group commit: requests arriving in the same event-loop turn share one transaction
  * (`GroupCommit`), so the commit (and its fsync under FERRY_DURABILITY=fsync) is paid once per
  * batch, not once per request.
@@ -14,7 +18,9 @@ import { Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import { FerryError, invalid, tooLarge, unavailable } from '../errors.js';
 import type { InstanceService } from '../instances/service.js';
-import type { AcceptInput, Accepted, CapturedRequest, Handoff } from '../store/async.js';
+import type { AcceptInput, Accepted, CapturedRequest, Handoff, SpooledBody } from '../store/async.js';
+import { crashPoint } from '../testing/crash-points.js';
+import { SpoolLimitExceeded, type Spool } from './spool.js';
 import type { Store } from '../store/store.js';
 import { announcesBody } from '../http/body.js';
 import type { EgressPolicy } from './egress.js';
@@ -109,6 +115,8 @@ export class AsyncIntake {
     private readonly egress: EgressPolicy,
     /** The node's runner: jobs are handed to it in the accepting transaction when it has room. */
     private readonly runner: () => LocalRunner | undefined,
+    /** Where upload bodies wait for their jobs. */
+    readonly spool: Spool,
   ) {
     this.commit = new GroupCommit(async (inputs) => {
       const runner = this.runner();
@@ -136,9 +144,30 @@ export class AsyncIntake {
   async capture(request: FastifyRequest, payload: Readable): Promise<Readable> {
     if (request.internal || !asyncRequested(request.headers[ASYNC_HEADER])) return payload;
     if (!announcesBody(request.headers)) return payload; // nothing to store (request.asyncBody stays null)
-    const limit = this.config.asyncMaxBody;
+    const spooled = /^multipart\//i.test(request.headers['content-type'] ?? '');
+    const limit = spooled ? this.config.asyncMaxBody : Math.min(this.config.asyncMaxBody, this.config.maxBody);
     const declared = Number(request.headers['content-length'] ?? 0);
-    if (declared > limit) throw tooLarge(`An asynchronous request body may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`);
+    const refusal = () =>
+      tooLarge(
+        spooled
+          ? `An asynchronous upload may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`
+          : `An asynchronous request body may be at most ${limit} bytes (FERRY_MAX_BODY)`,
+      );
+    if (declared > limit) throw refusal();
+    if (spooled) {
+      // The bytes go to a spool file as they arrive; nothing parses them here (the multipart
+      // parser reads only in the route, which an accepted request never reaches).
+      try {
+        request.asyncSpool = await this.spool.receive(payload, limit);
+      } catch (e) {
+        if (e instanceof SpoolLimitExceeded) throw refusal();
+        throw e;
+      }
+      crashPoint('spooled');
+      const rest = Readable.from([]);
+      (rest as any).receivedEncodedLength = request.asyncSpool.size;
+      return rest;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     // Read with listeners, not `for await`: leaving a for-await loop destroys the request, and
@@ -149,7 +178,7 @@ export class AsyncIntake {
         if (size > limit) {
           payload.off('data', onData);
           payload.pause();
-          reject(tooLarge(`An asynchronous request body may be at most ${limit} bytes (FERRY_ASYNC_MAX_BODY)`));
+          reject(refusal());
           return;
         }
         chunks.push(chunk);
@@ -163,6 +192,12 @@ export class AsyncIntake {
     const replay = Readable.from(request.asyncBody.length ? [request.asyncBody] : []);
     (replay as any).receivedEncodedLength = size;
     return replay;
+  }
+
+  /** onResponse hook: a spooled body no job took (refused, failed, duplicate) is deleted. */
+  async release(request: FastifyRequest): Promise<void> {
+    if (request.asyncSpool) await this.spool.remove(request.asyncSpool);
+    request.asyncSpool = null;
   }
 
   /** preHandler hook: accepts an async request instead of running it. */
@@ -197,16 +232,19 @@ export class AsyncIntake {
     }
     // The event continues the caller's trace, or starts one (observability/tracing.ts).
     request.trace ??= newTrace();
+    const spool = request.asyncSpool ?? undefined;
     const accepted = await this.commit.add({
       organizationId: identity.organizationId,
       userId: identity.user.id,
       instanceId: instance.id,
       callbackUrl,
       idempotencyKey: key ?? null,
-      request: captureRequest(request, request.trace),
+      request: captureRequest(request, request.trace, spool),
       body: request.asyncBody && request.asyncBody.length > 0 ? request.asyncBody : null,
     });
     if (!accepted.duplicate) metrics.eventsAccepted(instance.elementKey, 1);
+    // The job owns its spool file now (a duplicate's job is an earlier one, with its own).
+    if (spool && !accepted.duplicate) request.asyncSpool = null;
     reply
       .header('Elements-Trace-Id', request.trace.traceId)
       .header('Location', `/elements/api-v2/instances/events/${accepted.eventId}`)
@@ -235,7 +273,7 @@ export function checkCallbackUrl(egress: EgressPolicy, callbackUrl: string): voi
 }
 
 /** The request as the runner will replay it, without secrets, carrying its trace context. */
-export function captureRequest(request: FastifyRequest, trace?: TraceContext): CapturedRequest {
+export function captureRequest(request: FastifyRequest, trace?: TraceContext, spool?: SpooledBody): CapturedRequest {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined || DROPPED_HEADERS.has(name)) continue;
@@ -245,5 +283,5 @@ export function captureRequest(request: FastifyRequest, trace?: TraceContext): C
     headers[TRACEPARENT] = formatTraceparent(trace);
     if (trace.tracestate) headers[TRACESTATE] = trace.tracestate;
   }
-  return { method: request.method, url: request.url, headers };
+  return spool ? { method: request.method, url: request.url, headers, spool } : { method: request.method, url: request.url, headers };
 }

@@ -3,13 +3,20 @@
  * request through the same Fastify routes a synchronous call takes, and making one webhook
  * attempt. The Runner and Sender use it on whichever thread they run (the node's, or its runner
  * thread: async/runner-thread.ts), and tests can stand in for it.
+ *
+ * The replay carries the job's context (documents/job.ts: its event id, for crash recovery) to
+ * the documents service through a map only the runner writes, keyed by the job id that the
+ * sealed internal identity names; an upload's body streams from its spool file.
  */
 import type { Dispatcher } from 'undici';
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../http/auth.js';
 import { INTERNAL_HEADER } from '../http/auth.js';
 import type { ChangeEvent } from '../documents/service.js';
+import { jobContext, type JobContext } from '../documents/job.js';
+import type { Spool } from './spool.js';
 import type { ClaimedJob } from '../store/async.js';
+import type { JobJournalStore } from '../store/store.js';
 import { deliver, type DeliveryOutcome, type DeliveryTarget } from './deliver.js';
 
 /** What replaying a job's request produced. */
@@ -23,6 +30,8 @@ export interface Replayed {
 
 export interface Executor {
   replay(job: ClaimedJob): Promise<Replayed>;
+  /** After the job's outcome is stored: drops what it held (its spool file). */
+  finished?(job: ClaimedJob): Promise<void>;
   /** One webhook attempt (never throws; see deliver.ts). */
   deliver(target: DeliveryTarget, timeoutMs: number): Promise<DeliveryOutcome>;
 }
@@ -34,7 +43,26 @@ export class LocalExecutor implements Executor {
     private readonly auth: Authenticator,
     private readonly jobChanges: Map<number, ChangeEvent[]>,
     private readonly dispatcher: Dispatcher,
+    private readonly journal: JobJournalStore,
+    private readonly jobContexts: Map<number, JobContext> = new Map(),
+    private readonly spool?: Spool,
   ) {}
+
+  async finished(job: ClaimedJob): Promise<void> {
+    if (job.request.spool && this.spool) await this.spool.remove(job.request.spool);
+  }
+
+  /** The spooled body of an upload job, or a failure to report when it is gone. */
+  private async spooledBody(job: ClaimedJob): Promise<{ stream: NodeJS.ReadableStream } | { missing: Replayed }> {
+    try {
+      if (!this.spool) throw Object.assign(new Error('no spool'), { code: 'ENOENT' });
+      return { stream: await this.spool.open(job.request.spool!) };
+    } catch {
+      const message =
+        'The upload body of this event is missing from the spool (FERRY_SPOOL_DIR): nodes of a cluster must share that folder; upload the file again';
+      return { missing: { statusCode: 500, contentType: 'application/json', payload: Buffer.from(JSON.stringify({ message })), changes: [] } };
+    }
+  }
 
   async replay(job: ClaimedJob): Promise<Replayed> {
     const headers: Record<string, string> = {
@@ -46,12 +74,20 @@ export class LocalExecutor implements Executor {
         jobId: job.eventId,
       }),
     };
+    let payload: Buffer | NodeJS.ReadableStream | undefined = job.body ?? undefined;
+    if (job.request.spool) {
+      const body = await this.spooledBody(job);
+      if ('missing' in body) return body.missing;
+      payload = body.stream;
+      headers['content-length'] = String(job.request.spool.size);
+    }
+    this.jobContexts.set(job.eventId, jobContext(job.eventId, job.attempts, this.journal));
     try {
       const res = await this.app.inject({
         method: job.request.method as any,
         url: job.request.url,
         headers,
-        payload: job.body ?? undefined,
+        payload: payload as any,
       });
       return {
         statusCode: res.statusCode,
@@ -61,6 +97,8 @@ export class LocalExecutor implements Executor {
       };
     } finally {
       this.jobChanges.delete(job.eventId);
+      this.jobContexts.delete(job.eventId);
+      if (payload && typeof (payload as any).destroy === 'function') (payload as any).destroy();
     }
   }
 

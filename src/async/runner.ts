@@ -28,6 +28,7 @@ import type { Executor } from './executor.js';
 import { metrics } from '../observability/metrics.js';
 import type { RunnerProgress } from '../observability/readiness.js';
 import { TRACEPARENT, TRACESTATE } from '../observability/tracing.js';
+import { crashPoint } from '../testing/crash-points.js';
 
 /** Where finished jobs' notifications go: the node's sender. */
 export interface NotificationSink {
@@ -264,8 +265,10 @@ export class Runner {
     try {
       const outcome = await this.execute(job);
       if (this.abandoned) return; // released by a drain: another node runs it again
+      crashPoint('after-write');
       await this.completer.add(outcome);
       if (metrics.enabled) metrics.eventFinished(await this.elementOf(job), outcome.execution);
+      await this.executor.finished?.(job).catch((e: unknown) => this.log.warn({ err: e, eventId: job.eventId }, 'releasing a finished job failed'));
     } catch (e) {
       // Not completed: the lease expires and the job runs again.
       const traceId = job.request.headers[TRACEPARENT]?.split('-')[1];

@@ -6,11 +6,23 @@
  * request's change log, which the async runner turns into `response.events` (DESIGN §1.5).
  *
  * Paths reaching this service are canonical (paths.ts); the element below does the storage.
+ *
+ * Crash recovery (issue 25): an async job runs with a job context carrying its event id
+ * (job.ts). Before the first write of an operation the service journals its intent in the
+ * job's journal (the job context's, kept in the store: `JobJournalStore`; one entry per
+ * operation and destination, e.g. `copy:/dst`); a re-run that finds its
+ * own entry knows that whatever is at the destination is its own half-finished work, so it
+ * resumes — skipping what is complete, replacing what is half made — instead of answering 409,
+ * and reports the same `changes` an uncrashed run would (a delete journals the objects it is
+ * about to remove, since a re-run can no longer see them). Only what someone else put there
+ * is refused.
  */
 import type { Readable } from 'node:stream';
 import type { Element, Entry } from '../elements/element.js';
 import { conflict, invalid, notFound } from '../errors.js';
 import type { TagStore } from '../store/store.js';
+import { crashPoint } from '../testing/crash-points.js';
+import { SYNC_JOB, type JobContext } from './job.js';
 import { decodeCursor, encodeCursor } from '../store/cursor.js';
 import { parseOrderBy, parseWhere } from './ceql.js';
 import { mimeType } from './mime.js';
@@ -24,6 +36,16 @@ import { baseName, isWithin, joinPath, objectId, parentPath, ROOT } from './path
  * need the element to create without replacing; see the element contract.)
  */
 const busyPaths = new Map<string, Promise<void>>();
+
+/** Names of Ferry's temporary files on every element (element.ts): hidden, so never a user's. */
+const RESERVED_NAME = /^\.ferry-upload-.*\.tmp$/;
+
+/** Refuses a destination whose name is reserved for temp files (it would be invisible). */
+function refuseReservedName(path: string): void {
+  if (RESERVED_NAME.test(baseName(path))) {
+    throw invalid(`${baseName(path)} is reserved for Ferry's temporary files (.ferry-upload-*.tmp); choose another name`);
+  }
+}
 
 async function exclusive<T>(instanceId: number, path: string, work: () => Promise<T>): Promise<T> {
   const key = `${instanceId}\u0000${path}`;
@@ -103,7 +125,22 @@ export class DocumentsService {
      * folder copy or move does not walk the result to list every descendant.
      */
     private readonly recordChanges = true,
+    /** The job this request runs as: an async event's, or SYNC_JOB. */
+    private readonly job: JobContext = SYNC_JOB,
   ) {}
+
+  /** This job's journal entry under `key` (parsed), or null: never one for a sync request. */
+  private async ownIntent<T = Record<string, unknown>>(key: string): Promise<T | null> {
+    if (!this.job.journal) return null;
+    const value = await this.job.journal.get(key);
+    return value === null ? null : (JSON.parse(value) as T);
+  }
+
+  /** Journals this job's intent under `key` before its first write (nothing for a sync request). */
+  private async intend(key: string, value: unknown = {}): Promise<void> {
+    await this.job.journal?.put(key, JSON.stringify(value));
+    crashPoint('before-write');
+  }
 
   ping(): Promise<void> {
     return this.element.ping();
@@ -125,6 +162,7 @@ export class DocumentsService {
     options: { overwrite: boolean; tags?: string[]; contentType?: string },
   ): Promise<DocumentObject> {
     if (path === ROOT) throw invalid('path must name a file, not the root folder');
+    refuseReservedName(path);
     return exclusive(this.instanceId, path, () => this.uploadNow(path, body, options));
   }
 
@@ -133,13 +171,16 @@ export class DocumentsService {
     body: Readable,
     options: { overwrite: boolean; tags?: string[]; contentType?: string },
   ): Promise<DocumentObject> {
+    const key = `upload:${path}`;
+    const mine = (await this.ownIntent(key)) !== null;
     const existing = await this.element.stat(path);
     if (existing?.directory) throw conflict(`${path} is a folder; choose another file path`);
-    if (existing && !options.overwrite) {
+    if (existing && !options.overwrite && !mine) {
       throw conflict(`A file already exists at ${path}; pass overwrite=true to replace it`);
     }
     await this.requireParentNotFile(path);
-    const entry = await this.element.write(path, body, { contentType: options.contentType });
+    if (!mine) await this.intend(key);
+    const entry = await this.element.write(path, body, { contentType: options.contentType, job: this.job, resume: mine });
     if (options.tags !== undefined) await this.tags.setTags(this.instanceId, path, options.tags);
     else if (existing) await this.tags.deleteTags(this.instanceId, path);
     return this.record(path, entry);
@@ -153,23 +194,39 @@ export class DocumentsService {
 
   async remove(path: string, expect: 'file' | 'folder'): Promise<void> {
     if (path === ROOT) throw invalid('The root folder cannot be deleted; delete what is inside it instead');
+    const key = `remove:${path}`;
+    const journaled = await this.ownIntent<{ changes: ChangeEvent[] }>(key);
+    if (journaled) {
+      // A re-run: finish what the crashed run began, and report what it removed.
+      if (await this.element.stat(path)) await this.element.remove(path);
+      await this.tags.deleteTags(this.instanceId, path);
+      this.changes.push(...journaled.changes);
+      return;
+    }
     const entry = await this.require(path, expect);
     const removed: Entry[] = [];
     if (entry.directory) for await (const d of this.descendants(path)) removed.push(d);
+    const changes = [entry, ...removed].map((e) => this.deletedChange(e.path, e));
+    // What is about to vanish is journaled: a re-run could not list it any more.
+    if (this.job.journal) await this.intend(key, { changes });
     await this.element.remove(path);
     await this.tags.deleteTags(this.instanceId, path);
-    for (const e of [entry, ...removed]) this.recordDeleted(e.path, e);
+    this.changes.push(...changes);
   }
 
   async createFolder(path: string, tags?: string[]): Promise<DocumentObject> {
     if (path === ROOT) throw conflict('The root folder already exists');
+    refuseReservedName(path);
     return exclusive(this.instanceId, path, () => this.createFolderNow(path, tags));
   }
 
   private async createFolderNow(path: string, tags?: string[]): Promise<DocumentObject> {
+    const key = `mkdir:${path}`;
+    const mine = (await this.ownIntent(key)) !== null;
     const existing = await this.element.stat(path);
-    if (existing) throw conflict(`Something already exists at ${path}; choose another folder path`);
+    if (existing && !(mine && existing.directory)) throw conflict(`Something already exists at ${path}; choose another folder path`);
     await this.requireParentNotFile(path);
+    if (!mine) await this.intend(key);
     const entry = await this.element.mkdir(path);
     if (tags?.length) await this.tags.setTags(this.instanceId, path, tags);
     return this.record(path, entry);
@@ -188,13 +245,20 @@ export class DocumentsService {
   ): Promise<DocumentObject> {
     const source = await this.require(from, options.expect);
     if (actualPath === ROOT) throw invalid('The destination path must not be the root folder');
+    refuseReservedName(actualPath);
     if (from === actualPath) throw conflict(`Source and destination are both ${from}; choose another destination`);
     if (source.directory && isWithin(actualPath, from)) {
       throw invalid(`Cannot copy the folder ${from} into itself (${actualPath}); choose a destination outside it`);
     }
+    const key = `copy:${actualPath}`;
+    const mine = (await this.ownIntent(key)) !== null;
     return exclusive(this.instanceId, actualPath, async () => {
-      await this.clearDestination(actualPath, options.overwrite);
-      await this.element.copy(from, actualPath);
+      // A re-run's destination is its own half-finished copy: completed, not cleared or refused.
+      if (!mine) {
+        await this.clearDestination(actualPath, options.overwrite);
+        await this.intend(key, { from });
+      }
+      await this.element.copy(from, actualPath, { job: this.job, resume: mine });
       await this.tags.copyTags(this.instanceId, from, actualPath);
       if (options.tags !== undefined) await this.tags.setTags(this.instanceId, actualPath, options.tags);
       return this.recordTree(requestedPath, actualPath);
@@ -211,18 +275,25 @@ export class DocumentsService {
     patch: { path?: string; tags?: string[] },
     overwrite = false,
   ): Promise<DocumentObject> {
+    const moving = patch.path !== undefined && patch.path !== path;
+    const moveKey = `move:${patch.path}`;
+    if (moving && (await this.ownIntent(moveKey)) !== null) {
+      return this.resumeMove(path, patch.path as string, expect, patch.tags);
+    }
     const entry = await this.require(path, expect);
     let current = path;
-    if (patch.path !== undefined && patch.path !== path) {
+    if (moving && patch.path !== undefined) {
       if (path === ROOT) throw invalid('The root folder cannot be moved');
       if (entry.directory && isWithin(patch.path, path)) {
         throw invalid(`Cannot move the folder ${path} into itself (${patch.path}); choose a destination outside it`);
       }
       if (patch.path === ROOT) throw invalid('The destination path must not be the root folder');
+      refuseReservedName(patch.path);
       const to = patch.path;
       await exclusive(this.instanceId, to, async () => {
         await this.clearDestination(to, overwrite);
-        await this.element.move(path, to);
+        await this.intend(moveKey, { from: path });
+        await this.element.move(path, to, { job: this.job });
         await this.tags.moveTags(this.instanceId, path, to);
       });
       current = to;
@@ -231,6 +302,41 @@ export class DocumentsService {
     if (entry.directory && current !== path) return this.recordTree(current, current);
     const moved = await this.require(current);
     return this.record(current, moved);
+  }
+
+  /**
+   * A re-run of a move this job journaled: whatever is at `to` is its own. A source still there
+   * is moved (on S3, where a folder move is copy + delete, the rest of it); a source gone means
+   * the move itself finished before the crash.
+   */
+  private async resumeMove(
+    path: string,
+    to: string,
+    expect: 'file' | 'folder' | undefined,
+    tags: string[] | undefined,
+  ): Promise<DocumentObject> {
+    await exclusive(this.instanceId, to, async () => {
+      if (await this.element.stat(path)) {
+        await this.element.move(path, to, { job: this.job, resume: true });
+        await this.tags.moveTags(this.instanceId, path, to);
+      } else if (!(await this.hasTagsAt(to))) {
+        // The move finished; its tags may not have followed yet (moveTags clears `to` first, so
+        // it runs only while nothing there has tags: they would be the moved ones).
+        await this.tags.moveTags(this.instanceId, path, to);
+      }
+    });
+    if (tags !== undefined) await this.tags.setTags(this.instanceId, to, tags);
+    const moved = await this.require(to, expect);
+    if (moved.directory) return this.recordTree(to, to);
+    return this.record(to, moved);
+  }
+
+  /** Whether the object at `path`, or anything under it, has tags. */
+  private async hasTagsAt(path: string): Promise<boolean> {
+    const paths = [path];
+    const entry = await this.element.stat(path);
+    if (entry?.directory) for await (const e of this.descendants(path)) paths.push(e.path);
+    return (await this.tags.getTags(this.instanceId, paths)).size > 0;
   }
 
   /** One page of a folder's children, filtered and ordered. */
@@ -369,8 +475,8 @@ export class DocumentsService {
     return object;
   }
 
-  private recordDeleted(requestedPath: string, entry: Entry): void {
-    this.changes.push({ path: requestedPath, metadata: { ...this.metadataOf(entry), deleted: true } });
+  private deletedChange(requestedPath: string, entry: Entry): ChangeEvent {
+    return { path: requestedPath, metadata: { ...this.metadataOf(entry), deleted: true } };
   }
 
   private metadataOf(e: Entry): ChangeEvent['metadata'] {

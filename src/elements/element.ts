@@ -13,8 +13,18 @@
  *   `providerMessage` — never a credential.
  * - Tags, change events, paging, ordering, filtering and overwrite rules are NOT the element's
  *   business: the documents service does them above all backends.
+ * - No torn files (issue 25): a file appears under its final name only when complete — written
+ *   under a temporary name `.ferry-upload-<tag><16 hex>.tmp` in the same folder and renamed
+ *   (localfs, SFTP), or one PUT / a completed multipart upload (S3). `<tag>` is `e<eventId>-`
+ *   for an async job (job.ts `tempTag`), so a re-run finds what its crashed run left. Temporary
+ *   names are never listed, searched or copied.
+ * - `resume` (write, copy, move): the target may hold this job's own half-finished earlier
+ *   attempt of the same operation (the documents service knows from its journal). The element
+ *   removes the job's leftover temporary files (and stale multipart uploads), keeps what is
+ *   complete and does the rest.
  */
 import type { Readable } from 'node:stream';
+import type { JobContext } from '../documents/job.js';
 
 /** One object as a backend sees it. */
 export interface Entry {
@@ -57,6 +67,20 @@ export interface StorageInfo {
 export interface WriteOptions {
   /** Content type the client declared, for backends that keep one (S3). */
   contentType?: string;
+  /** The job writing (its event id names its temporary files). */
+  job?: JobContext;
+  /** This job's own earlier attempt may have left temporary files or a multipart upload: clean them. */
+  resume?: boolean;
+}
+
+export interface TransferOptions {
+  /** The job copying or moving (its event id names its temporary files). */
+  job?: JobContext;
+  /**
+   * `to` may exist as this job's own half-finished earlier attempt: complete it — files already
+   * under their final names are complete (and kept), the job's temporary files are removed.
+   */
+  resume?: boolean;
 }
 
 export interface Element {
@@ -90,13 +114,17 @@ export interface Element {
   mkdir(path: string): Promise<Entry>;
   /** Removes a file, or a folder with everything under it. Throws notFound when absent. */
   remove(path: string): Promise<void>;
-  /** Moves/renames a file or folder; `to` does not exist (the service checks); creates parents. */
-  move(from: string, to: string): Promise<void>;
   /**
-   * Copies a file or a folder recursively to `to` (which does not exist; parents are created).
-   * Backends copy server-side where they can (S3 CopyObject): no object bytes through Ferry.
+   * Moves/renames a file or folder; `to` does not exist (the service checks) unless `resume`;
+   * creates parents.
    */
-  copy(from: string, to: string): Promise<void>;
+  move(from: string, to: string, options?: TransferOptions): Promise<void>;
+  /**
+   * Copies a file or a folder recursively to `to` (which does not exist unless `resume`; parents
+   * are created). Backends copy server-side where they can (S3 CopyObject): no object bytes
+   * through Ferry.
+   */
+  copy(from: string, to: string, options?: TransferOptions): Promise<void>;
   /**
    * The backend's own description of the object at `path` (an S3 HeadObject answer, SFTP or
    * file-system attributes), for `?raw=true`; null when nothing is there. Optional: without it

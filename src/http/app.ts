@@ -35,6 +35,8 @@ import { API_BASE } from './api-base.js';
 import type { AsyncIntake } from '../async/accept.js';
 import { recordRequests } from '../observability/request-log.js';
 import { operationsRoutes, type NodeOperations } from '../observability/routes.js';
+import type { SpooledBody } from '../store/async.js';
+import type { JobContext } from '../documents/job.js';
 
 const EXPOSED_HEADERS =
   'Elements-Returned-Count, Elements-Total-Count, Elements-Request-Id, Elements-Next-Page-Token, Elements-Trace-Id, Elements-Error, Content-Disposition';
@@ -70,6 +72,8 @@ export interface Services {
   intake?: AsyncIntake;
   /** Change logs of replayed jobs, keyed by job id, read by the runner after the replay. */
   jobChanges: Map<number, ChangeEvent[]>;
+  /** Contexts of the jobs being replayed, keyed by job id, set by the runner (executor.ts). */
+  jobContexts: Map<number, JobContext>;
   /** Per-organization request limit (absent = unlimited). */
   rateLimiter?: RateLimiter;
   /** Failed-authentication limit per client address (absent = unlimited). */
@@ -87,6 +91,10 @@ declare module 'fastify' {
     changes: ChangeEvent[] | null;
     /** The raw body of an asynchronous request, captured before parsing. */
     asyncBody: Buffer | null;
+    /** An asynchronous upload's body in the spool, until its job owns it (async/spool.ts). */
+    asyncSpool: SpooledBody | null;
+    /** The job a replayed request runs as (documents/job.ts); null for an outside request. */
+    job: JobContext | null;
   }
 }
 
@@ -204,6 +212,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.decorateRequest('internal', null);
   app.decorateRequest('changes', null);
   app.decorateRequest('asyncBody', null);
+  app.decorateRequest('asyncSpool', null);
+  app.decorateRequest('job', null);
 
   // JSON routes take JSON only: without this, Fastify's built-in text/plain parser would turn a
   // text body into a string and the client would get a schema 400 instead of the 415 it needs.
@@ -223,6 +233,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     commonHeaders(reply, request.id);
     if (request.raw.httpVersion === '1.1' && !request.headers.host) throw invalid('An HTTP/1.1 request needs a Host header');
     request.internal = services.auth.takeInternal(request);
+    if (request.internal) request.job = services.jobContexts.get(request.internal.jobId) ?? null;
   });
 
   // Change logs of replayed jobs go back to the runner when the reply is sent.

@@ -21,6 +21,14 @@ export interface CapturedRequest {
   /** Path and query under the API base, e.g. "/elements/api-v2/hubs/documents/files?path=/a". */
   url: string;
   headers: Record<string, string>;
+  /** An upload's body, in the node's spool (async/spool.ts) rather than in the store. */
+  spool?: SpooledBody;
+}
+
+/** A request body streamed to a spool file: its name in FERRY_SPOOL_DIR and its size. */
+export interface SpooledBody {
+  file: string;
+  size: number;
 }
 
 export interface AcceptInput {
@@ -248,6 +256,8 @@ export interface AsyncStore {
   getResult(organizationId: number, eventId: number): Promise<StoredResult | null>;
   /** Deletes expired results and idempotency keys older than `idempotencyBefore`. */
   purgeExpired(now: Date, idempotencyBefore: Date): Promise<void>;
+  /** The spool files (SpooledBody.file) of the jobs still waiting or running. */
+  spooledJobFiles(): Promise<string[]>;
   /** Counts for tests, metrics and benchmarks. */
   asyncCounts(): Promise<{ jobs: number; events: number; notificationsPending: number }>;
 }

@@ -116,6 +116,19 @@ export interface TagStore {
   deleteTags(instanceId: number, path: string): Promise<void>;
 }
 
+/**
+ * The per-event journal of documents-hub jobs (issue 25): before a job's first write the
+ * documents service records what it is about to create, change or delete, keyed by the event,
+ * so a re-run after a crash recognises that work as its own. Rows live while the event's job
+ * does; `purgeExpired` forgets those of finished jobs.
+ */
+export interface JobJournalStore {
+  /** The value the event's job journaled under `key`, or null. */
+  journalGet(eventId: number, key: string): Promise<string | null>;
+  /** Records (or replaces) the event's entry under `key`; durable when it resolves. */
+  journalPut(eventId: number, key: string, value: string): Promise<void>;
+}
+
 export interface SettingsStore {
   getSettings(organizationId: number): Promise<Record<string, string>>;
   setSettings(organizationId: number, settings: Record<string, string>): Promise<void>;
@@ -130,7 +143,7 @@ export interface StoreCapabilities {
   handsOffJobs: boolean;
 }
 
-export interface Store extends IdentityStore, InstanceStore, TagStore, SettingsStore, AsyncStore, OperationsStore, ChangeStore {
+export interface Store extends IdentityStore, InstanceStore, TagStore, SettingsStore, AsyncStore, OperationsStore, ChangeStore, JobJournalStore {
   readonly capabilities: StoreCapabilities;
   /** Applies pending migrations; safe to call from several nodes at once. */
   migrate(): Promise<void>;

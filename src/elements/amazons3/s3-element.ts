@@ -9,6 +9,11 @@
  * - Removing or moving away the last object of a folder would make the folder vanish, which no
  *   file system does; so afterwards the parent gets a marker when nothing else keeps it alive.
  * - Copies are server-side (CopyObject per key, 16 at a time); move = copy, then delete.
+ * - No torn objects: an object appears only complete (one PUT, or a completed multipart upload).
+ *   An async job journals the id of a multipart upload it starts (job context), so its re-run
+ *   after a crash aborts the stale upload (whose parts would otherwise be kept, and billed, by
+ *   the store) — ListMultipartUploads is not needed, and not offered by every S3 server.
+ * - A resumed copy (a re-run) skips the keys its crashed run already copied.
  */
 import type { Readable } from 'node:stream';
 import {
@@ -18,12 +23,16 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   type S3Client,
   type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { backendFailed, conflict, invalid, isFerryError, notFound } from '../../errors.js';
-import type { BackendAccount, Element, Entry, Revision, StorageInfo, WriteOptions } from '../element.js';
+import type { BackendAccount, Element, Entry, Revision, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
+import type { JobContext } from '../../documents/job.js';
+import { crashPoint } from '../../testing/crash-points.js';
 import { forEachBounded } from './concurrency.js';
 import { copyObject } from './copy.js';
 import { mapS3Error } from './errors.js';
@@ -191,14 +200,58 @@ export class S3Element implements Element {
     return object.Body as Readable;
   }
 
+  /** The journal key of the multipart upload a job has in flight for `key`. */
+  private static multipartKey(key: string): string {
+    return `s3-multipart:${key}`;
+  }
+
+  /** Aborts the multipart upload a crashed run of `job` left for `key`, if it journaled one. */
+  private async abortStaleUpload(job: JobContext | undefined, key: string, path: string): Promise<void> {
+    const uploadId = await job?.journal?.get(S3Element.multipartKey(key));
+    if (!uploadId) return;
+    try {
+      await this.call('abort the earlier upload of', path, () =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })),
+      );
+    } catch {
+      // NoSuchUpload: completed or aborted already. Any other refusal (a server without the
+      // call) leaves the stale parts where they are, as a crash without a re-run would: the
+      // upload itself goes on.
+    }
+  }
+
+  /**
+   * The client an upload uses: for a job, one that journals the id of every multipart upload it
+   * starts (before any part is sent), so a re-run can abort it.
+   */
+  private uploadClient(job: JobContext | undefined, key: string): S3Client {
+    const journal = job?.journal;
+    if (!journal) return this.client;
+    const client = this.client;
+    return new Proxy(client, {
+      get(target, property, receiver) {
+        if (property !== 'send') return Reflect.get(target, property, receiver);
+        return async (command: any, ...rest: any[]) => {
+          const output: any = await (client as any).send(command, ...rest);
+          if (command instanceof CreateMultipartUploadCommand && output?.UploadId) {
+            await journal.put(S3Element.multipartKey(key), output.UploadId);
+          }
+          return output;
+        };
+      },
+    });
+  }
+
   async write(path: string, body: Readable, options: WriteOptions = {}): Promise<Entry> {
+    if (options.resume) await this.abortStaleUpload(options.job, keyOf(path), path);
     const upload = new Upload({
-      client: this.client,
+      client: this.uploadClient(options.job, keyOf(path)),
       params: { Bucket: this.bucket, Key: keyOf(path), Body: body, ContentType: options.contentType },
       partSize: UPLOAD_PART_BYTES,
       queueSize: UPLOAD_QUEUE,
       leavePartsOnError: false,
     });
+    upload.on('httpUploadProgress', () => crashPoint('part-uploaded'));
     try {
       await upload.done();
     } catch (error) {
@@ -238,30 +291,38 @@ export class S3Element implements Element {
     await this.keepFolder(parentOf(path));
   }
 
-  async copy(from: string, to: string): Promise<void> {
+  async copy(from: string, to: string, options: TransferOptions = {}): Promise<void> {
     this.refuseIntoItself(from, to, 'copy');
     const file = await this.head(keyOf(from), from);
     if (file) {
+      // An object appears only whole: one there already is a resumed run's complete copy.
+      if (options.resume && (await this.head(keyOf(to), to))) return;
       await this.call('copy', from, () => copyObject(this.client, this.bucket, keyOf(from), keyOf(to), file.size));
+      crashPoint('file-placed');
       return;
     }
     const source = prefixOf(from);
     const target = prefixOf(to);
+    // A re-run skips what its crashed run copied (each object there is complete).
+    const done = new Set<string>();
+    if (options.resume) for await (const object of this.objectsUnder(target, to, 'list for copy')) done.add(object.Key as string);
     let copied = 0;
     await forEachBounded(this.objectsUnder(source, from, 'list for copy'), COPY_CONCURRENCY, async (object) => {
       const key = object.Key as string;
       copied += 1;
-      await this.call('copy', from, () =>
-        copyObject(this.client, this.bucket, key, target + key.slice(source.length), object.Size ?? 0),
-      );
+      const destination = target + key.slice(source.length);
+      if (done.has(destination)) return;
+      await this.call('copy', from, () => copyObject(this.client, this.bucket, key, destination, object.Size ?? 0));
+      crashPoint('file-placed');
     });
     if (copied === 0) throw notFound(`Nothing exists at '${from}'.`);
   }
 
-  async move(from: string, to: string): Promise<void> {
+  async move(from: string, to: string, options: TransferOptions = {}): Promise<void> {
     this.refuseIntoItself(from, to, 'move');
     // S3 has no rename: copy server-side, then delete the source (which keeps its parent alive).
-    await this.copy(from, to);
+    // A re-run finishes both halves: what is left of the source is copied, then deleted.
+    await this.copy(from, to, options);
     await this.remove(from);
   }
 

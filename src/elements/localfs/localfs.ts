@@ -6,9 +6,10 @@
  *
  * Behaviour worth knowing:
  * - The root folder is created on first use (the `ping` made when the instance is created).
- * - `write` streams into a temp file `.ferry-upload-<hex>.tmp` in the target folder, then
- *   renames it over the target: readers see the old file or the new one, never half of one,
- *   and a crash leaves at most a stray temp file (never listed or copied). No fsync: a process
+ * - `write` streams into a temp file `.ferry-upload-<tag><hex>.tmp` in the target folder, then
+ *   renames it over the target, and so does every file of a copy: readers see the old file or
+ *   the new one, never half of one, and a crash leaves at most a stray temp file (never listed
+ *   or copied; a job's re-run removes its own, named by its event id). No fsync: a process
  *   crash is covered, a power loss is left to the file system's rename ordering.
  * - The root itself cannot be removed, moved or copied onto.
  */
@@ -18,11 +19,14 @@ import { lstat, mkdir, open, rename, rm, rmdir, statfs, unlink, type FileHandle 
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { invalid, notFound, conflict } from '../../errors.js';
-import type { Element, Entry, StorageInfo } from '../element.js';
+import { removeEmptyFolders, type Element, type Entry, type StorageInfo, type TransferOptions, type WriteOptions } from '../element.js';
 import { UploadFolders, type UploadLease } from '../upload-folders.js';
+import { tempTag } from '../../documents/job.js';
+import { crashPoint } from '../../testing/crash-points.js';
 import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
 import { errorCode, fsError } from './fs-errors.js';
-import type { TreeRow } from './tree.js';
+import { removeOwnTempsSync, tempName, type TreeRow } from './tree.js';
+import { readdir } from 'node:fs/promises';
 import { copyFileOffThread, copyTreeOffThread, readTreeOffThread, warmTreePool, type TreeError } from './tree-pool.js';
 
 // O_NOFOLLOW refuses a symlink at the last component; O_NONBLOCK keeps a FIFO from hanging open().
@@ -145,7 +149,7 @@ export class LocalFsElement implements Element {
     return handle.createReadStream();
   }
 
-  async write(p: string, body: Readable): Promise<Entry> {
+  async write(p: string, body: Readable, options: WriteOptions = {}): Promise<Entry> {
     checkCanonical(p);
     if (p === '/') throw invalid('a file needs a name: "/" is the root folder');
     const root = await this.confine.root();
@@ -155,7 +159,7 @@ export class LocalFsElement implements Element {
     // another upload into them is still running or succeeded (upload-folders.ts).
     const lease = UPLOAD_FOLDERS.hold(folder.length > root.length ? foldersBetween(folder, `${root}/`) : []);
     try {
-      const written = await this.writeHeld(p, body, root, abs, folder, lease);
+      const written = await this.writeHeld(p, body, root, abs, folder, lease, options);
       lease.succeeded();
       return written;
     } catch (e) {
@@ -164,13 +168,15 @@ export class LocalFsElement implements Element {
     }
   }
 
-  private async writeHeld(p: string, body: Readable, root: string, abs: string, folder: string, lease: UploadLease): Promise<Entry> {
+  private async writeHeld(p: string, body: Readable, root: string, abs: string, folder: string, lease: UploadLease, options: WriteOptions): Promise<Entry> {
     const created = await this.confine.prepareParents(root, p);
     if (created) lease.created(foldersBetween(folder, created));
     const existing = await lstatOrNull(abs, p);
     if (existing?.isDirectory()) throw invalid(`${p} is a folder; a file cannot replace it`);
 
-    const temp = `${folder}/.ferry-upload-${randomBytes(8).toString('hex')}.tmp`;
+    const tag = tempTag(options.job);
+    if (options.resume) await removeOwnTemps(folder, tag);
+    const temp = `${folder}/${tag ? tempName(tag) : `.ferry-upload-${randomBytes(8).toString('hex')}.tmp`}`;
     let handle: FileHandle;
     try {
       handle = await open(temp, CREATE_FLAGS, 0o666);
@@ -186,6 +192,7 @@ export class LocalFsElement implements Element {
       await pipeline(body, out);
       piped = true;
       const stats = await lstat(temp);
+      crashPoint('temp-filled');
       await rename(temp, abs);
       return entry(p, stats);
     } catch (e) {
@@ -232,8 +239,11 @@ export class LocalFsElement implements Element {
     }
   }
 
-  /** Common checks of move and copy; returns the source and the absolute destination. */
-  private async prepareTransfer(from: string, to: string, action: string) {
+  /**
+   * Common checks of move and copy; returns the source and the absolute destination, and whether
+   * something is there already (only with `resume`: the job's own partial work).
+   */
+  private async prepareTransfer(from: string, to: string, action: string, resume = false) {
     checkCanonical(from);
     checkCanonical(to);
     if (from === '/') throw invalid(`the root folder of an instance cannot be ${action}`);
@@ -244,41 +254,60 @@ export class LocalFsElement implements Element {
     if (to === from) throw conflict(`${to} already exists`);
     if (to.startsWith(from + '/')) throw invalid(`a folder cannot be ${action} into itself (${from} → ${to})`);
     const target = this.confine.abs(root, to);
-    if (await lstatOrNull(target, to)) throw conflict(`${to} already exists`);
+    const present = await lstatOrNull(target, to);
+    if (present && !(resume && present.isDirectory() === source.stats.isDirectory() && !present.isSymbolicLink())) {
+      throw conflict(`${to} already exists`);
+    }
     await this.confine.prepareParents(root, to);
-    return { source, target };
+    return { source, target, present: present !== null };
   }
 
-  async move(from: string, to: string): Promise<void> {
-    const { source, target } = await this.prepareTransfer(from, to, 'moved');
+  async move(from: string, to: string, options: TransferOptions = {}): Promise<void> {
+    const { source, target, present } = await this.prepareTransfer(from, to, 'moved', options.resume);
+    if (present) {
+      // A re-run of a move across a mount point that crashed half-way: finish the copy, then
+      // drop the original. (A rename is atomic: it never leaves both.)
+      await this.copyAt(source.abs, source.stats, target, from, options, true);
+      await rm(source.abs, { recursive: true }).catch((e2: unknown) => {
+        throw fsError(e2, from, 'move');
+      });
+      return;
+    }
     try {
       await rename(source.abs, target);
     } catch (e) {
       if (errorCode(e) !== 'EXDEV') throw fsError(e, from, 'move');
       // A mount point inside the root: copy across, then drop the original.
-      await this.copyAt(source.abs, source.stats, target, from);
+      await this.copyAt(source.abs, source.stats, target, from, options, false);
       await rm(source.abs, { recursive: true }).catch((e2: unknown) => {
         throw fsError(e2, from, 'move');
       });
     }
   }
 
-  async copy(from: string, to: string): Promise<void> {
-    const { source, target } = await this.prepareTransfer(from, to, 'copied');
-    await this.copyAt(source.abs, source.stats, target, from);
+  async copy(from: string, to: string, options: TransferOptions = {}): Promise<void> {
+    const { source, target, present } = await this.prepareTransfer(from, to, 'copied', options.resume);
+    await this.copyAt(source.abs, source.stats, target, from, options, present);
   }
 
-  private async copyAt(source: string, stats: Stats, target: string, from: string): Promise<void> {
+  /**
+   * Copies `source` to `target`. `present`: `target` is the job's own partial copy (a re-run):
+   * a file there is complete (files appear only by rename), a folder is completed.
+   */
+  private async copyAt(source: string, stats: Stats, target: string, from: string, options: TransferOptions, present: boolean): Promise<void> {
+    const tag = tempTag(options.job);
+    if (options.resume) await removeOwnTemps(target.slice(0, target.lastIndexOf('/')), tag);
     try {
-      if (stats.isDirectory()) await copyTreeOffThread(source, target);
-      else await copyFileOffThread(source, target);
+      if (stats.isDirectory()) await copyTreeOffThread(source, target, { resume: present, tag });
+      else if (!present) await copyFileOffThread(source, target, tag);
     } catch (e) {
       // Leave nothing half-copied behind — but a target that already existed (another writer
       // got there first) is theirs, not ours to delete. A folder copy has stopped writing into
       // the target when it rejects, and tells whether the target was taken (an EEXIST deeper
       // in the tree is a clash inside our own copy).
       const theirs = stats.isDirectory() ? (e as Partial<TreeError>).targetTaken === true : errorCode(e) === 'EEXIST';
-      if (!theirs) await rm(target, { recursive: true, force: true }).catch(() => undefined);
+      // A re-run keeps what it (and its crashed run) copied: the next re-run completes it.
+      if (!theirs && !present) await rm(target, { recursive: true, force: true }).catch(() => undefined);
       throw fsError(e, from, 'copy');
     }
   }
@@ -309,6 +338,17 @@ export class LocalFsElement implements Element {
 
 /** Folders created for uploads in flight, across every localfs instance of this process. */
 const UPLOAD_FOLDERS = new UploadFolders();
+/** Removes the temp files the job tagged `tag` left directly in the folder `folder`. */
+async function removeOwnTemps(folder: string, tag: string): Promise<void> {
+  if (tag === '') return;
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch {
+    return; // no folder yet: nothing left in it
+  }
+  removeOwnTempsSync(folder, names, tag);
+}
 
 /** `deepest` and each folder above it up to and including `top`, deepest first. */
 function foldersBetween(deepest: string, top: string): string[] {

@@ -137,17 +137,20 @@ export async function* readTreeOffThread(root: string, recursive: boolean): Asyn
  * Copies one regular file `source` to `target` (absolute host paths, already confined by the
  * caller; `target` must not exist) on a worker, with the same no-follow copy as a folder's files.
  */
-export async function copyFileOffThread(source: string, target: string): Promise<void> {
-  await leastBusy().run({ op: 'copyFile', source, target });
+export async function copyFileOffThread(source: string, target: string, tag = ''): Promise<void> {
+  await leastBusy().run({ op: 'copyFile', source, target, tag });
 }
 
 /**
  * Copies the folder `from` to `to` (absolute host paths, already confined by the caller; `to`
- * must not exist, its parent must) across the pool. On failure it waits until no job is
+ * must not exist, its parent must — unless `resume`: then `to` may be the partial copy of a
+ * crashed run of the job tagged `tag`, which is completed) across the pool. On failure it waits until no job is
  * running any more, then rejects with a TreeError carrying the errno `code` of the (first)
  * failure and `targetTaken`.
  */
-export function copyTreeOffThread(from: string, to: string): Promise<void> {
+export function copyTreeOffThread(from: string, to: string, options: { resume?: boolean; tag?: string } = {}): Promise<void> {
+  const resume = options.resume === true;
+  const tag = options.tag ?? '';
   warmTreePool();
   const folders = [{ from, to }];
   const batches: Array<{ from: string; to: string; names: string[] }> = [];
@@ -169,7 +172,7 @@ export function copyTreeOffThread(from: string, to: string): Promise<void> {
     };
     const startFolder = (folder: { from: string; to: string }) =>
       leastBusy()
-        .run({ op: 'startCopy', ...folder, copyUpTo: FILES_AT_START })
+        .run({ op: 'startCopy', ...folder, copyUpTo: FILES_AT_START, resume, tag })
         .then(({ folders: subfolders = [], files = [] }) => {
           for (const name of subfolders) folders.push({ from: `${folder.from}/${name}`, to: `${folder.to}/${name}` });
           for (let i = 0; i < files.length; i += FILES_PER_JOB) {
@@ -184,7 +187,7 @@ export function copyTreeOffThread(from: string, to: string): Promise<void> {
     const copyBatch = (batch: { from: string; to: string; names: string[] }) => {
       queuedFiles -= batch.names.length;
       return leastBusy()
-        .run({ op: 'copyFiles', ...batch })
+        .run({ op: 'copyFiles', ...batch, tag })
         .then(() => undefined);
     };
     const pump = () => {

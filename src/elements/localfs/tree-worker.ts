@@ -10,9 +10,9 @@ import { copyFilesSync, copyRegularFileSync, startFolderCopySync, TreeReader, ty
 
 /** A request from the main thread. `read`/`more`/`end` share a `reader` id chosen by the pool. */
 export type TreeRequest =
-  | { op: 'startCopy'; id: number; from: string; to: string; copyUpTo: number }
-  | { op: 'copyFiles'; id: number; from: string; to: string; names: string[] }
-  | { op: 'copyFile'; id: number; source: string; target: string }
+  | { op: 'startCopy'; id: number; from: string; to: string; copyUpTo: number; resume: boolean; tag: string }
+  | { op: 'copyFiles'; id: number; from: string; to: string; names: string[]; tag: string }
+  | { op: 'copyFile'; id: number; source: string; target: string; tag: string }
   | { op: 'read'; id: number; reader: number; root: string; recursive: boolean; limit: number }
   | { op: 'more'; id: number; reader: number; limit: number }
   | { op: 'end'; reader: number };
@@ -37,17 +37,17 @@ const readers = new Map<number, TreeReader>();
 function handle(request: TreeRequest): TreeReply | null {
   switch (request.op) {
     case 'startCopy': {
-      const { folders, files } = startFolderCopySync(request.from, request.to);
+      const { folders, files } = startFolderCopySync(request.from, request.to, request.resume, request.tag);
       // A few files are copied at once: a message per small folder would cost more.
       if (files.length > request.copyUpTo) return { id: request.id, folders, files };
-      copyFilesSync(request.from, request.to, files);
+      copyFilesSync(request.from, request.to, files, request.tag);
       return { id: request.id, folders, files: [] };
     }
     case 'copyFiles':
-      copyFilesSync(request.from, request.to, request.names);
+      copyFilesSync(request.from, request.to, request.names, request.tag);
       return { id: request.id };
     case 'copyFile':
-      copyRegularFileSync(request.source, request.target);
+      copyRegularFileSync(request.source, request.target, request.tag);
       return { id: request.id };
     case 'read':
     case 'more': {

@@ -10,6 +10,7 @@
  * promise per entry cost ~40 ms per 1,000 entries; the same calls made synchronously take a
  * few microseconds each (`copyFileSync` uses reflinks / copy_file_range like cp).
  */
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -22,12 +23,67 @@ import {
   opendirSync,
   readdirSync,
   readlinkSync,
+  renameSync,
+  unlinkSync,
   type Dir,
   type Dirent,
 } from 'node:fs';
+import { crashPoint } from '../../testing/crash-points.js';
 
-/** Names of upload temp files (see LocalFsElement.write); never listed or copied. */
-export const TEMP_NAME = /^\.ferry-upload-[0-9a-f]{16}\.tmp$/;
+/**
+ * Names of Ferry's temp files (uploads and copied files, see the element contract): never
+ * listed or copied. `e<eventId>-` names the async job that wrote one.
+ */
+export const TEMP_NAME = /^\.ferry-upload-(e\d+-)?[0-9a-f]{16}\.tmp$/;
+
+/** The prefix of the temp names of one job (`tag` from job.ts `tempTag`, never empty here). */
+export function tempPrefix(tag: string): string {
+  return `.ferry-upload-${tag}`;
+}
+
+/** Temp names of this thread: a random prefix and a counter (no random bytes per file). */
+const TEMP_SEED = randomBytes(4).toString('hex');
+let tempCounter = 0;
+
+/** A fresh temp name for a job with tag `tag` ("" for a sync request). */
+export function tempName(tag: string): string {
+  tempCounter = (tempCounter + 1) % 0x100000000;
+  return `${tempPrefix(tag)}${TEMP_SEED}${tempCounter.toString(16).padStart(8, '0')}.tmp`;
+}
+
+/**
+ * How long after its last write a temp file is certainly abandoned: one being written changes
+ * all the time, and a client that stops sending is cut after FERRY_IDLE_TIMEOUT.
+ */
+export const STALE_TEMP_MS = 3600_000;
+
+/**
+ * Removes the temp file `name` in `folder` when nothing wrote to it for STALE_TEMP_MS: what a
+ * crashed sync request (which has no re-run) left. Listings call it for each temp they skip.
+ */
+export function removeIfStale(folder: string, name: string): void {
+  try {
+    const s = lstatSync(`${folder}/${name}`, { throwIfNoEntry: false });
+    if (s?.isFile() && s.mtimeMs < Date.now() - STALE_TEMP_MS) unlinkSync(`${folder}/${name}`);
+  } catch {
+    // gone meanwhile, or not ours to remove
+  }
+}
+
+/** Removes the temp files of the job tagged `tag` directly in `folder` (a re-run's leftovers). */
+export function removeOwnTempsSync(folder: string, names: string[], tag: string): void {
+  if (tag === '') return;
+  const prefix = tempPrefix(tag);
+  for (const name of names) {
+    if (name.startsWith(prefix) && TEMP_NAME.test(name)) {
+      try {
+        unlinkSync(`${folder}/${name}`);
+      } catch {
+        // gone already
+      }
+    }
+  }
+}
 
 /** Never replace; clone (reflink) where the file system can, else copy in the kernel. */
 export const COPY_FLAGS = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE;
@@ -73,7 +129,11 @@ export class TreeReader {
         this.close();
         continue;
       }
-      if (TEMP_NAME.test(dirent.name) || dirent.isSymbolicLink()) continue;
+      if (TEMP_NAME.test(dirent.name)) {
+        removeIfStale(this.dirRel === '' ? this.root : `${this.root}/${this.dirRel}`, dirent.name);
+        continue;
+      }
+      if (dirent.isSymbolicLink()) continue;
       const rel = this.dirRel === '' ? dirent.name : `${this.dirRel}/${dirent.name}`;
       let s;
       try {
@@ -135,16 +195,28 @@ function kindOf(dirent: Dirent, abs: string): 'file' | 'folder' | 'skip' {
 /**
  * First step of copying folder `from` to `to` (absolute): creates `to` (which must not exist;
  * its parent must) and returns the names of the sub-folders and files to copy into it.
+ * `resume` (a re-run of the job tagged `tag`): `to` may exist already as the job's own partial
+ * copy; the job's temp files in it are removed and files already there (complete, since they
+ * appear only by rename) are left out.
  */
-export function startFolderCopySync(from: string, to: string): { folders: string[]; files: string[] } {
+export function startFolderCopySync(from: string, to: string, resume = false, tag = ''): { folders: string[]; files: string[] } {
   const folders: string[] = [];
   const files: string[] = [];
   checkPathLength(to);
   withFolders([from, parentOf(to)], ([source, parent]) => {
-    mkdirSync(`${parent}/${to.slice(to.lastIndexOf('/') + 1)}`);
+    const target = `${parent}/${to.slice(to.lastIndexOf('/') + 1)}`;
+    let present: Set<string> | null = null;
+    try {
+      mkdirSync(target);
+    } catch (e) {
+      if (!resume || (e as ErrorAt).code !== 'EEXIST' || !lstatSync(target).isDirectory()) throw e;
+      const names = readdirSync(target);
+      removeOwnTempsSync(target, names, tag);
+      present = new Set(names);
+    }
     for (const dirent of readdirSync(source, { withFileTypes: true })) {
       const kind = kindOf(dirent, `${source}/${dirent.name}`);
-      if (kind === 'file') files.push(dirent.name);
+      if (kind === 'file' && !present?.has(dirent.name)) files.push(dirent.name);
       else if (kind === 'folder') folders.push(dirent.name);
     }
   });
@@ -155,11 +227,11 @@ export function startFolderCopySync(from: string, to: string): { folders: string
  * Second step: copies the files `names` of folder `from` into the existing folder `to`. Files
  * keep their permission bits; dates are new, as with `cp -r`.
  */
-export function copyFilesSync(from: string, to: string, names: string[]): void {
+export function copyFilesSync(from: string, to: string, names: string[], tag = ''): void {
   withFolders([from, to], ([source, target]) => {
     for (const name of names) {
       checkPathLength(`${to}/${name}`);
-      copyRegularFileSync(`${source}/${name}`, `${target}/${name}`);
+      copyRegularFileSync(`${source}/${name}`, `${target}/${name}`, tag);
     }
   });
 }
@@ -222,26 +294,41 @@ function withFolders<T>(paths: string[], fn: (opened: string[]) => T): T {
  * to be a regular file, and copied from its descriptor (/proc/self/fd/N reopens that very file).
  * `source` and `target` are either /proc/self/fd paths below folders opened by withFolders, or
  * absolute canonical paths: then the file and the target's folder are checked to be where their
- * paths say (no link swapped in above them), like withFolders does. The target is created with
- * O_EXCL, which never follows a link either.
+ * paths say (no link swapped in above them), like withFolders does. The bytes go to a temp name
+ * beside the target (created with O_EXCL, which never follows a link), renamed over `target`
+ * once complete: no torn file ever has the target's name (issue 25).
  */
-export function copyRegularFileSync(source: string, target: string): void {
-  if (!PROC_FD) {
-    copyFileSync(source, target, COPY_FLAGS);
-    return;
-  }
+export function copyRegularFileSync(source: string, target: string, tag = ''): void {
   const viaFd = (p: string) => p.startsWith('/proc/self/fd/');
-  if (!viaFd(target)) {
+  if (PROC_FD && !viaFd(target)) {
     const parent = parentOf(target);
-    withFolders([parent], ([opened]) => copyRegularFileSync(source, `${opened}${target.slice(parent.length)}`));
+    withFolders([parent], ([opened]) => copyRegularFileSync(source, `${opened}${target.slice(parent.length)}`, tag));
     return;
   }
-  const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // Copied under a temp name beside the target, then renamed: never a torn file at `target`.
+  const temp = `${target.slice(0, target.lastIndexOf('/'))}/${tempName(tag)}`;
   try {
-    if (!viaFd(source) && readlinkSync(`/proc/self/fd/${fd}`) !== source) throw linkOnTheWay(source);
-    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
-    copyFileSync(`/proc/self/fd/${fd}`, target, COPY_FLAGS);
-  } finally {
-    closeSync(fd);
+    if (!PROC_FD) {
+      copyFileSync(source, temp, COPY_FLAGS);
+    } else {
+      const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        if (!viaFd(source) && readlinkSync(`/proc/self/fd/${fd}`) !== source) throw linkOnTheWay(source);
+        if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
+        copyFileSync(`/proc/self/fd/${fd}`, temp, COPY_FLAGS);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    crashPoint('temp-filled');
+    renameSync(temp, target);
+  } catch (e) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // never created, or renamed
+    }
+    throw e;
   }
+  crashPoint('file-placed');
 }

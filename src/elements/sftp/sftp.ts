@@ -13,14 +13,15 @@
 import type { Readable } from 'node:stream';
 import type { Stats } from 'ssh2';
 import { conflict, invalid, notFound } from '../../errors.js';
-import { requireEgress, type BackendAccount, type Element, type ElementContext, type Entry, type StorageInfo, type WriteOptions } from '../element.js';
+import { requireEgress, type BackendAccount, type Element, type ElementContext, type Entry, type StorageInfo, type TransferOptions, type WriteOptions } from '../element.js';
+import { tempTag } from '../../documents/job.js';
 import { SftpConnection } from './connection.js';
 import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt, removeCreatedFolders } from './confine.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { ConnectionPool, type PoolOptions } from './pool.js';
 import { HOST_FINGERPRINT, type SftpSettings } from './settings.js';
 import { SftpReadStream } from './streams.js';
-import { fillAndPlace, openTemp } from './transfer.js';
+import { fillAndPlace, openTemp, removeOwnTemps } from './transfer.js';
 import { forEachLimited, listFolder, removeTree, toEntry, walkFolder } from './tree.js';
 
 /** Connections per element, and how long an unused one stays open. */
@@ -123,7 +124,8 @@ export class SftpElement implements Element {
     return new SftpReadStream(lease.conn, handle, p, () => lease.release());
   }
 
-  async write(p: string, body: Readable, _options?: WriteOptions): Promise<Entry> {
+  async write(p: string, body: Readable, options: WriteOptions = {}): Promise<Entry> {
+    const tag = tempTag(options.job);
     checkCanonical(p);
     if (p === '/') throw invalid('a file needs a name: "/" is the root folder');
     // A write that fails leaves no trace: not even the folders it created for the file.
@@ -131,7 +133,8 @@ export class SftpElement implements Element {
       const target = await this.home.prepare(conn, p);
       if (target.stats && isFolder(target.stats)) throw invalid(`${p} is a folder; a file cannot replace it`);
       try {
-        return { abs: target.abs, created: target.created, temp: await openTemp(conn, target.abs, p) };
+        if (options.resume) await removeOwnTemps(conn, parentOf(target.abs), p, tag);
+        return { abs: target.abs, created: target.created, temp: await openTemp(conn, target.abs, p, tag) };
       } catch (e) {
         await removeCreatedFolders(conn, target.created);
         throw e;
@@ -186,7 +189,8 @@ export class SftpElement implements Element {
     }, true);
   }
 
-  async move(from: string, to: string): Promise<void> {
+  async move(from: string, to: string, _options?: TransferOptions): Promise<void> {
+    // A rename is atomic: a re-run never finds half a move to finish here.
     checkTransfer(from, to, 'moved');
     const { value, lease } = await this.pool.hold((conn) => this.endpoints(conn, from, to), true);
     try {
@@ -201,27 +205,41 @@ export class SftpElement implements Element {
     }
   }
 
-  async copy(from: string, to: string): Promise<void> {
+  async copy(from: string, to: string, options: TransferOptions = {}): Promise<void> {
     checkTransfer(from, to, 'copied');
-    const { value, lease } = await this.pool.hold((conn) => this.endpoints(conn, from, to), true);
+    const tag = tempTag(options.job);
+    const resume = options.resume === true;
+    const { value, lease } = await this.pool.hold((conn) => this.endpoints(conn, from, to, resume), true);
     try {
-      const { source, target } = value;
+      const { source, target, present } = value;
       if (!isFolder(source.stats)) {
-        await copyFile(lease.conn, source.abs, target, from, to);
+        if (resume) await removeOwnTemps(lease.conn, parentOf(target), to, tag);
+        // A file appears only by rename: one already there is the complete copy.
+        if (!present) await copyFile(lease.conn, source.abs, target, from, to, tag);
         return;
       }
       await mkdirAt(lease.conn, target, to, to);
       // The whole source tree is listed before anything is copied, so a copy can never chase
-      // its own output, and folders exist before the files that go in them.
+      // its own output, and folders exist before the files that go in them. A resumed copy
+      // keeps the files already in place (complete: they appear only by rename).
+      const inPlace = async (folderAbs: string, folder: string) =>
+        present ? removeOwnTemps(lease.conn, folderAbs, folder, tag) : new Set<string>();
+      let placed = await inPlace(target, to);
+      const placedIn = new Map<string, Set<string>>([['', placed]]);
       const files: Entry[] = [];
       for await (const entry of walkFolder(lease.conn, source.abs, from)) {
-        const destination = target + entry.path.slice(from.length);
-        if (entry.directory) await mkdirAt(lease.conn, destination, to + entry.path.slice(from.length), to);
-        else files.push(entry);
+        const suffix = entry.path.slice(from.length);
+        if (entry.directory) {
+          const created = await mkdirAt(lease.conn, target + suffix, to + suffix, to);
+          placedIn.set(suffix, created ? new Set() : await inPlace(target + suffix, to + suffix));
+          continue;
+        }
+        placed = placedIn.get(suffix.slice(0, suffix.lastIndexOf('/'))) ?? new Set();
+        if (!placed.has(suffix.slice(suffix.lastIndexOf('/') + 1))) files.push(entry);
       }
       await forEachLimited(files, COPY_CONCURRENCY, async (file) => {
         const suffix = file.path.slice(from.length);
-        await this.pool.run((conn) => copyFile(conn, source.abs + suffix, target + suffix, file.path, to + suffix), false);
+        await this.pool.run((conn) => copyFile(conn, source.abs + suffix, target + suffix, file.path, to + suffix, tag), false);
       });
     } finally {
       lease.release();
@@ -265,13 +283,18 @@ export class SftpElement implements Element {
     return found.abs;
   }
 
-  /** Confines both ends of a move or copy: the source exists, the target does not. */
-  private async endpoints(conn: SftpConnection, from: string, to: string) {
+  /**
+   * Confines both ends of a move or copy: the source exists, the target does not — unless
+   * `resume`, where it may be the job's own partial copy (of the same kind).
+   */
+  private async endpoints(conn: SftpConnection, from: string, to: string, resume = false) {
     const source = await this.home.existing(conn, from);
     if (!source) throw notFound(`${from} does not exist`);
     const target = await this.home.prepare(conn, to);
-    if (target.stats) throw conflict(`${to} already exists`);
-    return { source, target: target.abs };
+    if (target.stats && !(resume && !isLink(target.stats) && isFolder(target.stats) === isFolder(source.stats))) {
+      throw conflict(`${to} already exists`);
+    }
+    return { source, target: target.abs, present: target.stats !== null && target.stats !== undefined };
   }
 
   private async written(conn: SftpConnection, abs: string, p: string): Promise<Stats> {
@@ -279,6 +302,11 @@ export class SftpElement implements Element {
     if (!stats) throw notFound(`${p} vanished right after it was written`);
     return stats;
   }
+}
+
+/** The server folder holding `abs`. */
+function parentOf(abs: string): string {
+  return abs.slice(0, abs.lastIndexOf('/')) || '/';
 }
 
 function checkTransfer(from: string, to: string, action: string): void {
@@ -290,7 +318,7 @@ function checkTransfer(from: string, to: string, action: string): void {
 }
 
 /** Streams one server file to a new temp file and renames it into place. */
-async function copyFile(conn: SftpConnection, fromAbs: string, toAbs: string, from: string, to: string): Promise<void> {
+async function copyFile(conn: SftpConnection, fromAbs: string, toAbs: string, from: string, to: string, tag = ''): Promise<void> {
   let handle: Buffer;
   try {
     handle = await conn.call<Buffer>((sftp, done) => sftp.open(fromAbs, 'r', done));
@@ -300,7 +328,7 @@ async function copyFile(conn: SftpConnection, fromAbs: string, toAbs: string, fr
   const source = new SftpReadStream(conn, handle, from, () => undefined);
   let temp;
   try {
-    temp = await openTemp(conn, toAbs, to);
+    temp = await openTemp(conn, toAbs, to, tag);
   } catch (e) {
     source.destroy();
     throw e;

@@ -2,7 +2,8 @@
  * Putting bytes at a final name safely: every file is written under a hidden temp name in the
  * destination folder, then renamed over the final name. A failed or aborted upload therefore
  * never leaves a half file where the client expects one (the temp file is removed; if Ferry
- * itself dies, a `.ferry-upload-*` file may remain, which listings hide).
+ * itself dies, a `.ferry-upload-*` file may remain, which listings hide; an async job's temp
+ * names carry its event id, `.ferry-upload-e<id>-*`, and its re-run removes them).
  *
  * The rename uses OpenSSH's `posix-rename@openssh.com` (atomic replace) when the server has it;
  * plain SFTP rename refuses to replace, so without the extension the old file is removed first.
@@ -13,6 +14,9 @@ import { pipeline } from 'node:stream/promises';
 import type { SftpConnection } from './connection.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { SftpWriteStream } from './streams.js';
+import { crashPoint } from '../../testing/crash-points.js';
+import { isFerryError } from '../../errors.js';
+import { readFolder } from './tree.js';
 
 /** Names Ferry gives its temp files; listings skip them. */
 export const TEMP_PREFIX = '.ferry-upload-';
@@ -21,14 +25,17 @@ export function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX) && name.endsWith('.tmp');
 }
 
-function tempNameBeside(abs: string): string {
+function tempNameBeside(abs: string, tag: string): string {
   const folder = abs.slice(0, abs.lastIndexOf('/') + 1);
-  return `${folder}${TEMP_PREFIX}${randomBytes(8).toString('hex')}.tmp`;
+  return `${folder}${TEMP_PREFIX}${tag}${randomBytes(8).toString('hex')}.tmp`;
 }
 
-/** Opens a fresh temp file beside `abs` (O_EXCL: never follows or reuses anything). */
-export async function openTemp(conn: SftpConnection, abs: string, p: string): Promise<{ temp: string; handle: Buffer }> {
-  const temp = tempNameBeside(abs);
+/**
+ * Opens a fresh temp file beside `abs` (O_EXCL: never follows or reuses anything); `tag` names
+ * the job writing it (documents/job.ts `tempTag`).
+ */
+export async function openTemp(conn: SftpConnection, abs: string, p: string, tag = ''): Promise<{ temp: string; handle: Buffer }> {
+  const temp = tempNameBeside(abs, tag);
   try {
     const handle = await conn.call<Buffer>((sftp, done) => sftp.open(temp, 'wx', 0o644, done));
     return { temp, handle };
@@ -47,11 +54,33 @@ export async function fillAndPlace(
 ): Promise<void> {
   try {
     await pipeline(body, new SftpWriteStream(conn, temp.handle, p));
+    crashPoint('temp-filled');
     await renameOver(conn, temp.temp, abs, p);
   } catch (e) {
     await removeQuietly(conn, temp.temp);
     throw e;
   }
+  crashPoint('file-placed');
+}
+
+/**
+ * Removes the temp files of the job tagged `tag` in server folder `folderAbs`, and returns the
+ * names of the other entries there (what a resumed copy finds in place).
+ */
+export async function removeOwnTemps(conn: SftpConnection, folderAbs: string, p: string, tag: string): Promise<Set<string>> {
+  const others = new Set<string>();
+  const prefix = `${TEMP_PREFIX}${tag}`;
+  try {
+    for await (const batch of readFolder(conn, folderAbs, p)) {
+      for (const entry of batch) {
+        if (tag !== '' && entry.filename.startsWith(prefix) && isTempName(entry.filename)) await removeQuietly(conn, `${folderAbs}/${entry.filename}`);
+        else others.add(entry.filename);
+      }
+    }
+  } catch (e) {
+    if (!isFerryError(e, 'not_found') && statusOf(e) !== STATUS.NO_SUCH_FILE) throw e; // no folder: nothing in it
+  }
+  return others;
 }
 
 /** Renames `from` to `to`, replacing a file at `to`. */

@@ -95,6 +95,15 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     const intake = services.intake;
     app.addHook('preParsing', (request, reply, payload) => intake.capture(request, payload));
     app.addHook('preHandler', (request, reply) => intake.acceptIfAsync(request, reply));
+    // A spooled body no job took is deleted before the answer leaves (and, if none left, after).
+    app.addHook('onSend', (request, _reply, payload, done) => {
+      if (!request.asyncSpool) return done(null, payload);
+      intake.release(request).then(() => done(null, payload), done);
+    });
+    app.addHook('onResponse', (request, _reply, done) => {
+      if (!request.asyncSpool) return done();
+      intake.release(request).then(() => done(), done);
+    });
   }
 
   /** The documents service of the request's instance; its change log is the request's. */
@@ -102,7 +111,13 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     const instance = identityOf(request).instance;
     if (!instance) throw new Error('hub route without instance');
     // Only a replayed async job reports its change log (see the onSend hook in app.ts).
-    const service = new DocumentsService(services.instances.element(instance), instance.id, store, Boolean(request.internal));
+    const service = new DocumentsService(
+      services.instances.element(instance),
+      instance.id,
+      store,
+      Boolean(request.internal),
+      request.job ?? undefined,
+    );
     request.changes = service.changes;
     return service;
   }

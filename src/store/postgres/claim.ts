@@ -150,7 +150,7 @@ export async function claimJobs(
       instanceId: r.instance_id,
       organizationId: request.organizationId,
       userId: request.userId,
-      request: { method: request.method, url: request.url, headers: request.headers },
+      request: { method: request.method, url: request.url, headers: request.headers, ...(request.spool ? { spool: request.spool } : {}) },
       body: r.body ?? null,
       attempts: r.attempts - 1,
     };

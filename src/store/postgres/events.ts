@@ -76,6 +76,8 @@ export async function purgeExpired(db: Db, now: Date, idempotencyBefore: Date): 
   await db.tx(async (c) => {
     await c.query('DELETE FROM results WHERE expires_at <= $1', [now.getTime()]);
     await c.query('DELETE FROM idempotency_keys WHERE created_at <= $1', [idempotencyBefore.getTime()]);
+    // Journals of finished jobs (issue 25): a job row lives until its outcome is stored.
+    await c.query('DELETE FROM job_journal j WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.event_id = j.event_id)');
   });
 }
 

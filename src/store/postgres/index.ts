@@ -233,6 +233,27 @@ export class PostgresStore implements Store {
   getResult(organizationId: number, eventId: number): Promise<StoredResult | null> {
     return events.getResult(this.db, organizationId, eventId);
   }
+  async journalGet(eventId: number, key: string): Promise<string | null> {
+    const rows = await this.db.query('SELECT value FROM job_journal WHERE event_id = $1 AND key = $2', [eventId, key], 'journal_get');
+    return rows.length ? (rows[0].value as string) : null;
+  }
+
+  async journalPut(eventId: number, key: string, value: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO job_journal (event_id, key, value) VALUES ($1, $2, $3)
+       ON CONFLICT (event_id, key) DO UPDATE SET value = excluded.value`,
+      [eventId, key, value],
+      'journal_put',
+    );
+  }
+
+  async spooledJobFiles(): Promise<string[]> {
+    const rows = await this.db.query(
+      `SELECT f FROM (SELECT (request::jsonb #>> '{spool,file}') AS f FROM jobs WHERE request LIKE '%"spool":%') s WHERE f IS NOT NULL`,
+    );
+    return rows.map((r) => r.f as string);
+  }
+
   purgeExpired(now: Date, idempotencyBefore: Date): Promise<void> {
     return events.purgeExpired(this.db, now, idempotencyBefore);
   }

@@ -178,6 +178,17 @@ $fn$;
     sql: `ALTER TABLE notifications ADD COLUMN traceparent text, ADD COLUMN tracestate text;`,
   },
   {
+    version: 5,
+    // The per-event journal of documents-hub jobs (issue 25): what a job is about to write, so a
+    // re-run after a crash recognises it as its own. Rows of finished jobs are purged.
+    sql: `CREATE TABLE job_journal (
+  event_id bigint NOT NULL,
+  key text NOT NULL,
+  value text NOT NULL,
+  PRIMARY KEY (event_id, key)
+);`,
+  },
+  {
     version: 6,
     // Signature key rotation (issue 24): previous keys still sent until their overlap ends,
     // JSON [{key (encrypted), until (ms)}].

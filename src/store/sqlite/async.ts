@@ -215,7 +215,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           instanceId: r.instance_id,
           organizationId: request.organizationId,
           userId: request.userId,
-          request: { method: request.method, url: request.url, headers: request.headers },
+          request: { method: request.method, url: request.url, headers: request.headers, ...(request.spool ? { spool: request.spool } : {}) },
           body: r.body ?? null,
           attempts: r.attempts - 1,
         };
@@ -500,7 +500,16 @@ export abstract class SqliteAsyncStore implements AsyncStore {
     await this.write(() => {
       this.stmt('DELETE FROM results WHERE expires_at <= ?').run(now.getTime());
       this.stmt('DELETE FROM idempotency_keys WHERE created_at <= ?').run(idempotencyBefore.getTime());
+      // Journals of finished jobs (issue 25): a job row lives until its outcome is stored.
+      this.stmt('DELETE FROM job_journal WHERE event_id NOT IN (SELECT event_id FROM jobs)').run();
     });
+  }
+
+  async spooledJobFiles(): Promise<string[]> {
+    const rows = this.stmt(
+      `SELECT json_extract(request, '$.spool.file') AS file FROM jobs WHERE json_extract(request, '$.spool.file') IS NOT NULL`,
+    ).all() as Row[];
+    return rows.map((r) => r.file as string);
   }
 
   async asyncCounts(): Promise<{ jobs: number; events: number; notificationsPending: number }> {

@@ -260,6 +260,19 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     return (this.db.prepare('SELECT * FROM instances ORDER BY id').all() as Row[]).map(toInstance);
   }
 
+  // ---- job journal (store.ts JobJournalStore) --------------------------------------------
+
+  async journalGet(eventId: number, key: string): Promise<string | null> {
+    const r = this.stmt('SELECT value FROM job_journal WHERE event_id = ? AND key = ?').get(eventId, key) as Row | undefined;
+    return r ? (r.value as string) : null;
+  }
+
+  async journalPut(eventId: number, key: string, value: string): Promise<void> {
+    await this.write(() => {
+      this.stmt('INSERT OR REPLACE INTO job_journal (event_id, key, value) VALUES (?, ?, ?)').run(eventId, key, value);
+    });
+  }
+
   // ---- tags -----------------------------------------------------------------------------
 
   async getTags(instanceId: number, paths: string[]): Promise<Map<string, string[]>> {

@@ -155,6 +155,17 @@ CREATE INDEX notifications_queued ON notifications(organization_id) WHERE status
 `,
   },
   {
+    version: 7,
+    // The per-event journal of documents-hub jobs (issue 25): what a job is about to write, so a
+    // re-run after a crash recognises it as its own. Rows of finished jobs are purged.
+    sql: `CREATE TABLE job_journal (
+  event_id INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (event_id, key)
+) WITHOUT ROWID;`,
+  },
+  {
     version: 8,
     // Signature key rotation (issue 24): previous keys still sent until their overlap ends,
     // JSON [{key (encrypted), until (ms)}].
