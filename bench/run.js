@@ -11,6 +11,7 @@ const all = {
   backlog: () => import('./backlog.js').then((m) => m.backlog()),
   copy: () => import('./copy.js').then((m) => m.copy()),
   peers: () => import('./peers.js').then((m) => m.peers()),
+  start: () => import('./start.js').then((m) => m.start()),
 };
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : Object.keys(all);

@@ -84,14 +84,21 @@ export interface ChangeEvent {
 export interface ListOptions {
   pageSize: number;
   nextPage?: string;
+  /** 1-based page number (the platform's `page`); `nextPage` wins when both are given. */
+  page?: number;
   where?: string;
   orderBy?: string;
   fetchTags?: boolean;
+  /** Keep only objects modified at or after / before this instant (search's startDate/endDate). */
+  modifiedFrom?: Date;
+  modifiedBefore?: Date;
 }
 
 export interface ListResult {
   items: DocumentObject[];
   next: string | null;
+  /** How many objects match over all pages (the Elements-Total-Count header). */
+  total: number;
 }
 
 export class DocumentsService {
@@ -244,10 +251,13 @@ export class DocumentsService {
     });
   }
 
-  /** PATCH of metadata: `path` moves/renames, `tags` replaces the tags. */
+  /**
+   * PATCH of metadata: `path` moves/renames, `tags` replaces the tags. Without `expect` it acts
+   * on whatever the path names (the platform's metadata routes do, whichever kind they name).
+   */
   async update(
     path: string,
-    expect: 'file' | 'folder',
+    expect: 'file' | 'folder' | undefined,
     patch: { path?: string; tags?: string[] },
     overwrite = false,
   ): Promise<DocumentObject> {
@@ -287,7 +297,7 @@ export class DocumentsService {
   private async resumeMove(
     path: string,
     to: string,
-    expect: 'file' | 'folder',
+    expect: 'file' | 'folder' | undefined,
     tags: string[] | undefined,
   ): Promise<DocumentObject> {
     await exclusive(this.instanceId, to, async () => {
@@ -322,13 +332,19 @@ export class DocumentsService {
     return this.page(entries, options);
   }
 
-  /** Recursive, case-insensitive name search under `path`. */
-  async search(text: string, path: string, options: ListOptions): Promise<ListResult> {
+  /**
+   * Recursive, case-insensitive name search under `path`. Without `text` (the platform makes it
+   * optional) it lists everything under `path`, which clients use to enumerate a tree.
+   */
+  async search(text: string | undefined, path: string, options: ListOptions): Promise<ListResult> {
     await this.require(path, 'folder');
-    const needle = text.toLowerCase();
+    const needle = text ? text.toLowerCase() : '';
     const found: Entry[] = [];
     for await (const e of this.descendants(path)) {
-      if (baseName(e.path).toLowerCase().includes(needle)) found.push(e);
+      if (needle && !baseName(e.path).toLowerCase().includes(needle)) continue;
+      if (options.modifiedFrom && !(e.modifiedDate && e.modifiedDate >= options.modifiedFrom)) continue;
+      if (options.modifiedBefore && !(e.modifiedDate && e.modifiedDate < options.modifiedBefore)) continue;
+      found.push(e);
     }
     return this.page(found, options);
   }
@@ -367,12 +383,15 @@ export class DocumentsService {
     }
     const order = options.orderBy ? parseOrderBy(options.orderBy) : parseOrderBy('directory desc, name');
     rows.sort(order);
-    const start = options.nextPage ? decodeCursor(options.nextPage) : 0;
+    const start = options.nextPage
+      ? decodeCursor(options.nextPage)
+      : ((options.page ?? 1) - 1) * options.pageSize;
     const slice = rows.slice(start, start + options.pageSize);
     const end = start + slice.length;
     return {
       items: await this.presentAll(slice, options.fetchTags !== false),
       next: end < rows.length ? encodeCursor(end) : null,
+      total: rows.length,
     };
   }
 

@@ -15,4 +15,15 @@ export function findElement(key: string): ElementDefinition | undefined {
   return byKey.get(key);
 }
 
-export const HUBS = [{ key: 'documents', name: 'Documents', description: 'Files and folders in cloud and on-premise storage' }];
+/**
+ * An element by key or by numeric id: the platform accepts either in every `/elements/{keyOrId}`
+ * route (instances carry `element.id`, and clients reuse it).
+ */
+export function findElementByKeyOrId(keyOrId: string): ElementDefinition | undefined {
+  const byItsKey = byKey.get(keyOrId);
+  if (byItsKey) return byItsKey;
+  if (!/^\d{1,9}$/.test(keyOrId)) return undefined;
+  return ELEMENTS.find((e) => e.id === Number(keyOrId));
+}
+
+export const HUBS = [{ id: 1, key: 'documents', name: 'Documents', description: 'Files and folders in cloud and on-premise storage' }];

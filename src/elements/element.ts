@@ -37,6 +37,22 @@ export interface Entry {
   modifiedDate?: Date;
 }
 
+/** One stored version of a file, as the backend keeps it. */
+export interface Revision {
+  /** The backend's version id (S3 VersionId). */
+  id: string;
+  size: number;
+  modifiedDate?: Date;
+  /** Whether this is the version a download returns. */
+  current: boolean;
+}
+
+/** The backend account an instance acts as. */
+export interface BackendAccount {
+  id: string | null;
+  name: string | null;
+}
+
 export interface StorageInfo {
   total: number | null;
   used: number | null;
@@ -98,6 +114,19 @@ export interface Element {
    * through Ferry.
    */
   copy(from: string, to: string, options?: TransferOptions): Promise<void>;
+  /**
+   * The backend's own description of the object at `path` (an S3 HeadObject answer, SFTP or
+   * file-system attributes), for `?raw=true`; null when nothing is there. Optional: without it
+   * the service shows the element's Entry. Must never contain a credential.
+   */
+  raw?(path: string): Promise<Record<string, unknown> | null>;
+  /**
+   * The stored versions of the file at `path`, newest first, or null when the backend keeps no
+   * versions (the service then shows the current file as the one revision). Optional.
+   */
+  revisions?(path: string): Promise<Revision[] | null>;
+  /** The account the backend acts as (S3 bucket owner, SFTP user), or null when it has none. */
+  account?(): Promise<BackendAccount | null>;
   /** The backend's own expiring link to the file (a presigned URL), or null when it has none. */
   providerLink?(path: string, expiresInSeconds: number): Promise<string | null>;
   /** Releases connections; the element is not used afterwards. */

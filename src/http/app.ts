@@ -25,6 +25,7 @@ import { platformRoutes } from './routes/platform.js';
 import { instanceRoutes } from './routes/instances.js';
 import { documentRoutes } from './routes/documents.js';
 import { linkRoutes } from './routes/links.js';
+import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
 import { announcesBody } from './body.js';
 import type { AsyncIntake } from '../async/accept.js';
@@ -276,6 +277,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       await api.register(eventRoutes, { services });
       await api.register(documentRoutes, { services });
       await api.register(linkRoutes, { services });
+      await api.register(discoveryRoutes, { services });
     },
     { prefix: API_BASE },
   );

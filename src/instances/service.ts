@@ -8,7 +8,7 @@
  * a PUT/PATCH means "keep the stored value", so clients can round-trip what they read.
  */
 import { COMMON_CONFIG_KEYS, type ConfigKey, type Element, type ElementDefinition } from '../elements/element.js';
-import { ELEMENTS, findElement } from '../elements/catalog.js';
+import { ELEMENTS, findElementByKeyOrId } from '../elements/catalog.js';
 import { FerryError, invalid, notFound } from '../errors.js';
 import type { MasterKey } from '../identity/crypto.js';
 import { isSealed } from '../identity/crypto.js';
@@ -46,8 +46,9 @@ export class InstanceService {
     private readonly egress: EgressPolicy,
   ) {}
 
+  /** The element named by its key or its numeric id. */
   definition(key: string): ElementDefinition {
-    const def = findElement(key);
+    const def = findElementByKeyOrId(key);
     if (!def) {
       throw notFound(`No element "${key}"; available elements: ${ELEMENTS.map((e) => e.key).join(', ')}`);
     }

@@ -62,7 +62,8 @@ describe('instances API', () => {
     assert.equal(typeof body.token, 'string');
     assert.ok(body.token.length >= 40, 'a long random token');
     assert.equal(body.name, 'create-me');
-    assert.deepEqual(body.element, { id: body.element.id, key: 'localfs', name: body.element.name, hub: 'documents' });
+    const { id, key, name, hub } = body.element;
+    assert.deepEqual({ id, key, name, hub }, { id: body.element.id, key: 'localfs', name: body.element.name, hub: 'documents' });
     assert.deepEqual(body.tags, ['t1', 't2']);
     assert.equal(body.configuration.root, 'create-me');
     assert.equal(body.configuration['event.notification.signature.key'], MASK);

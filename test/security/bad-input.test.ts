@@ -300,7 +300,7 @@ function table(): Row[] {
   get('GET contents nextPage garbage', '/hubs/documents/folders/contents?nextPage=not-a-token');
   get('GET contents of a file', '/hubs/documents/folders/contents?path=/keep/a.txt');
   get('GET contents of a missing folder', '/hubs/documents/folders/contents?path=/nope', 404);
-  get('GET search without text', '/hubs/documents/search');
+  get('GET search startDate not a date', '/hubs/documents/search?startDate=yesterday');
   get('GET search text of 2,000 chars', `/hubs/documents/search?text=${long(2000)}`);
   get('GET search path traversal', '/hubs/documents/search?text=a&path=/../');
 

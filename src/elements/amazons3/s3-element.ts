@@ -30,7 +30,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { backendFailed, conflict, invalid, isFerryError, notFound } from '../../errors.js';
-import type { Element, Entry, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
+import type { BackendAccount, Element, Entry, Revision, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
 import type { JobContext } from '../../documents/job.js';
 import { crashPoint } from '../../testing/crash-points.js';
 import { forEachBounded } from './concurrency.js';
@@ -39,6 +39,7 @@ import { mapS3Error } from './errors.js';
 import { keyOf, parentOf, prefixOf } from './keys.js';
 import { childrenOfPage, descendantsOfObject, fileEntry, folderEntry, pages, type ListPage } from './listing.js';
 import { presignGet } from './presign.js';
+import { bucketOwner, objectVersions, rawObject } from './provider.js';
 import type { S3Settings } from './settings.js';
 
 /** Multipart upload part size: small enough to keep memory flat, large enough for few parts. */
@@ -327,6 +328,18 @@ export class S3Element implements Element {
 
   async providerLink(path: string, expiresInSeconds: number): Promise<string | null> {
     return this.call('sign a link to', path, () => presignGet(this.client, this.bucket, keyOf(path), expiresInSeconds));
+  }
+
+  raw(path: string): Promise<Record<string, unknown> | null> {
+    return rawObject(this.client, this.bucket, path, (op, p, run) => this.call(op, p, run));
+  }
+
+  revisions(path: string): Promise<Revision[] | null> {
+    return objectVersions(this.client, this.bucket, path, (op, p, run) => this.call(op, p, run));
+  }
+
+  account(): Promise<BackendAccount | null> {
+    return bucketOwner(this.client, this.bucket);
   }
 
   async close(): Promise<void> {

@@ -295,6 +295,25 @@ export class LocalFsElement implements Element {
     }
   }
 
+  /** The file system's attributes of the object (what `stat` shows), for `?raw=true`. */
+  async raw(p: string): Promise<Record<string, unknown> | null> {
+    checkCanonical(p);
+    const found = await this.confine.existing(await this.confine.root(), p);
+    if (!found) return null;
+    const s = found.stats;
+    return {
+      type: s.isDirectory() ? 'directory' : 'file',
+      permissions: (s.mode & 0o7777).toString(8),
+      mode: s.mode,
+      size: s.size,
+      nlink: s.nlink,
+      atime: s.atime.toISOString(),
+      mtime: s.mtime.toISOString(),
+      ctime: s.ctime.toISOString(),
+      birthtime: s.birthtimeMs > 0 ? s.birthtime.toISOString() : null,
+    };
+  }
+
   async close(): Promise<void> {
     // Nothing is held open between calls.
   }

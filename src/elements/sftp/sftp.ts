@@ -13,7 +13,7 @@
 import type { Readable } from 'node:stream';
 import type { Stats } from 'ssh2';
 import { conflict, invalid, notFound } from '../../errors.js';
-import type { Element, ElementContext, Entry, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
+import type { BackendAccount, Element, ElementContext, Entry, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
 import { tempTag } from '../../documents/job.js';
 import { SftpConnection } from './connection.js';
 import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt, removeCreatedFolders } from './confine.js';
@@ -33,9 +33,11 @@ const COPY_CONCURRENCY = 4;
 export class SftpElement implements Element {
   private readonly pool: ConnectionPool<SftpConnection>;
   private readonly home: HomeConfinement;
+  private readonly username: string;
 
   constructor(settings: SftpSettings, context: ElementContext, pool: PoolOptions = DEFAULT_POOL) {
     this.home = new HomeConfinement(settings.homeDirectory);
+    this.username = settings.username;
     this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs, context.egress?.resolveChecked), pool);
   }
 
@@ -230,6 +232,31 @@ export class SftpElement implements Element {
     } finally {
       lease.release();
     }
+  }
+
+  /** The SFTP attributes of the object (what `ls -l` shows), for `?raw=true`. */
+  async raw(p: string): Promise<Record<string, unknown> | null> {
+    checkCanonical(p);
+    return this.pool.run(async (conn) => {
+      const found = await this.home.existing(conn, p);
+      if (!found) return null;
+      const s = found.stats;
+      return {
+        type: isFolder(s) ? 'directory' : 'file',
+        permissions: (s.mode & 0o7777).toString(8),
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        size: s.size,
+        atime: s.atime,
+        mtime: s.mtime,
+      };
+    }, true);
+  }
+
+  /** The SFTP user the instance logs in as. */
+  async account(): Promise<BackendAccount> {
+    return { id: this.username, name: this.username };
   }
 
   async close(): Promise<void> {

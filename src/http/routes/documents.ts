@@ -12,6 +12,8 @@ import { normalisePath, pathFromId, ROOT } from '../../documents/paths.js';
 import { publicUrl } from '../../config.js';
 import { API_BASE, type Services } from '../app.js';
 import { flag, hubAuth, identityOf, pageHeaders, pagingQuery, tagList, type PluginOptions } from './common.js';
+import { rawOf } from '../../documents/provider.js';
+import { documentPlatformRoutes } from './documents-platform.js';
 
 type Query = Record<string, unknown>;
 type Req = FastifyRequest<{ Params: { id?: string }; Querystring: Query; Body: any }>;
@@ -26,8 +28,30 @@ const listQuery = {
     orderBy: { type: 'string', maxLength: 500 },
     fetchTags: { type: 'boolean' },
     text: { type: 'string', maxLength: 1000 },
+    // The platform's page number (1-based), beside the nextPage token.
+    page: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    // Accepted for compatibility: Ferry's dates are always ISO-8601 and paths always computed.
+    isoDates: { type: 'boolean' },
+    calculateFolderPath: { type: 'boolean' },
+    // search: modified at or after startDate and before endDate (ISO-8601).
+    startDate: { type: 'string', maxLength: 64 },
+    endDate: { type: 'string', maxLength: 64 },
   },
 } as const;
+
+/** `?raw=true` on the metadata routes: the backend's own object under `raw`. */
+const metadataQuery = {
+  type: 'object',
+  properties: { path: { type: 'string' }, raw: { type: 'boolean' } },
+} as const;
+
+/** An ISO-8601 instant from a query parameter, or a 400 naming it. */
+function instant(value: unknown, name: string): Date | undefined {
+  if (value === undefined || value === '') return undefined;
+  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
+  if (Number.isNaN(ms)) throw invalid(`${name} must be an ISO-8601 date such as 2024-01-31T00:00:00Z`);
+  return new Date(ms);
+}
 
 const pathBody = {
   type: 'object',
@@ -35,6 +59,20 @@ const pathBody = {
     path: { type: 'string', minLength: 1 },
     name: { type: 'string', minLength: 1 },
     tags: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 255 }, maxItems: 100 },
+  },
+} as const;
+
+/**
+ * `POST /folders` as the platform documents it: the folder object itself, so `directory`,
+ * `size` and an empty `createdDate` ride along and are ignored.
+ */
+const folderBody = {
+  type: 'object',
+  properties: {
+    ...pathBody.properties,
+    directory: { type: 'boolean' },
+    size: { type: 'number' },
+    createdDate: { type: 'string', maxLength: 64 },
   },
 } as const;
 
@@ -167,14 +205,16 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
   both('GET', '/files', '/files/:id', {}, async (request, reply) => sendDownload(reply, await docs(request).download(target(request))));
 
   both('DELETE', '/files', '/files/:id', {}, async (request, reply) => {
+    // emptyTrash: accepted; Ferry's backends have no trash, a delete is final either way.
+    flag(request.query.emptyTrash, 'emptyTrash', false);
     await docs(request).remove(target(request), 'file');
     return reply.status(200).send();
   });
 
-  both('GET', '/files/metadata', '/files/:id/metadata', {}, async (request) => docs(request).metadata(target(request), 'file'));
+  both('GET', '/files/metadata', '/files/:id/metadata', { query: metadataQuery }, async (request) => describe(request, false));
 
   both('PATCH', '/files/metadata', '/files/:id/metadata', { body: pathBody }, async (request) =>
-    patchMetadata(request, 'file'),
+    patchMetadata(request),
   );
 
   both('POST', '/files/copy', '/files/:id/copy', { body: pathBody }, async (request) => {
@@ -186,28 +226,38 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     });
   });
 
-  both('GET', '/files/links', '/files/:id/links', {}, async (request) => {
-    const path = target(request);
+  both('GET', '/files/links', '/files/:id/links', {}, async (request) => links(request, 'file'));
+
+  // A folder's link opens its listing (JSON) for as long as a file link would serve the file.
+  both('GET', '/folders/links', '/folders/:id/links', {}, async (request) => links(request, 'folder'));
+
+  async function links(request: Req, kind: 'file' | 'folder') {
+    const path = kind === 'folder' ? target(request, ROOT) : target(request);
     const service = docs(request);
-    await service.metadata(path, 'file');
+    await service.metadata(path, kind);
     const identity = identityOf(request);
     const expires = new Date(Date.now() + config.linkTtlSeconds * 1000);
     const token = services.links.sign(identity.organizationId, identity.instance!.id, path, expires);
     const link = `${publicUrl(config)}${API_BASE}/links/${token}`;
     const element = services.instances.element(identity.instance!);
-    const providerLink = element.providerLink ? await element.providerLink(path, config.linkTtlSeconds) : null;
+    const providerLink =
+      kind === 'file' && element.providerLink ? await element.providerLink(path, config.linkTtlSeconds) : null;
     return { expires: expires.toISOString(), cloudElementsLink: link, providerViewLink: providerLink ?? link, providerLink };
-  });
+  }
 
   // ---- folders --------------------------------------------------------------------------
 
-  both('POST', '/folders', null, { body: pathBody }, async (request) => {
+  both('POST', '/folders', null, { body: folderBody }, async (request) => {
+    if ((request.body as any)?.directory === false) {
+      throw invalid('POST /folders creates folders: send "directory": true or leave it out; upload files with POST /files');
+    }
     let path = destination(request.body);
     if (typeof (request.body as any)?.name === 'string' && path !== ROOT) path = DocumentsService.renamed(path, (request.body as any).name);
     return docs(request).createFolder(path, tagList((request.body as any)?.tags));
   });
 
   both('DELETE', '/folders', '/folders/:id', {}, async (request, reply) => {
+    flag(request.query.emptyTrash, 'emptyTrash', false);
     await docs(request).remove(target(request), 'folder');
     return reply.status(200).send();
   });
@@ -217,20 +267,20 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     const page = await docs(request).list(target(request, ROOT), {
       pageSize: q.pageSize,
       nextPage: q.nextPage,
+      page: q.page,
       where: q.where,
       orderBy: q.orderBy,
       fetchTags: q.fetchTags,
     });
     pageHeaders(reply, page.items.length, page.next);
+    reply.header('Elements-Total-Count', String(page.total));
     return page.items;
   });
 
-  both('GET', '/folders/metadata', '/folders/:id/metadata', {}, async (request) =>
-    docs(request).metadata(target(request, ROOT), 'folder'),
-  );
+  both('GET', '/folders/metadata', '/folders/:id/metadata', { query: metadataQuery }, async (request) => describe(request, true));
 
   both('PATCH', '/folders/metadata', '/folders/:id/metadata', { body: pathBody }, async (request) =>
-    patchMetadata(request, 'folder'),
+    patchMetadata(request),
   );
 
   both('POST', '/folders/copy', '/folders/:id/copy', { body: pathBody }, async (request) => {
@@ -246,25 +296,43 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
 
   both('GET', '/search', null, { query: listQuery }, async (request, reply) => {
     const q = request.query as any;
-    if (typeof q.text !== 'string' || q.text === '') throw invalid('The text query parameter is required: ?text=report');
-    const page = await docs(request).search(q.text, target(request, ROOT), {
+    // Without text the platform lists everything under path (recursively, paged).
+    const page = await docs(request).search(q.text || undefined, target(request, ROOT), {
       pageSize: q.pageSize,
       nextPage: q.nextPage,
+      page: q.page,
       orderBy: q.orderBy,
       where: q.where,
+      modifiedFrom: instant(q.startDate, 'startDate'),
+      modifiedBefore: instant(q.endDate, 'endDate'),
     });
     pageHeaders(reply, page.items.length, page.next);
+    reply.header('Elements-Total-Count', String(page.total));
     return page.items;
   });
 
-  async function patchMetadata(request: Req, expect: 'file' | 'folder') {
+  /** GET metadata: whatever the path names (either route), with `raw` when asked. */
+  async function describe(request: Req, folderRoute: boolean) {
+    const path = folderRoute ? target(request, ROOT) : target(request);
+    const service = docs(request);
+    const object = await service.metadata(path);
+    if (!flag(request.query.raw, 'raw', false)) return object;
+    const element = services.instances.element(identityOf(request).instance!);
+    const raw = await rawOf(element, { path, directory: object.directory, size: object.size });
+    return { ...object, raw };
+  }
+
+  await app.register(documentPlatformRoutes, { services, hub: { docs, target: (request, fallback) => target(request as Req, fallback) } });
+
+  /** PATCH metadata: whichever route was used, it acts on what the path names (the platform's sftp element did). */
+  async function patchMetadata(request: Req) {
     const path = target(request);
     const body = (request.body ?? {}) as { path?: string; name?: string; tags?: unknown };
     let dest: string | undefined = body.path !== undefined ? destination(body) : undefined;
     if (typeof body.name === 'string') dest = DocumentsService.renamed(dest ?? path, body.name);
     return docs(request).update(
       path,
-      expect,
+      undefined,
       { path: dest, tags: tagList(body.tags) },
       flag(request.query.overwrite, 'overwrite', false),
     );

@@ -8,6 +8,8 @@ import { ELEMENTS } from '../../elements/catalog.js';
 import { configKeys, MASK, type InstanceService } from '../../instances/service.js';
 import type { Instance, Store } from '../../store/store.js';
 import { identityOf, intParam, platformAuth, tagList, type PluginOptions } from './common.js';
+import { elementSummary } from './element-object.js';
+import { INSTANCE_DEFAULTS, withDocumentedKeys, withoutUnsetDocumentedKeys } from '../../instances/documented.js';
 
 const instanceBody = {
   type: 'object',
@@ -71,12 +73,13 @@ async function present(instances: InstanceService, store: Store, instance: Insta
     id: instance.id,
     name: instance.name,
     ...(token ? { token } : {}),
-    element: { id: def.id, key: def.key, name: def.name, hub: def.hub },
-    configuration,
+    element: elementSummary(def),
+    configuration: withDocumentedKeys(configuration, configKeys(def).map((k) => k.key)),
     tags: instance.tags,
     valid: instance.valid,
     disabled: instance.disabled,
     eventsEnabled: configuration['event.notification.enabled'] === 'true',
+    ...INSTANCE_DEFAULTS,
     createdDate: instance.createdDate.toISOString(),
     updatedDate: instance.updatedDate.toISOString(),
     user: user
@@ -87,13 +90,14 @@ async function present(instances: InstanceService, store: Store, instance: Insta
 
 export async function instanceRoutes(app: FastifyInstance, { services }: PluginOptions): Promise<void> {
   const { instances, store } = services;
+  const elementKeys = (key: string) => configKeys(instances.definition(key)).map((k) => k.key);
   app.addHook('onRequest', platformAuth(services));
 
   /** The instance named by the URL, checked against the element key when the URL has one. */
   async function target(request: FastifyRequest<{ Params: { id: string; key?: string } }>): Promise<Instance> {
     const id = intParam(request.params.id, 'instance id');
     const instance = await instances.get(identityOf(request).organizationId, id);
-    if (request.params.key !== undefined && request.params.key !== instance.elementKey) {
+    if (request.params.key !== undefined && instances.definition(request.params.key).key !== instance.elementKey) {
       throw notFound(`Instance ${id} is not an instance of element ${request.params.key}`);
     }
     return instance;
@@ -102,9 +106,11 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
   for (const base of ['/instances', '/elements/:key/instances']) {
     app.post<{ Body: InstanceBody; Params: { key?: string } }>(base, { schema: { body: instanceBody } }, async (request) => {
       const body = request.body ?? {};
-      const elementKey = request.params.key ?? body.element?.key ?? keyOfElementId(body.element?.id);
+      // The URL may name the element by key or id (the platform accepts both).
+      const urlKey = request.params.key !== undefined ? instances.definition(request.params.key).key : undefined;
+      const elementKey = urlKey ?? body.element?.key ?? keyOfElementId(body.element?.id);
       if (!elementKey) throw invalid('Name the element: {"element": {"key": "localfs"}, ...}');
-      if (request.params.key && body.element?.key && body.element.key !== request.params.key) {
+      if (urlKey && body.element?.key && body.element.key !== urlKey) {
         throw invalid(`The body names element ${body.element.key} but the URL names ${request.params.key}`);
       }
       if (!body.name) throw invalid('An instance needs a "name"');
@@ -114,14 +120,15 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
         elementKey,
         name: body.name,
         tags: body.tags ?? [],
-        configuration: body.configuration ?? {},
+        configuration: withoutUnsetDocumentedKeys(body.configuration, elementKeys(elementKey)) ?? {},
       });
       return present(instances, store, instance, token);
     });
 
     app.get<{ Params: { key?: string }; Querystring: Record<string, unknown> }>(base, async (request) => {
       const tags = tagList(request.query['tags[]'] ?? request.query.tags);
-      const list = await store.listInstances(identityOf(request).organizationId, { elementKey: request.params.key, tags });
+      const elementKey = request.params.key !== undefined ? instances.definition(request.params.key).key : undefined;
+      const list = await store.listInstances(identityOf(request).organizationId, { elementKey, tags });
       return Promise.all(list.map((i) => present(instances, store, i)));
     });
 
@@ -145,7 +152,11 @@ export async function instanceRoutes(app: FastifyInstance, { services }: PluginO
           const updated = await instances.update(
             instance.organizationId,
             instance.id,
-            { name: body.name, tags: body.tags, configuration: body.configuration },
+            {
+              name: body.name,
+              tags: body.tags,
+              configuration: withoutUnsetDocumentedKeys(body.configuration, elementKeys(instance.elementKey)),
+            },
             method === 'PUT',
           );
           return present(instances, store, updated);
