@@ -103,6 +103,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   }
   services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined, spool);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
+  services.cancelJob = (eventId) => (thread ? thread.cancel(eventId) : runner?.cancel(eventId));
   const app = await buildApp(services, log);
   // Webhooks leave through this node's egress dispatcher, when its runner and sender are here.
   const dispatcher = runsWorker && !threaded ? egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) }) : null;
@@ -129,7 +130,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       throw e;
     }
   }
-  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications', fn: () => void) => () => void };
+  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications' | 'cancels', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
   if (dispatcher) {
     const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher, store, services.jobContexts, spool);
@@ -138,6 +139,8 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     if (wakeups.onWake) {
       unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
       unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));
+      // A cancel on another node: check this node's running jobs now (issue 16).
+      unsubscribe.push(wakeups.onWake('cancels', () => void runner?.checkCancels()));
     }
   }
   runner?.start();

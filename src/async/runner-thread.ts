@@ -38,6 +38,7 @@ export type ToRunnerThread =
   | { type: 'adopt'; jobs: ClaimedJob[] }
   | { type: 'wake'; what: 'jobs' | 'notifications' }
   | { type: 'pause'; value: boolean }
+  | { type: 'cancel'; eventId: number }
   | { type: 'stop' };
 
 /** What the thread's runner did in one event-loop turn (see RunnerWatch). */
@@ -181,6 +182,11 @@ export class RunnerThread {
   /** Look for work now (a redelivery asked for through the API, say). */
   wake(what: 'jobs' | 'notifications'): void {
     if (!this.stopping) this.worker.postMessage({ type: 'wake', what } satisfies ToRunnerThread);
+  }
+
+  /** Stops a cancelled job if the thread's runner runs it (issue 16; its heartbeat checks too). */
+  cancel(eventId: number): void {
+    if (!this.stopping) this.worker.postMessage({ type: 'cancel', eventId } satisfies ToRunnerThread);
   }
 
   /**

@@ -74,6 +74,8 @@ export interface Services {
   rateLimiter?: RateLimiter;
   /** Wakes this node's sender (after a redelivery request). */
   wakeSender?: () => void;
+  /** Stops a cancelled job if this node's runner (or runner thread) runs it (async/cancel.ts). */
+  cancelJob?: (eventId: number) => void;
 }
 
 declare module 'fastify' {
