@@ -195,10 +195,12 @@ export function startFolderCopySync(from: string, to: string, resume = false, ta
 
 /**
  * Second step: copies the files `names` of folder `from` into the existing folder `to`. Files
- * keep their permission bits; dates are new, as with `cp -r`.
+ * keep their permission bits; dates are new, as with `cp -r`. Returns the bytes copied.
  */
-export function copyFilesSync(from: string, to: string, names: string[], tag = ''): void {
-  for (const name of names) copyRegularFileSync(`${from}/${name}`, `${to}/${name}`, tag);
+export function copyFilesSync(from: string, to: string, names: string[], tag = ''): number {
+  let bytes = 0;
+  for (const name of names) bytes += copyRegularFileSync(`${from}/${name}`, `${to}/${name}`, tag);
+  return bytes;
 }
 
 /** Whether this system has /proc/self/fd (Linux): then copies read what an fd holds. */
@@ -211,16 +213,19 @@ const PROC_FD = existsSync('/proc/self/fd');
  * A link swapped in for a folder *above* the file is not caught; that needs openat-relative walks,
  * which Node does not offer.
  */
-export function copyRegularFileSync(source: string, target: string, tag = ''): void {
+export function copyRegularFileSync(source: string, target: string, tag = ''): number {
   // Copied under a temp name beside the target, then renamed: never a torn file at `target`.
   const temp = `${target.slice(0, target.lastIndexOf('/'))}/${tempName(tag)}`;
+  let size = 0;
   try {
     if (!PROC_FD) {
       copyFileSync(source, temp, COPY_FLAGS);
     } else {
       const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
       try {
-        if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
+        const stats = fstatSync(fd);
+        if (!stats.isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
+        size = stats.size;
         copyFileSync(`/proc/self/fd/${fd}`, temp, COPY_FLAGS);
       } finally {
         closeSync(fd);
@@ -237,4 +242,6 @@ export function copyRegularFileSync(source: string, target: string, tag = ''): v
     throw e;
   }
   crashPoint('file-placed');
+  // The size as opened (progress only; 0 where /proc is missing and the file was not opened here).
+  return size;
 }
