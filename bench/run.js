@@ -10,6 +10,7 @@ const all = {
   isolation: () => import('./isolation.js').then((m) => m.isolation()),
   backlog: () => import('./backlog.js').then((m) => m.backlog()),
   copy: () => import('./copy.js').then((m) => m.copy()),
+  upload: () => import('./upload.js').then((m) => m.upload()),
   peers: () => import('./peers.js').then((m) => m.peers()),
   start: () => import('./start.js').then((m) => m.start()),
 };

@@ -39,6 +39,16 @@ import { baseName, isWithin, joinPath, objectId, parentPath, ROOT } from './path
  */
 const busyPaths = new Map<string, Promise<void>>();
 
+/** Names of Ferry's temporary files on every element (element.ts): hidden, so never a user's. */
+const RESERVED_NAME = /^\.ferry-upload-.*\.tmp$/;
+
+/** Refuses a destination whose name is reserved for temp files (it would be invisible). */
+function refuseReservedName(path: string): void {
+  if (RESERVED_NAME.test(baseName(path))) {
+    throw invalid(`${baseName(path)} is reserved for Ferry's temporary files (.ferry-upload-*.tmp); choose another name`);
+  }
+}
+
 async function exclusive<T>(instanceId: number, path: string, work: () => Promise<T>): Promise<T> {
   const key = `${instanceId}\u0000${path}`;
   const previous = busyPaths.get(key) ?? Promise.resolve();
@@ -154,6 +164,7 @@ export class DocumentsService {
     options: { overwrite: boolean; tags?: string[]; contentType?: string },
   ): Promise<DocumentObject> {
     if (path === ROOT) throw invalid('path must name a file, not the root folder');
+    refuseReservedName(path);
     return exclusive(this.instanceId, path, () => this.uploadNow(path, body, options));
   }
 
@@ -208,6 +219,7 @@ export class DocumentsService {
 
   async createFolder(path: string, tags?: string[]): Promise<DocumentObject> {
     if (path === ROOT) throw conflict('The root folder already exists');
+    refuseReservedName(path);
     return exclusive(this.instanceId, path, () => this.createFolderNow(path, tags));
   }
 
@@ -236,6 +248,7 @@ export class DocumentsService {
   ): Promise<DocumentObject> {
     const source = await this.require(from, options.expect);
     if (actualPath === ROOT) throw invalid('The destination path must not be the root folder');
+    refuseReservedName(actualPath);
     if (from === actualPath) throw conflict(`Source and destination are both ${from}; choose another destination`);
     if (source.directory && isWithin(actualPath, from)) {
       throw invalid(`Cannot copy the folder ${from} into itself (${actualPath}); choose a destination outside it`);
@@ -285,6 +298,7 @@ export class DocumentsService {
         throw invalid(`Cannot move the folder ${path} into itself (${patch.path}); choose a destination outside it`);
       }
       if (patch.path === ROOT) throw invalid('The destination path must not be the root folder');
+      refuseReservedName(patch.path);
       const to = patch.path;
       await exclusive(this.instanceId, to, async () => {
         await this.clearDestination(to, overwrite);

@@ -522,5 +522,13 @@ for (const mode of ['path', 'id'] as const) {
       const listing = await json(await hub(loc('folders/contents', '/odd chars', mode)));
       assert.deepEqual(listing.map((o: any) => o.name).sort(), [...names].sort());
     });
+
+    it("refuses names reserved for Ferry's temporary files (they would be invisible), changing nothing", async () => {
+      const reserved = '/reserved/.ferry-upload-0123456789abcdef.tmp';
+      const refused = await json(await upload(reserved, 'x'), 400);
+      assert.match(refused.message, /reserved for Ferry's temporary files/);
+      assert.equal(fs.existsSync(onDisk(reserved)), false);
+      await json(await hub('/hubs/documents/folders', { method: 'POST', json: { path: '/reserved/.ferry-upload-x.tmp' } }), 400);
+    });
   });
 }

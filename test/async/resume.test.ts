@@ -205,8 +205,17 @@ function completed(hook: any): void {
 
 const eventPaths = (hook: any): string[] => hook.response.events.map((e: any) => e.path).sort();
 
+/**
+ * How much runs on an element: `full` every operation at every point (localfs); `files` adds
+ * the torn-file scenarios to `core` (an element with temp files: SFTP); `core` the operations
+ * whose element code differs (copy, upload, move, delete) at the points that matter most.
+ */
+type Level = 'full' | 'files' | 'core';
+
 /** The operations every element must recover, each at several crash points. */
-async function scenarios(t: TestContext, h: Harness, full: boolean): Promise<void> {
+async function scenarios(t: TestContext, h: Harness, level: Level): Promise<void> {
+  const full = level === 'full';
+  const files = level !== 'core';
   await h.seed('/src');
 
   const folderCopy = async (name: string, crashes: string[]) =>
@@ -239,7 +248,7 @@ async function scenarios(t: TestContext, h: Harness, full: boolean): Promise<voi
       h.assertNoTemp();
       h.assertSpoolEmpty();
     });
-  if (full) await upload('temp-filled');
+  if (files) await upload('temp-filled');
   await upload('after-write');
 
   await t.test('file copy, crash after the write', async () => {
@@ -273,6 +282,7 @@ async function scenarios(t: TestContext, h: Harness, full: boolean): Promise<voi
   });
 
   await h.target.extra?.(t, h);
+  if (files) await syncCut(t, h);
   if (!full) return;
   await t.test('folder create, crash after the write', async () => {
     const hook = await h.crashing(['after-write'], (headers) =>
@@ -307,7 +317,10 @@ async function scenarios(t: TestContext, h: Harness, full: boolean): Promise<voi
     h.assertSpoolEmpty();
     assert.equal((await h.call('/files/metadata?path=/never.bin')).status, 404);
   });
+}
 
+/** A sync folder copy cut by a crash leaves no short file under a final name. */
+async function syncCut(t: TestContext, h: Harness): Promise<void> {
   await t.test('a sync folder copy cut by a crash leaves no short file under a final name', async () => {
     await h.ferry?.stop();
     await h.start('file-placed:6');
@@ -328,12 +341,12 @@ async function scenarios(t: TestContext, h: Harness, full: boolean): Promise<voi
   });
 }
 
-async function run(t: TestContext, target: Target, full: boolean, dataDir: string): Promise<void> {
+async function run(t: TestContext, target: Target, level: Level, dataDir: string): Promise<void> {
   const receiver = await startReceiver();
   const h = new Harness(dataDir, receiver, target, sourceTree());
   try {
     await h.setup();
-    await scenarios(t, h, full);
+    await scenarios(t, h, level);
   } finally {
     await h.ferry?.kill();
     await receiver.close();
@@ -345,7 +358,7 @@ const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 test('localfs: every operation resumes after a crash at every point', { timeout: 300_000, skip: cliMissing() ?? undefined }, async (t) => {
   const dataDir = tmp('ferry-resume-');
   try {
-    await run(t, { element: 'localfs', configuration: { root: 'r' }, localRoot: (d) => path.join(d, 'files', 'r') }, true, dataDir);
+    await run(t, { element: 'localfs', configuration: { root: 'r' }, localRoot: (d) => path.join(d, 'files', 'r') }, 'full', dataDir);
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
@@ -358,7 +371,7 @@ test('sftp (real sshd): operations resume after a crash', { timeout: 300_000, sk
   if (!sshd) return t.skip('sshd could not start');
   const dataDir = tmp('ferry-resume-sftp-');
   try {
-    await run(t, { element: 'sftp', configuration: sshd.config, localRoot: () => sshd.home }, false, dataDir);
+    await run(t, { element: 'sftp', configuration: sshd.config, localRoot: () => sshd.home }, 'files', dataDir);
   } finally {
     await sshd.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -386,7 +399,7 @@ test('amazons3 (s3rver): operations resume after a crash', { timeout: 300_000, s
         assert.ok(aborts.length >= 1, "the re-run asks S3 to abort the crashed run's upload");
         h.assertSpoolEmpty();
       });
-    await run(t, { element: 'amazons3', configuration: s3.config, localRoot: () => null, extra }, false, dataDir);
+    await run(t, { element: 'amazons3', configuration: s3.config, localRoot: () => null, extra }, 'core', dataDir);
   } finally {
     await s3.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });

@@ -455,6 +455,37 @@ export function runStoreConformance(
       assert.notEqual(fresh.eventId, first.eventId);
     });
 
+    // ---- job journal and spooled bodies (issue 25) ---------------------------------------------------
+
+    test('job journal: entries are kept per event and key, replaced, and forgotten once the job is done', async (store) => {
+      const t = await tenant(store);
+      const [a, b] = await accept(store, t, 2);
+      assert.equal(await store.journalGet(a, 'copy:/x'), null);
+      await store.journalPut(a, 'copy:/x', '{"from":"/s"}');
+      await store.journalPut(b, 'copy:/x', '{"from":"/other"}');
+      await store.journalPut(a, 'copy:/x', '{"from":"/s2"}');
+      assert.equal(await store.journalGet(a, 'copy:/x'), '{"from":"/s2"}');
+      assert.equal(await store.journalGet(b, 'copy:/x'), '{"from":"/other"}');
+      assert.equal(await store.journalGet(a, 'upload:/x'), null);
+      await store.claimJobs('runner', 100, LONG, 100);
+      await store.completeJobs('runner', [outcome(a)]);
+      await store.purgeExpired(new Date(), new Date(0));
+      assert.equal(await store.journalGet(a, 'copy:/x'), null, 'a finished job forgets its journal');
+      assert.equal(await store.journalGet(b, 'copy:/x'), '{"from":"/other"}', 'a running job keeps its journal');
+    });
+
+    test('spooledJobFiles: the spool files of waiting and running jobs, not of finished ones', async (store) => {
+      const t = await tenant(store);
+      const upload = (file: string) =>
+        input(t, { request: { method: 'POST', url: '/elements/api-v2/hubs/documents/files?path=/a', headers: {}, spool: { file, size: 10 } } });
+      const [a, b] = (await store.acceptEvents([upload('a'.repeat(32) + '.body'), upload('b'.repeat(32) + '.body'), input(t)])).map((r) => r.eventId);
+      assert.deepEqual((await store.spooledJobFiles()).sort(), ['a'.repeat(32) + '.body', 'b'.repeat(32) + '.body']);
+      const claimed = await store.claimJobs('runner', 100, LONG, 100);
+      assert.deepEqual(claimed.find((j) => j.eventId === a)?.request.spool, { file: 'a'.repeat(32) + '.body', size: 10 });
+      await store.completeJobs('runner', [outcome(b)]);
+      assert.deepEqual(await store.spooledJobFiles(), ['a'.repeat(32) + '.body']);
+    });
+
     // ---- jobs ----------------------------------------------------------------------------------------
 
     test('claimJobs: leases the captured request and body, oldest first', async (store) => {

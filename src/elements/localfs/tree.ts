@@ -50,6 +50,25 @@ export function tempName(tag: string): string {
   return `${tempPrefix(tag)}${TEMP_SEED}${tempCounter.toString(16).padStart(8, '0')}.tmp`;
 }
 
+/**
+ * How long after its last write a temp file is certainly abandoned: one being written changes
+ * all the time, and a client that stops sending is cut after FERRY_IDLE_TIMEOUT.
+ */
+export const STALE_TEMP_MS = 3600_000;
+
+/**
+ * Removes the temp file `name` in `folder` when nothing wrote to it for STALE_TEMP_MS: what a
+ * crashed sync request (which has no re-run) left. Listings call it for each temp they skip.
+ */
+export function removeIfStale(folder: string, name: string): void {
+  try {
+    const s = lstatSync(`${folder}/${name}`, { throwIfNoEntry: false });
+    if (s?.isFile() && s.mtimeMs < Date.now() - STALE_TEMP_MS) unlinkSync(`${folder}/${name}`);
+  } catch {
+    // gone meanwhile, or not ours to remove
+  }
+}
+
 /** Removes the temp files of the job tagged `tag` directly in `folder` (a re-run's leftovers). */
 export function removeOwnTempsSync(folder: string, names: string[], tag: string): void {
   if (tag === '') return;
@@ -109,7 +128,11 @@ export class TreeReader {
         this.close();
         continue;
       }
-      if (TEMP_NAME.test(dirent.name) || dirent.isSymbolicLink()) continue;
+      if (TEMP_NAME.test(dirent.name)) {
+        removeIfStale(this.dirRel === '' ? this.root : `${this.root}/${this.dirRel}`, dirent.name);
+        continue;
+      }
+      if (dirent.isSymbolicLink()) continue;
       const rel = this.dirRel === '' ? dirent.name : `${this.dirRel}/${dirent.name}`;
       let s;
       try {

@@ -57,9 +57,26 @@ export async function* readFolder(conn: SftpConnection, abs: string, p: string):
   }
 }
 
+/** How long after its last write a temp file is certainly abandoned (see localfs/tree.ts). */
+const STALE_TEMP_MS = 3600_000;
+
+/**
+ * Removes the temp files among `batch` that nothing wrote to for STALE_TEMP_MS: what a crashed
+ * sync request (which has no re-run) left. Listings call it; a failure changes nothing.
+ */
+function removeStaleTemps(conn: SftpConnection, abs: string, batch: FileEntry[]): void {
+  const before = (Date.now() - STALE_TEMP_MS) / 1000;
+  for (const child of batch) {
+    if (isTempName(child.filename) && isFile(child.attrs) && typeof child.attrs.mtime === 'number' && child.attrs.mtime < before) {
+      void conn.call((sftp, done) => sftp.unlink(`${abs}/${child.filename}`, done)).catch(() => undefined);
+    }
+  }
+}
+
 /** Visible children of one folder, as entries. */
 export async function* listFolder(conn: SftpConnection, abs: string, p: string): AsyncGenerator<Entry> {
   for await (const batch of readFolder(conn, abs, p)) {
+    removeStaleTemps(conn, abs, batch);
     for (const child of batch) {
       if (isVisible(child.filename, child.attrs)) yield toEntry(childOf(p, child.filename), child.attrs);
     }
@@ -72,6 +89,7 @@ export async function* walkFolder(conn: SftpConnection, abs: string, p: string):
   while (pending.length) {
     const folder = pending.pop()!;
     for await (const batch of readFolder(conn, folder.abs, folder.p)) {
+      removeStaleTemps(conn, folder.abs, batch);
       for (const child of batch) {
         if (!isVisible(child.filename, child.attrs)) continue;
         const childPath = childOf(folder.p, child.filename);

@@ -94,6 +94,8 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     const intake = services.intake;
     app.addHook('preParsing', (request, reply, payload) => intake.capture(request, payload));
     app.addHook('preHandler', (request, reply) => intake.acceptIfAsync(request, reply));
+    // A spooled body no job took is deleted before the answer leaves (and, if none left, after).
+    app.addHook('onSend', async (request) => intake.release(request));
     app.addHook('onResponse', (request) => intake.release(request));
   }
 
