@@ -988,7 +988,7 @@ export function runStoreConformance(
     test('cancelEvent: a waiting job is completed as cancelled at once, with its notification, and never claimed', async (store) => {
       const t = await tenant(store);
       const [id] = await accept(store, t);
-      const answer = await store.cancelEvent(t.org.id, id, cancelled);
+      const answer = await store.cancelEvent(t.org.id, id, () => cancelled(id));
       assert.deepEqual(answer, { before: 'dispatched', after: 'cancelled' });
       assert.deepEqual(await store.claimJobs('r', 10, LONG, 10), [], 'nothing left to run');
       const ev = await store.getEvent(t.org.id, id);
@@ -997,15 +997,15 @@ export function runStoreConformance(
       assert.equal(ev?.statusCode, 409);
       assert.equal(ev?.notification?.status, 'created');
       assert.equal((await store.claimNotifications('s', 10, LONG)).length, 1, 'its webhook is due');
-      assert.deepEqual(await store.cancelEvent(t.org.id, id, cancelled), { before: 'cancelled', after: 'cancelled' }, 'a second cancel changes nothing');
+      assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'cancelled', after: 'cancelled' }, 'a second cancel changes nothing');
     });
 
     test("cancelEvent: a running job's event becomes cancelling; cancelledAmong finds it; a takeover claims it flagged cancelled", async (store) => {
       const t = await tenant(store);
       const [id, other] = await accept(store, t, 2);
       await store.claimJobs('dying-runner', 10, 200, 10);
-      assert.deepEqual(await store.cancelEvent(t.org.id, id, cancelled), { before: 'running', after: 'cancelling' });
-      assert.deepEqual(await store.cancelEvent(t.org.id, id, cancelled), { before: 'cancelling', after: 'cancelling' });
+      assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'running', after: 'cancelling' });
+      assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'cancelling', after: 'cancelling' });
       assert.equal((await store.getEvent(t.org.id, id))?.execution, 'cancelling');
       assert.deepEqual(await store.cancelledAmong([id, other]), [id]);
       assert.deepEqual(await store.cancelledAmong([]), []);
@@ -1020,10 +1020,10 @@ export function runStoreConformance(
       const t = await tenant(store);
       const stranger = await tenant(store, 'b');
       const id = await finished(store, t);
-      assert.deepEqual(await store.cancelEvent(t.org.id, id, cancelled), { before: 'completed', after: 'completed' });
+      assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'completed', after: 'completed' });
       assert.equal((await store.getEvent(t.org.id, id))?.execution, 'completed');
-      assert.equal(await store.cancelEvent(stranger.org.id, id, cancelled), null);
-      assert.equal(await store.cancelEvent(t.org.id, 987_654, cancelled), null);
+      assert.equal(await store.cancelEvent(stranger.org.id, id, () => cancelled(id)), null);
+      assert.equal(await store.cancelEvent(t.org.id, 987_654, () => cancelled(987_654)), null);
     });
 
     test('recordProgress: stored while the job runs, shown with the event, replaced by the outcome’s figures', async (store) => {
