@@ -106,8 +106,13 @@ program
   .description('Receive webhooks locally, print them and check their signatures')
   .option('--port <port>', 'port to listen on', '4000')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--signature-key <key>', 'the instance\'s event.notification.signature.key')
-  .action(async (opts: { port: string; host: string; signatureKey?: string }) => {
+  .option(
+    '--signature-key <key>',
+    'the instance\'s event.notification.signature.key; repeat it to accept several keys while one rotates',
+    (key: string, keys: string[]) => [...keys, key],
+    [] as string[],
+  )
+  .action(async (opts: { port: string; host: string; signatureKey: string[] }) => {
     const receiver = await listen({ port: Number(opts.port), host: opts.host, signatureKey: opts.signatureKey });
     process.stdout.write(`Listening for webhooks on http://${opts.host}:${receiver.port}/\n`);
   });

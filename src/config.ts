@@ -49,6 +49,8 @@ export interface Config {
   runnerNice: number;
   /** The runner thread pauses while the API is saturated (async/busy-api.ts). */
   runnerYield: boolean;
+  /** How long a replaced signature key is still sent beside the new one (key rotation). */
+  keyRotationOverlapMs: number;
 }
 
 interface Setting {
@@ -94,6 +96,7 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_ROLE', default: 'all', description: '`all` (API + runner + sender), `api` or `worker`; `ferry serve --role` overrides.' },
   { env: 'FERRY_RUNNER_THREAD', default: 'on', description: '`on`: a node on SQLite that runs jobs runs its runner and sender (claims, replays, completion, webhooks) on a worker thread, so answering requests and running jobs use two cores; `off` runs everything on one thread. (PostgreSQL nodes always use one thread.)' },
   { env: 'FERRY_RUNNER_NICE', default: '10', description: 'The runner thread\'s nice value, 0–19 (Linux; elsewhere ignored). Above 0, answering API requests goes first when the API and the jobs compete for the CPU: a burst is accepted at full speed and its jobs run as the CPU frees. 0 gives both the same priority.' },
+  { env: 'FERRY_KEY_ROTATION_OVERLAP', default: '86400', description: 'Seconds a replaced `event.notification.signature.key` keeps being sent: every webhook\'s `webhook-signature` carries the new and the previous key\'s `v1,` signatures (new first) until then, so receivers can switch keys without a gap. 0 switches at once.' },
   { env: 'FERRY_RUNNER_YIELD', default: 'on', description: '`on`: while the API is saturated (its thread at least half busy with 16 or more requests in flight on average over 200 ms), the runner thread starts no claims, for up to 1 s at a time and with at least 250 ms of running between two pauses; jobs already running and their webhooks go on. A burst is so accepted at full speed and its jobs run after it. `off`: the thread runs whatever the load.' },
 ];
 
@@ -178,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     runnerThread: oneOf(env, 'FERRY_RUNNER_THREAD', ['on', 'off'] as const) === 'on',
     runnerNice: int(env, 'FERRY_RUNNER_NICE', 0, 19),
     runnerYield: oneOf(env, 'FERRY_RUNNER_YIELD', ['on', 'off'] as const) === 'on',
+    keyRotationOverlapMs: int(env, 'FERRY_KEY_ROTATION_OVERLAP', 0) * 1000,
     ...overrides,
   };
   return config;

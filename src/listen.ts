@@ -2,7 +2,8 @@
  * `ferry listen`: a tiny webhook receiver for people trying Ferry out or debugging a callback
  * URL. It accepts a POST on any path, answers 200 `{"received":true}` at once, and prints what
  * arrived: time, delivery id, the event's id/status/statusCode, whether each signature scheme
- * verifies against `--signature-key`, and the pretty-printed body.
+ * verifies against `--signature-key` (repeatable: while a key rotates, give the old and the new
+ * one), and the pretty-printed body.
  *
  * It is a development tool, not a production receiver: it keeps nothing, dedupes nothing, and
  * binds to 127.0.0.1 by default. Ferry refuses loopback callback URLs unless
@@ -17,8 +18,11 @@ export interface ListenOptions {
   port: number;
   /** Default 127.0.0.1. */
   host?: string;
-  /** The instance's `event.notification.signature.key`; without it signatures are not checked. */
-  signatureKey?: string;
+  /**
+   * The instance's `event.notification.signature.key`, or several keys while a key rotates (a
+   * signature passes when any of them matches); without one, signatures are not checked.
+   */
+  signatureKey?: string | string[];
   /** Where lines go; default stdout. */
   out?: (line: string) => void;
 }
@@ -38,7 +42,9 @@ function signatureLine(scheme: string, present: boolean, verdict: boolean | null
 }
 
 /** The lines printed for one received notification. */
-export function describeNotification(body: string, headers: HeaderBag, signatureKey: string | undefined, at: Date): string[] {
+export function describeNotification(body: string, headers: HeaderBag, signatureKey: string | string[] | undefined, at: Date): string[] {
+  const keys = (typeof signatureKey === 'string' ? [signatureKey] : (signatureKey ?? [])).filter(Boolean);
+  const haveKey = keys.length > 0;
   const lines = [`── ${at.toISOString()}  Elements-Webhook-Id: ${header(headers, HEADER.elementsId) ?? '(none)'}`];
   let parsed: unknown;
   try {
@@ -51,13 +57,13 @@ export function describeNotification(body: string, headers: HeaderBag, signature
     const show = (v: unknown) => (v === undefined ? '-' : JSON.stringify(v));
     lines.push(`eventId: ${show(n.eventId)}  eventStatus: ${show(n.eventStatus)}  statusCode: ${show(n.statusCode)}`);
   }
-  const verdict = signatureKey
-    ? verifyNotification(body, headers, signatureKey, { nowSeconds: Math.floor(at.getTime() / 1000) })
+  const verdict = haveKey
+    ? verifyNotification(body, headers, keys, { nowSeconds: Math.floor(at.getTime() / 1000) })
     : { legacy: null, standard: null };
   lines.push(
-    signatureLine('sha256=… (Elements-Webhook-Signature)', header(headers, HEADER.elementsSignature) !== undefined, verdict.legacy, !!signatureKey),
+    signatureLine('sha256=… (Elements-Webhook-Signature)', header(headers, HEADER.elementsSignature) !== undefined, verdict.legacy, haveKey),
   );
-  let standardLine = signatureLine('v1,… (webhook-signature)', header(headers, HEADER.signature) !== undefined, verdict.standard, !!signatureKey);
+  let standardLine = signatureLine('v1,… (webhook-signature)', header(headers, HEADER.signature) !== undefined, verdict.standard, haveKey);
   const ts = Number(header(headers, HEADER.timestamp));
   if (verdict.standard === false && Math.abs(at.getTime() / 1000 - ts) > DEFAULT_TOLERANCE_SECONDS) {
     standardLine += ` (webhook-timestamp is more than ${DEFAULT_TOLERANCE_SECONDS} s away: a replay or a skewed clock)`;

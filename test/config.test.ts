@@ -34,4 +34,7 @@ test('defaults', () => {
   assert.equal(c.deliveryRetrySchedule.length, 9);
   assert.equal(c.deliveryRetrySchedule[0], 4000);
   assert.deepEqual(c.egressAllow, []);
+  assert.equal(c.keyRotationOverlapMs, 24 * 3600 * 1000, 'a replaced signature key is sent for 24 h');
+  assert.equal(loadConfig({ FERRY_KEY_ROTATION_OVERLAP: '0' }).keyRotationOverlapMs, 0);
+  assert.throws(() => loadConfig({ FERRY_KEY_ROTATION_OVERLAP: '-1' }), /FERRY_KEY_ROTATION_OVERLAP/);
 });

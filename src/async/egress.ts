@@ -7,10 +7,13 @@
  * - `checkUrl` at accept time is syntactic: absolute http(s), no credentials, and — when the host
  *   is an IP literal in any spelling the WHATWG parser normalises (`2130706433`, `0x7f.1`,
  *   `[::ffff:127.0.0.1]`) — the address is checked right away so the caller gets a 400.
- * - `dispatcher()` checks at connect time: it resolves every name itself and refuses the
- *   connection if ANY resolved address is refused, then connects only to those checked
- *   addresses. A name that resolved to a public address when accepted and to 127.0.0.1 when sent
- *   (DNS rebinding) is therefore still refused.
+ * - `connect` checks at connect time, for every outbound client (webhooks through `dispatcher()`,
+ *   S3 through `guardedAgents`, SFTP through ssh2's `sock`): IP literals before a socket exists,
+ *   names through a lookup that refuses the name if ANY resolved address is refused, and the
+ *   socket's remote address again when TCP connects, before a byte is written
+ *   (egress-connect.ts). A name that resolved to a public address when accepted and to
+ *   127.0.0.1 when sent (DNS rebinding) is therefore still refused, and so is a stored IP
+ *   literal after the policy tightened.
  *
  * Refused by default: loopback, unspecified, private, CGNAT, link-local (incl. metadata),
  * multicast, broadcast/reserved, documentation and benchmarking ranges, every IPv6 range outside
@@ -19,12 +22,14 @@
  * a host name (exact, case-insensitive) allows whatever that name resolves to.
  *
  * A refusal at accept time is `invalid` (→ 400); at connect time it is `forbidden`, which the
- * delivery attempt reports as a retryable failure.
+ * delivery attempt reports as a retryable failure and a hub request answers with 403 (both name
+ * FERRY_EGRESS_ALLOW).
  */
 import dns from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
-import { Agent, buildConnector } from 'undici';
+import { Agent } from 'undici';
 import { forbidden, invalid } from '../errors.js';
+import { createGuardedConnect, guardedUndiciConnector, type GuardedConnect } from './egress-connect.js';
 
 /** An IP address as a number: IPv4 in 32 bits, IPv6 in 128. */
 interface Address {
@@ -223,15 +228,15 @@ export interface EgressPolicy {
   /** Why `checkAddress` refuses this address (a short phrase), or null when it allows it. */
   explain(ip: string, hostname: string): string | null;
   /**
-   * An undici Agent (keep-alive pool per origin, no redirects) that resolves names itself and
-   * refuses, at connect time, any connection whose resolved addresses are not all allowed. The
-   * refusal surfaces as a `forbidden` FerryError from the request.
+   * An undici Agent (keep-alive pool per origin, no redirects) whose sockets all come from
+   * `connect`. A refusal surfaces as a `forbidden` FerryError from the request.
    */
   dispatcher(options?: EgressDispatcherOptions): Agent;
-  /** A `net` lookup that resolves and checks every address at connect time (for other clients' agents). */
-  lookup: LookupFunction;
-  /** Resolves a host to one allowed address, checking every address it has; throws forbidden. */
-  resolveChecked(host: string): Promise<string>;
+  /**
+   * Opens an outbound TCP/TLS connection, checked at connect time: the only way Ferry connects
+   * out (egress-connect.ts). A refused address sees no connection at all.
+   */
+  connect: GuardedConnect;
 }
 
 /**
@@ -322,39 +327,15 @@ export function createEgressPolicy(allow: string[], policyOptions: EgressPolicyO
     );
   };
 
+  const connect = createGuardedConnect({ explain, refusal, lookup: guardedLookup });
+
   function dispatcher(options: EgressDispatcherOptions = {}): Agent {
-    const base = buildConnector({
-      timeout: options.connectTimeoutMs ?? 10_000,
-      lookup: guardedLookup,
-      autoSelectFamily: true,
-    });
-    // net.connect skips `lookup` for IP literals, so those are checked here before connecting.
-    const connect: buildConnector.connector = (opts, callback) => {
-      const host = opts.hostname.replace(/^\[(.*)\]$/, '$1');
-      if (isIP(host)) {
-        const why = explain(host, host);
-        if (why) return callback(refusal(host, host, why), null);
-      }
-      base(opts, callback);
-    };
     return new Agent({
-      connect,
+      connect: guardedUndiciConnector(connect, { connectTimeoutMs: options.connectTimeoutMs ?? 10_000 }),
       connections: options.connectionsPerOrigin ?? null,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 4_000,
     });
   }
 
-  /** The first address of a name (or the IP literal itself), all of them checked; throws forbidden. */
-  function resolveChecked(host: string): Promise<string> {
-    const bare = host.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(bare)) {
-      const why = explain(bare, bare);
-      return why ? Promise.reject(refusal(bare, bare, why)) : Promise.resolve(bare);
-    }
-    return new Promise((resolve, reject) =>
-      guardedLookup(bare, { all: false }, (err, address) => (err ? reject(err) : resolve(address as string))),
-    );
-  }
-
-  return { checkUrl, checkAddress, explain, dispatcher, lookup: guardedLookup, resolveChecked };
+  return { checkUrl, checkAddress, explain, dispatcher, connect };
 }

@@ -19,6 +19,7 @@ import type { Store } from '../store/store.js';
 import { retryDelayMs } from './backoff.js';
 import type { Executor } from './executor.js';
 import { signNotification } from './signing.js';
+import { keysAt, onKeyChange, type SigningKeys } from '../instances/signature-keys.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Reservations, SlotCounts } from './reservations.js';
@@ -32,7 +33,10 @@ export const FAILURE_POLICY_SETTING = 'notification.webhook.failure.policy';
  */
 const HOLD_MS = 5_000;
 
-/** How long a signature key is cached by the sender. */
+/**
+ * How long an instance's signature keys are cached by the sender. A change made on this process
+ * drops the entry at once (signature-keys.ts); other nodes see it within this time.
+ */
 const KEY_CACHE_MS = 5_000;
 
 export class Sender implements NotificationSink {
@@ -51,7 +55,8 @@ export class Sender implements NotificationSink {
   private readonly loop: ClaimLoop;
   private readonly increments: number[];
   private readonly pending = new Set<Promise<void>>();
-  private readonly keys = new Map<number, { key: string | undefined; until: number }>();
+  private readonly keys = new Map<number, { keys: SigningKeys; until: number }>();
+  private readonly stopKeyWatch = onKeyChange((instanceId) => this.keys.delete(instanceId));
   /** Delivery outcomes of one event-loop turn are recorded in one transaction. */
   private readonly recorder = new GroupCommit<DeliveryRecord, null>(async (records) => {
     await this.store.recordDeliveries(records);
@@ -120,6 +125,7 @@ export class Sender implements NotificationSink {
   async stop(): Promise<void> {
     // A claim in progress may still start attempts: wait for it, then for every attempt.
     await this.loop.stop();
+    this.stopKeyWatch();
     await this.releaseWaiting(() => true);
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
@@ -287,26 +293,31 @@ export class Sender implements NotificationSink {
   }
 
   /**
-   * The instance's signature key, cached briefly: a key changed by PATCH applies to deliveries
-   * starting up to KEY_CACHE_MS later.
+   * The instance's signature keys (current and previous ones with their overlap), cached
+   * briefly; which of them sign is decided at each send (`keysAt`).
    */
-  private async signatureKey(n: DueNotification): Promise<string | undefined> {
+  private async signingKeys(n: DueNotification): Promise<SigningKeys> {
     const now = Date.now();
     const cached = this.keys.get(n.instanceId);
-    if (cached && cached.until > now) return cached.key;
+    if (cached && cached.until > now) return cached.keys;
     const instance = await this.store.getInstance(n.organizationId, n.instanceId);
-    const key = instance ? this.instances.unseal(instance)['event.notification.signature.key'] || undefined : undefined;
+    const keys = instance ? this.instances.signingKeys(instance) : { current: undefined, retired: [] };
     if (this.keys.size > 10_000) this.keys.clear();
-    this.keys.set(n.instanceId, { key, until: now + KEY_CACHE_MS });
-    return key;
+    this.keys.set(n.instanceId, { keys, until: now + KEY_CACHE_MS });
+    return keys;
   }
 
+  /**
+   * The headers of one attempt, signed now with the keys current now — the one place webhooks
+   * are signed, so retries and redeliveries never carry a key that was replaced since.
+   */
   private async headers(n: DueNotification): Promise<Record<string, string>> {
-    const key = await this.signatureKey(n);
+    const keys = await this.signingKeys(n);
     // Stable across retries (receivers dedupe on it) and unique across stores: the creation
     // time keeps a fresh data dir's notification 1 from repeating an old one's id.
     const webhookId = `msg_${n.notificationId}_${n.createdDate.getTime().toString(36)}`;
-    return signNotification(n.body, key || undefined, webhookId, Math.floor(Date.now() / 1000));
+    const now = Date.now();
+    return signNotification(n.body, keysAt(keys, now), webhookId, Math.floor(now / 1000));
   }
 }
 

@@ -11,6 +11,12 @@
  *   Webhooks, which binds id and time so a receiver can reject replays. The `standardwebhooks`
  *   library verifies it when given `base64(utf8(key))` as its secret.
  *
+ * Key rotation (issue 24): an instance may sign with several keys at once — its new key and,
+ * during the rotation overlap, its previous ones. `webhook-signature` then carries one `v1,`
+ * signature per key, space-separated and the new key's first (Standard Webhooks allows this
+ * exactly for rotation); `Elements-Webhook-Signature` carries the new key's only, since that
+ * scheme has room for one. Verifiers accept a list of keys and pass when any one matches.
+ *
  * Pure functions over strings: no clock reads (the caller passes the timestamp) and no I/O.
  * The body must be signed and sent as exactly the same string; re-serialising JSON breaks it.
  */
@@ -43,15 +49,24 @@ export function standardSignature(body: string, key: string, webhookId: string, 
   return `v1,${hmacBase64(key, `${webhookId}.${timestampSeconds}.${body}`)}`;
 }
 
+/** One key, several keys (current first), or none. Empty keys are ignored. */
+export type SigningKeyList = string | readonly string[] | undefined;
+
+function keyList(keys: SigningKeyList): string[] {
+  const list = keys === undefined ? [] : typeof keys === 'string' ? [keys] : [...keys];
+  return list.filter((k, i) => k !== '' && list.indexOf(k) === i);
+}
+
 /**
  * The headers of one notification delivery. `webhookId` is the delivery's unique id (the same
  * for every retry of that notification, so receivers can dedupe); `timestampSeconds` is the
- * attempt's Unix time. An absent or empty key means the instance signs nothing: an empty HMAC
- * key would give a signature anyone can forge, and the Standard Webhooks library refuses it.
+ * attempt's Unix time. `keys` is the instance's current key, or its keys during a rotation
+ * overlap (current first). No key means the instance signs nothing: an empty HMAC key would
+ * give a signature anyone can forge, and the Standard Webhooks library refuses it.
  */
 export function signNotification(
   body: string,
-  key: string | undefined,
+  keys: SigningKeyList,
   webhookId: string,
   timestampSeconds: number,
 ): Record<string, string> {
@@ -64,9 +79,10 @@ export function signNotification(
     [HEADER.id]: webhookId,
     [HEADER.timestamp]: String(timestampSeconds),
   };
-  if (key) {
-    headers[HEADER.elementsSignature] = legacySignature(body, key);
-    headers[HEADER.signature] = standardSignature(body, key, webhookId, timestampSeconds);
+  const list = keyList(keys);
+  if (list.length > 0) {
+    headers[HEADER.elementsSignature] = legacySignature(body, list[0]);
+    headers[HEADER.signature] = list.map((k) => standardSignature(body, k, webhookId, timestampSeconds)).join(' ');
   }
   return headers;
 }
@@ -102,22 +118,25 @@ export interface VerifyOptions {
 }
 
 /**
- * Checks both signature schemes of a received notification against `key`, the way a receiver
- * should (`ferry listen`, tests). `body` must be the raw bytes as received, decoded as UTF-8.
- * The standard scheme also fails when id or timestamp is missing or the timestamp is outside the
- * tolerance; several space-separated `v1,` signatures (key rotation) pass if any one matches.
+ * Checks both signature schemes of a received notification against `keys` — one key, or the
+ * list a receiver accepts while it rotates — the way a receiver should (`ferry listen`, tests).
+ * `body` must be the raw bytes as received, decoded as UTF-8. A scheme passes when any key
+ * matches (for the standard scheme: any of the space-separated `v1,` signatures); it also fails
+ * when id or timestamp is missing or the timestamp is outside the tolerance.
  */
 export function verifyNotification(
   body: string,
   headers: HeaderBag,
-  key: string,
+  keys: string | readonly string[],
   options: VerifyOptions = {},
 ): VerifyResult {
+  const list = keyList(keys);
   const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
   const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
 
   const legacyHeader = header(headers, HEADER.elementsSignature);
-  const legacy = legacyHeader === undefined ? null : constantTimeEqual(legacyHeader.trim(), legacySignature(body, key));
+  const legacy =
+    legacyHeader === undefined ? null : list.some((key) => constantTimeEqual(legacyHeader.trim(), legacySignature(body, key)));
 
   const standardHeader = header(headers, HEADER.signature);
   let standard: boolean | null = null;
@@ -128,11 +147,11 @@ export function verifyNotification(
     if (!id || !Number.isFinite(seconds) || Math.abs(now - seconds) > tolerance) {
       standard = false;
     } else {
-      const expected = standardSignature(body, key, id, seconds);
-      standard = standardHeader
-        .split(' ')
-        .filter(Boolean)
-        .some((candidate) => constantTimeEqual(candidate, expected));
+      const candidates = standardHeader.split(' ').filter(Boolean);
+      standard = list.some((key) => {
+        const expected = standardSignature(body, key, id, seconds);
+        return candidates.some((candidate) => constantTimeEqual(candidate, expected));
+      });
     }
   }
   return { legacy, standard };

@@ -156,12 +156,14 @@ export interface ElementContext {
   /** Timeout for one backend operation, in milliseconds. */
   backendTimeoutMs: number;
   /**
-   * The egress policy at connect time: elements resolve backend host names through it, so a name
-   * that resolves (or rebinds) to a refused address is never connected to. Absent = no policy.
+   * The egress policy at connect time: every backend connection is opened through its `connect`
+   * (directly, or through `guardedAgents` for HTTP clients), so an address that is refused now —
+   * an IP literal stored while it was allowed, or a name that resolves (or rebinds) to a refused
+   * address — is never connected to. Elements that connect out refuse to work without it
+   * (`requireEgress`); only elements that never connect out (localfs) may be built without.
    */
   egress?: {
-    lookup: import('node:net').LookupFunction;
-    resolveChecked(host: string): Promise<string>;
+    connect: import('../async/egress-connect.js').GuardedConnect;
   };
 }
 
@@ -200,4 +202,13 @@ export async function removeEmptyFolders(foldersDeepestFirst: string[], rmdir: (
       return;
     }
   }
+}
+
+/**
+ * The egress policy of a context, for an element that connects out. Fails closed: an element
+ * built without the policy would connect anywhere, so that is a programming error.
+ */
+export function requireEgress(context: ElementContext, elementKey: string): NonNullable<ElementContext['egress']> {
+  if (!context.egress) throw new Error(`the ${elementKey} element needs the egress policy in its ElementContext`);
+  return context.egress;
 }

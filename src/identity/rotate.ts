@@ -1,5 +1,6 @@
 /**
- * Master key rotation: every encrypted configuration value is re-encrypted under a new key.
+ * Master key rotation: every encrypted configuration value (and every previous signature key
+ * kept for a key rotation) is re-encrypted under a new key.
  * Crash-safe: the key file first lists the new key followed by the old one (so values under
  * either decrypt), then every instance is rewritten, and only then is the old key dropped. A
  * rotation that stops half-way is finished by running it again.
@@ -47,8 +48,12 @@ export async function rotateMasterKey(
         configuration[k] = v;
       }
     }
+    // Previous signature keys still inside their rotation overlap are secrets too.
+    const retiredSignatureKeys = instance.retiredSignatureKeys.map((k) => ({ key: next.encrypt(both.decrypt(k.key)), until: k.until }));
+    values += retiredSignatureKeys.length;
+    if (retiredSignatureKeys.length > 0) changed = true;
     if (changed) {
-      await store.updateInstance(instance.organizationId, instance.id, { configuration });
+      await store.updateInstance(instance.organizationId, instance.id, { configuration, retiredSignatureKeys });
       instances++;
     }
   }

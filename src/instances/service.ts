@@ -13,7 +13,8 @@ import { FerryError, invalid, notFound } from '../errors.js';
 import type { MasterKey } from '../identity/crypto.js';
 import { isSealed } from '../identity/crypto.js';
 import { hashSecret, newSecret } from '../identity/secrets.js';
-import type { Instance, Store, User } from '../store/store.js';
+import type { Instance, RetiredSignatureKey, Store, User } from '../store/store.js';
+import { SIGNATURE_KEY, announceKeyChange, rotateKeys, type SigningKeys } from './signature-keys.js';
 import type { Config } from '../config.js';
 import dns from 'node:dns/promises';
 import net from 'node:net';
@@ -93,19 +94,31 @@ export class InstanceService {
     const current = await this.get(organizationId, id);
     const def = this.definition(current.elementKey);
     let configuration: Record<string, string> | undefined;
+    let retiredSignatureKeys: RetiredSignatureKey[] | undefined;
     if (patch.configuration !== undefined) {
       const stored = this.unseal(current);
       const merged = replace ? patch.configuration : { ...stored, ...patch.configuration };
       const clear = this.validate(def, merged, stored);
       await this.check(def, clear);
       configuration = this.seal(def, clear);
+      // A new signature key keeps the previous one valid for the overlap (signature-keys.ts).
+      retiredSignatureKeys = rotateKeys(
+        stored[SIGNATURE_KEY],
+        clear[SIGNATURE_KEY],
+        current.retiredSignatureKeys,
+        new Date(),
+        this.config.keyRotationOverlapMs,
+        { seal: (k) => this.masterKey.encrypt(k), open: (k) => this.masterKey.decrypt(k) },
+      );
     }
     const updated = await this.store.updateInstance(organizationId, id, {
       name: patch.name,
       tags: patch.tags,
       configuration,
+      retiredSignatureKeys,
     });
     if (!updated) throw notFound(`No instance ${id} in your organization`);
+    if (retiredSignatureKeys !== undefined) announceKeyChange(id);
     this.onChange();
     await this.forget(id);
     return updated;
@@ -140,6 +153,13 @@ export class InstanceService {
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(instance.configuration)) out[k] = isSealed(v) ? this.masterKey.decrypt(v) : v;
     return out;
+  }
+
+  /** The keys an instance's webhooks are signed with, decrypted (current first). */
+  signingKeys(instance: Instance): SigningKeys {
+    const current = this.unseal(instance)[SIGNATURE_KEY] || undefined;
+    const retired = instance.retiredSignatureKeys.map((k) => ({ key: this.masterKey.decrypt(k.key), until: k.until.getTime() }));
+    return { current, retired };
   }
 
   /** Configuration as clients see it: secrets masked. */

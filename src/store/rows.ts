@@ -6,7 +6,7 @@
 import type { AcceptInput, ClaimedJob, DeliveryListing, DueNotification, EventRecord, Page } from './async.js';
 import { encodeCursor } from './cursor.js';
 import { parseProgress } from '../async/progress.js';
-import type { Instance, Organization, User } from './store.js';
+import type { Instance, Organization, RetiredSignatureKey, User } from './store.js';
 
 export type Row = Record<string, any>;
 
@@ -24,6 +24,16 @@ export const toUser = (r: Row): User => ({
   createdDate: date(r.created_at),
 });
 
+/** The `retired_signature_keys` column: JSON `[{key, until (ms)}]`. */
+export function serialiseRetiredKeys(keys: RetiredSignatureKey[]): string {
+  return JSON.stringify(keys.map((k) => ({ key: k.key, until: k.until.getTime() })));
+}
+
+function parseRetiredKeys(text: unknown): RetiredSignatureKey[] {
+  if (typeof text !== 'string' || text === '') return [];
+  return (JSON.parse(text) as { key: string; until: number }[]).map((k) => ({ key: k.key, until: new Date(Number(k.until)) }));
+}
+
 export const toInstance = (r: Row): Instance => ({
   id: r.id,
   organizationId: r.organization_id,
@@ -32,6 +42,7 @@ export const toInstance = (r: Row): Instance => ({
   name: r.name,
   tags: JSON.parse(r.tags),
   configuration: JSON.parse(r.configuration),
+  retiredSignatureKeys: parseRetiredKeys(r.retired_signature_keys),
   disabled: Boolean(r.disabled),
   valid: Boolean(r.valid),
   createdDate: date(r.created_at),

@@ -40,10 +40,22 @@ export interface Instance {
   tags: string[];
   /** Configuration values; values of secret keys are ciphertexts (identity/crypto.ts). */
   configuration: Record<string, string>;
+  /**
+   * Signature keys replaced by a newer `event.notification.signature.key` that webhooks still
+   * carry until `until` (key rotation, issue 24), newest first; `key` is a ciphertext.
+   */
+  retiredSignatureKeys: RetiredSignatureKey[];
   disabled: boolean;
   valid: boolean;
   createdDate: Date;
   updatedDate: Date;
+}
+
+/** A previous signature key, still sent beside the current one until `until`. */
+export interface RetiredSignatureKey {
+  /** The key, encrypted with the master key like every secret configuration value. */
+  key: string;
+  until: Date;
 }
 
 export interface NewInstance {
@@ -56,7 +68,7 @@ export interface NewInstance {
   tokenHash: string;
 }
 
-export type InstancePatch = Partial<Pick<Instance, 'name' | 'tags' | 'configuration' | 'disabled' | 'valid'>>;
+export type InstancePatch = Partial<Pick<Instance, 'name' | 'tags' | 'configuration' | 'retiredSignatureKeys' | 'disabled' | 'valid'>>;
 
 export interface IdentityStore {
   countOrganizations(): Promise<number>;

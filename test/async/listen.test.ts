@@ -94,3 +94,43 @@ test('without a key signatures are reported present but unchecked', async () => 
     await other.close();
   }
 });
+
+test('key rotation: `ferry listen --signature-key OLD --signature-key NEW` verifies webhooks signed by either (issue 24)', async () => {
+  const { spawn } = await import('node:child_process');
+  const cli = new URL('../../src/cli.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [cli, 'listen', '--port', '0', '--signature-key', 'old-key', '--signature-key', 'new-key'], {
+    env: { ...process.env, FERRY_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk) => (out += chunk));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`ferry listen did not start: ${out}`)), 10_000);
+      child.stdout!.on('data', () => {
+        const m = /Listening for webhooks on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+    });
+    const body = JSON.stringify(notification);
+    const now = Math.floor(Date.now() / 1000);
+    for (const [id, keys] of [['wh_rot_new', 'new-key'], ['wh_rot_old', 'old-key'], ['wh_rot_both', ['new-key', 'old-key']], ['wh_rot_other', 'other-key']] as const) {
+      const res = await request(`http://127.0.0.1:${port}/`, { method: 'POST', body, headers: signNotification(body, keys, id, now) });
+      await res.body.dump();
+    }
+    const printed = () => out.split('── ').slice(1);
+    for (let i = 0; i < 100 && printed().length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+    const blocks = printed();
+    assert.equal(blocks.length, 4, out);
+    for (const block of blocks.slice(0, 3)) {
+      assert.match(block, /webhook-signature\): ✓ valid/);
+      assert.match(block, /Elements-Webhook-Signature\): ✓ valid/);
+    }
+    assert.match(blocks[3], /wh_rot_other[\s\S]*webhook-signature\): ✗ INVALID/);
+  } finally {
+    child.kill();
+  }
+});

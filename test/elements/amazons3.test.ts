@@ -5,6 +5,7 @@
  * endpoints, silent servers, rejected credentials and missing buckets, and the pure helpers
  * (settings, copy part ranges, copy-source encoding, bounded concurrency).
  */
+import { createEgressPolicy } from '../../src/async/egress.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
@@ -27,7 +28,9 @@ import { readAll, rejectsWith, runElementConformance, streamOf } from './conform
 const server = await startS3();
 const skip = server === null ? 's3rver could not start (see the warning above)' : false;
 const s3 = server as S3TestServer;
-const context = (backendTimeoutMs = 10_000) => ({ localfsBase: os.tmpdir(), backendTimeoutMs });
+// The test servers are on loopback: this policy allows everything (the elements refuse to run without one).
+const egress = createEgressPolicy(['0.0.0.0/0', '::/0']);
+const context = (backendTimeoutMs = 10_000) => ({ localfsBase: os.tmpdir(), backendTimeoutMs, egress });
 
 after(async () => {
   await server?.stop();

@@ -8,6 +8,7 @@
  * Skips (one line) when sshd is absent or we are not root; CI installs it with
  * .ci/install-sshd.sh.
  */
+import { createEgressPolicy } from '../../src/async/egress.js';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -31,7 +32,9 @@ import { readAll, rejectsWith, runElementConformance, streamOf } from './conform
 const server = await startSshd();
 const skip = server === null ? `no test sshd: ${(await whySshdUnavailable()) ?? 'it failed to start'}` : false;
 const sshd = server as TestSshd;
-const context = (backendTimeoutMs = 10_000): ElementContext => ({ localfsBase: os.tmpdir(), backendTimeoutMs });
+// The test server is on loopback: this policy allows everything (the elements refuse to run without one).
+const egress = createEgressPolicy(['0.0.0.0/0', '::/0']);
+const context = (backendTimeoutMs = 10_000): ElementContext => ({ localfsBase: os.tmpdir(), backendTimeoutMs, egress });
 
 after(async () => {
   await server?.stop();
@@ -109,7 +112,7 @@ describe('sftp definition and configuration', () => {
   for (const [title, config, key] of refusals) {
     it(`refuses ${title}, naming ${key}`, () => {
       assert.throws(
-        () => sftp.create(config, { localfsBase: os.tmpdir(), backendTimeoutMs: 1000 }),
+        () => sftp.create(config, context(1000)),
         (e: unknown) => isFerryError(e, 'invalid') && e.message.includes(`'${key}'`),
       );
     });

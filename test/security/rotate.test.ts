@@ -46,3 +46,40 @@ test('rotate-master-key re-encrypts every secret; instances keep working; the ol
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('rotate-master-key also re-encrypts previous signature keys kept for a key rotation (issue 24)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-rotate-retired-'));
+  try {
+    let srv = await startTestServer({}, dir);
+    const inst = await srv.instance('localfs', { root: 'r', 'event.notification.signature.key': 'first-signature-key' });
+    const patched = await srv.api(`/instances/${inst.id}`, {
+      method: 'PATCH',
+      json: { configuration: { 'event.notification.signature.key': 'second-signature-key' } },
+    });
+    assert.equal(patched.status, 200);
+    const sealedBefore = (await srv.ferry.store.getInstance(1, inst.id))!.retiredSignatureKeys;
+    assert.equal(sealedBefore.length, 1);
+    await srv.close();
+
+    const { stdout } = await run(process.execPath, [cli, 'rotate-master-key'], {
+      env: { ...process.env, FERRY_DATA_DIR: dir, FERRY_LOG_LEVEL: 'silent' },
+    });
+    assert.match(stdout, /Re-encrypted 2 secret value\(s\) of 1 instance\(s\)/);
+
+    srv = await startTestServer({}, dir);
+    try {
+      const stored = (await srv.ferry.store.getInstance(1, inst.id))!;
+      assert.equal(stored.retiredSignatureKeys.length, 1);
+      assert.notEqual(stored.retiredSignatureKeys[0].key, sealedBefore[0].key, 're-encrypted');
+      assert.equal(stored.retiredSignatureKeys[0].until.getTime(), sealedBefore[0].until.getTime(), 'the overlap is kept');
+      // The new master key opens it: the sender still signs with both keys.
+      const { MasterKey } = await import('../../src/identity/crypto.js');
+      const key = MasterKey.fromBase64(fs.readFileSync(path.join(dir, 'master.key'), 'utf8').trim());
+      assert.equal(key.decrypt(stored.retiredSignatureKeys[0].key), 'first-signature-key');
+    } finally {
+      await srv.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -235,6 +235,19 @@ export function runStoreConformance(
       );
       assert.deepEqual(await store.getInstance(org.id, created.id), patched);
 
+      // Key rotation (issue 24): previous signature keys with the end of their overlap.
+      assert.deepEqual(created.retiredSignatureKeys, [], 'a new instance has no previous keys');
+      const retired = [
+        { key: 'v1:sealed-b', until: new Date(Date.UTC(2030, 0, 2, 3, 4, 5, 678)) },
+        { key: 'v1:sealed-a', until: new Date(Date.UTC(2030, 0, 1)) },
+      ];
+      const rotated = await store.updateInstance(org.id, created.id, { retiredSignatureKeys: retired });
+      assert.deepEqual(rotated?.retiredSignatureKeys, retired);
+      assert.deepEqual(rotated?.configuration, { root: 'other' }, 'the configuration is kept');
+      assert.deepEqual((await store.getInstance(org.id, created.id))?.retiredSignatureKeys, retired);
+      const renamedAgain = await store.updateInstance(org.id, created.id, { name: 'renamed again' });
+      assert.deepEqual(renamedAgain?.retiredSignatureKeys, retired, 'kept when the patch does not name them');
+
       assert.equal(await store.updateInstance(org.id, created.id + 1000, { name: 'ghost' }), null);
       assert.equal(await store.deleteInstance(org.id, created.id), true);
       assert.equal(await store.getInstance(org.id, created.id), null);

@@ -87,3 +87,30 @@ test('the timestamp must be an integer number of seconds', () => {
   assert.throws(() => signNotification(body, key, 'x', 1.5), RangeError);
   assert.throws(() => signNotification(body, key, 'x', -1), RangeError);
 });
+
+// ---- key rotation (issue 24) -------------------------------------------------------------
+
+test('rotation: several keys give one v1 signature each, new first; the legacy header carries the new key only', () => {
+  const [next, previous] = ['new-key', 'old-key'];
+  const ts = now();
+  const h = signNotification(body, [next, previous], 'wh_rot', ts);
+  const parts = h['webhook-signature'].split(' ');
+  assert.equal(parts.length, 2);
+  assert.equal(parts[0], signNotification(body, next, 'wh_rot', ts)['webhook-signature']);
+  assert.equal(parts[1], signNotification(body, previous, 'wh_rot', ts)['webhook-signature']);
+  assert.equal(h['elements-webhook-signature'], 'sha256=' + crypto.createHmac('sha256', next).update(body).digest('base64'));
+  for (const k of [next, previous]) {
+    assert.deepEqual(new Webhook(Buffer.from(k).toString('base64')).verify(body, h), JSON.parse(body));
+  }
+  assert.throws(() => new Webhook(Buffer.from('third-key').toString('base64')).verify(body, h), /No matching signature/);
+  // Duplicates and empty keys are dropped.
+  assert.equal(signNotification(body, [next, next, ''], 'wh_rot', ts)['webhook-signature'].split(' ').length, 1);
+});
+
+test('rotation: the verify helper accepts a list of keys and passes when any one matches', () => {
+  const h = signNotification(body, 'new-key', 'wh_list', now());
+  assert.deepEqual(verifyNotification(body, h, ['old-key', 'new-key']), { legacy: true, standard: true });
+  assert.deepEqual(verifyNotification(body, h, ['old-key']), { legacy: false, standard: false });
+  const both = signNotification(body, ['new-key', 'old-key'], 'wh_list', now());
+  assert.deepEqual(verifyNotification(body, both, 'old-key'), { legacy: false, standard: true });
+});

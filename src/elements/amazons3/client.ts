@@ -14,14 +14,15 @@
  * - Static credentials: the SDK must never fall back to the host's environment, profile files or
  *   instance metadata — an instance uses exactly the keys its owner configured.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { LookupFunction } from 'node:net';
 import { S3Client } from '@aws-sdk/client-s3';
+import { guardedAgents, type GuardedConnect } from '../../async/egress-connect.js';
 import type { S3Settings } from './settings.js';
 
-/** Creates the S3 client for `settings`; `timeoutMs` bounds connecting and each silence. */
-export function createS3Client(settings: S3Settings, timeoutMs: number, lookup?: LookupFunction): S3Client {
+/**
+ * Creates the S3 client for `settings`; `timeoutMs` bounds connecting and each silence. Every
+ * socket is opened by `connect` (the egress policy, checked at connect time).
+ */
+export function createS3Client(settings: S3Settings, timeoutMs: number, connect: GuardedConnect): S3Client {
   const checksums = settings.endpoint === null ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
   return new S3Client({
     region: settings.region,
@@ -34,9 +35,8 @@ export function createS3Client(settings: S3Settings, timeoutMs: number, lookup?:
     requestHandler: {
       connectionTimeout: timeoutMs,
       socketTimeout: timeoutMs,
-      // The egress policy's lookup checks every address the endpoint resolves to, per connection.
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64, ...(lookup ? { lookup } : {}) }),
-      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64, ...(lookup ? { lookup } : {}) }),
+      // Each new connection passes the egress policy on the address it is about to reach.
+      ...guardedAgents(connect, { keepAlive: true, maxSockets: 64 }),
     },
   });
 }

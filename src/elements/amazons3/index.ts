@@ -3,7 +3,7 @@
  * MinIO, Ceph, s3rver...) as a documents backend. Configuration keys live in `settings.ts`,
  * the client set-up in `client.ts`, the operations in `s3-element.ts`.
  */
-import { COMMON_CONFIG_KEYS, type ElementDefinition } from '../element.js';
+import { COMMON_CONFIG_KEYS, requireEgress, type ElementDefinition } from '../element.js';
 import { createS3Client } from './client.js';
 import { S3Element } from './s3-element.js';
 import { S3_CONFIG_KEYS, parseS3Settings } from './settings.js';
@@ -18,6 +18,6 @@ export const amazons3: ElementDefinition = {
   configuration: [...S3_CONFIG_KEYS, ...COMMON_CONFIG_KEYS],
   create(configuration, context) {
     const settings = parseS3Settings(configuration);
-    return new S3Element(createS3Client(settings, context.backendTimeoutMs, context.egress?.lookup), settings, context.backendTimeoutMs);
+    return new S3Element(createS3Client(settings, context.backendTimeoutMs, requireEgress(context, 'amazons3').connect), settings, context.backendTimeoutMs);
   },
 };

@@ -15,7 +15,8 @@
 import { createHash } from 'node:crypto';
 import SftpClient from 'ssh2-sftp-client';
 import type { ConnectConfig, SFTPWrapper } from 'ssh2';
-import { FerryError, backendFailed, backendTimeout, unauthenticated } from '../../errors.js';
+import type { GuardedConnect } from '../../async/egress-connect.js';
+import { FerryError, backendFailed, backendTimeout, isFerryError, unauthenticated } from '../../errors.js';
 import { STATUS, connectionLost, isConnectionLost } from './errors.js';
 import { HOST_FINGERPRINT, type SftpSettings } from './settings.js';
 
@@ -48,17 +49,11 @@ export class SftpConnection {
 
   /**
    * Connects and authenticates, verifying the pinned host key when there is one. Rejects with
-   * `unauthenticated`, `backendTimeout` or `backendFailed`.
+   * `unauthenticated`, `backendTimeout`, `backendFailed` or — when the egress policy refuses the
+   * address — `forbidden`. The TCP socket is opened by `connect` (the egress policy at connect
+   * time) and handed to ssh2, so ssh2 never opens a socket of its own.
    */
-  /**
-   * `resolveHost` (the egress policy) turns the host name into a checked address right before
-   * connecting, so a name that now resolves to a refused address is never contacted.
-   */
-  static async open(
-    settings: SftpSettings,
-    timeoutMs: number,
-    resolveHost?: (host: string) => Promise<string>,
-  ): Promise<SftpConnection> {
+  static async open(settings: SftpSettings, timeoutMs: number, connect: GuardedConnect): Promise<SftpConnection> {
     // Our own callbacks replace the library's defaults, which print to the console.
     const quiet = () => undefined;
     const client = new SftpClient('ferry', { error: quiet, end: quiet, close: quiet });
@@ -67,8 +62,14 @@ export class SftpConnection {
       firstError ??= e;
     });
     let offeredFingerprint: string | undefined;
+    const sock = connect({ host: settings.host, port: settings.port });
+    let refused: FerryError | undefined;
+    sock.once('error', (e: Error) => {
+      if (isFerryError(e, 'forbidden')) refused = e;
+    });
     const config: ConnectConfig = {
-      host: resolveHost ? await resolveHost(settings.host) : settings.host,
+      sock,
+      host: settings.host,
       port: settings.port,
       username: settings.username,
       readyTimeout: timeoutMs,
@@ -104,6 +105,8 @@ export class SftpConnection {
       return new SftpConnection(client, sftp, timeoutMs);
     } catch (e) {
       destroy(client);
+      sock.destroy();
+      if (refused) throw refused;
       if (offeredFingerprint !== undefined) {
         throw backendFailed(
           `The SFTP server at ${where(settings)} presented host key SHA256:${offeredFingerprint}, which does not match '${HOST_FINGERPRINT}' (SHA256:${settings.fingerprint}). Refusing to connect: check the server's key before changing the pin.`,

@@ -14,7 +14,7 @@
 import type { Readable } from 'node:stream';
 import type { Stats } from 'ssh2';
 import { conflict, invalid, notFound } from '../../errors.js';
-import type { BackendAccount, Element, ElementContext, Entry, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
+import { requireEgress, type BackendAccount, type Element, type ElementContext, type Entry, type StorageInfo, type TransferOptions, type WriteOptions } from '../element.js';
 import { tempTag, throwIfStopped, type JobContext } from '../../documents/job.js';
 import { pausePoint } from '../../testing/pause-points.js';
 import { countingBytes } from '../counting.js';
@@ -41,7 +41,8 @@ export class SftpElement implements Element {
   constructor(settings: SftpSettings, context: ElementContext, pool: PoolOptions = DEFAULT_POOL) {
     this.home = new HomeConfinement(settings.homeDirectory);
     this.username = settings.username;
-    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs, context.egress?.resolveChecked), pool);
+    const { connect } = requireEgress(context, 'sftp');
+    this.pool = new ConnectionPool(() => SftpConnection.open(settings, context.backendTimeoutMs, connect), pool);
   }
 
   /** Connections open or opening now (tests observe the pool through it). */

@@ -8,7 +8,7 @@
  */
 import type { Instance, InstancePatch, NewInstance, Organization, User } from '../store.js';
 import { NOW_MS, run, type Db, type Row } from './db.js';
-import { toInstance, toOrganization, toUser } from '../rows.js';
+import { serialiseRetiredKeys, toInstance, toOrganization, toUser } from '../rows.js';
 
 const one = <T>(rows: Row[], map: (r: Row) => T): T | null => (rows.length ? map(rows[0]) : null);
 
@@ -118,6 +118,7 @@ export async function updateInstance(
   if (patch.name !== undefined) set('name', patch.name);
   if (patch.tags !== undefined) set('tags', JSON.stringify(patch.tags));
   if (patch.configuration !== undefined) set('configuration', JSON.stringify(patch.configuration));
+  if (patch.retiredSignatureKeys !== undefined) set('retired_signature_keys', serialiseRetiredKeys(patch.retiredSignatureKeys));
   if (patch.disabled !== undefined) set('disabled', patch.disabled);
   if (patch.valid !== undefined) set('valid', patch.valid);
   sets.push(`updated_at = ${NOW_MS}`);

@@ -184,6 +184,12 @@ $fn$;
 );`,
   },
   {
+    version: 6,
+    // Signature key rotation (issue 24): previous keys still sent until their overlap ends,
+    // JSON [{key (encrypted), until (ms)}].
+    sql: `ALTER TABLE instances ADD COLUMN retired_signature_keys text NOT NULL DEFAULT '[]';`,
+  },
+  {
     version: 10,
     // Progress of running jobs (issue 16): JSON figures written at most every 500 ms per running
     // job, and with the outcome. (Cancellation needs no column: `cancelling` and `cancelled` are

@@ -13,7 +13,7 @@ import type { Durability } from '../../config.js';
 import type { Instance, InstancePatch, NewInstance, Organization, Store, StoreCapabilities, User } from '../store.js';
 import { descendantRange } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
-import { toInstance, toOrganization, toUser } from '../rows.js';
+import { serialiseRetiredKeys, toInstance, toOrganization, toUser } from '../rows.js';
 import { SqliteAsyncStore } from './async.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { WriteLock } from './write-lock.js';
@@ -179,6 +179,7 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
     if (patch.name !== undefined) sets.push('name = ?'), values.push(patch.name);
     if (patch.tags !== undefined) sets.push('tags = ?'), values.push(JSON.stringify(patch.tags));
     if (patch.configuration !== undefined) sets.push('configuration = ?'), values.push(JSON.stringify(patch.configuration));
+    if (patch.retiredSignatureKeys !== undefined) sets.push('retired_signature_keys = ?'), values.push(serialiseRetiredKeys(patch.retiredSignatureKeys));
     if (patch.disabled !== undefined) sets.push('disabled = ?'), values.push(patch.disabled ? 1 : 0);
     if (patch.valid !== undefined) sets.push('valid = ?'), values.push(patch.valid ? 1 : 0);
     sets.push('updated_at = ?');

@@ -156,6 +156,12 @@ CREATE TABLE results (
 ) WITHOUT ROWID;`,
   },
   {
+    version: 8,
+    // Signature key rotation (issue 24): previous keys still sent until their overlap ends,
+    // JSON [{key (encrypted), until (ms)}].
+    sql: `ALTER TABLE instances ADD COLUMN retired_signature_keys TEXT NOT NULL DEFAULT '[]';`,
+  },
+  {
     version: 12,
     // Progress of running jobs (issue 16): JSON figures written at most every 500 ms per running
     // job, and with the outcome. (Cancellation needs no column: `cancelling` and `cancelled` are
