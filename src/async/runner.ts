@@ -34,6 +34,7 @@ import type { Executor, RunControl } from './executor.js';
 import { crashPoint } from '../testing/crash-points.js';
 import { ProgressTracker } from './progress.js';
 import { cancelledOutcome, notificationBody } from './cancel.js';
+import { bulkOutcome, isBulkRequest } from '../bulk/outcome.js';
 
 /** Where finished jobs' notifications go: the node's sender. */
 export interface NotificationSink {
@@ -299,6 +300,8 @@ export class Runner {
     const statusCode = res.statusCode;
     const ok = statusCode >= 200 && statusCode < 300;
     const { contentType, changes } = res;
+    // A bulk job (issue 17) answers its summary in every case; its webhook carries it on top.
+    if (isBulkRequest(job.request)) return bulkOutcome(job, res.statusCode, res.payload, run.cancelled, run.tracker.final(ok));
     // Stopped by the cancel (a job that finished first ends as it finished).
     if (!ok && run.cancelled) return cancelledOutcome(job.eventId, job.instanceId, changes, run.tracker.final(false));
     let response: unknown;

@@ -374,6 +374,16 @@ export class DocumentsService {
     return this.page(found, options);
   }
 
+  /** Every object under `path`, streamed in the element's order (bulk exports, issue 17). */
+  walk(path: string): AsyncIterable<Entry> {
+    return this.descendants(path);
+  }
+
+  /** Entries shaped as objects, with their tags in one lookup (bulk exports, issue 17). */
+  presentMany(entries: Entry[]): Promise<DocumentObject[]> {
+    return this.presentAll(entries, true);
+  }
+
   /** Shapes entries as objects, with tags. */
   async present(entry: Entry): Promise<DocumentObject> {
     const [object] = await this.presentAll([entry], true);

@@ -3,6 +3,7 @@
  * Cross-cutting behaviour lives here — request ids, CORS, the error mapping, the OpenAPI
  * document — and each group of routes is a plugin in routes/.
  */
+import { bulkRoutes } from '../bulk/routes.js';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -278,6 +279,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       await api.register(instanceRoutes, { services });
       await api.register(eventRoutes, { services });
       await api.register(documentRoutes, { services });
+      await api.register(bulkRoutes, { services });
       await api.register(linkRoutes, { services });
       await api.register(discoveryRoutes, { services });
     },
