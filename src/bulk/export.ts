@@ -86,6 +86,7 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
     }
     await flush();
     checkpoint();
+    throwIfStopped(job);
     return state;
   } finally {
     writer.close();

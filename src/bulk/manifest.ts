@@ -11,7 +11,7 @@
  */
 import { Readable, Transform } from 'node:stream';
 import { isUtf8 } from 'node:buffer';
-import { parse } from 'csv-parse';
+import { CsvError, parse } from 'csv-parse';
 import { invalid } from '../errors.js';
 
 export const OPERATIONS = ['copy', 'move', 'delete', 'createFolder', 'setTags'] as const;
@@ -97,7 +97,7 @@ function checkedText(limits: ManifestLimits): Transform {
       const bad = firstBadLine(whole);
       if (bad >= 0) return done(notUtf8(line + bad));
       for (const b of whole) if (b === 0x0a) line++;
-      done(null, whole.toString('utf8'));
+      done(null, whole.length ? whole.toString('utf8') : undefined);
     },
     flush(done) {
       if (carry.length && !isUtf8(carry)) return done(notUtf8(line));
@@ -197,8 +197,8 @@ export async function* manifestRows(
       yield { row, operation: record.operation, path: record.path, to: record.to, overwrite: record.overwrite, tags: record.tags };
     }
   } catch (e: any) {
-    if (e?.code && String(e.code).startsWith('CSV_')) {
-      const line = e.lines ?? e.line ?? '?';
+    if (e instanceof CsvError) {
+      const line = (e as unknown as { lines?: number }).lines ?? '?';
       throw invalid(`The manifest does not parse as CSV at line ${line}: ${String(e.message).slice(0, 200)}`);
     }
     throw e;
