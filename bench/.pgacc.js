@@ -43,7 +43,7 @@ async function run(store, durability) {
   return { syncRun: combined(syncRuns), asyncRun: combined(asyncRuns), delivered, drained };
 }
 
-export async function pgOnly() { const r = await run("postgres", "normal"); console.log(JSON.stringify({ sync: r.syncRun.ok / r.syncRun.seconds, async: r.asyncRun.ok / r.asyncRun.seconds, ratio: (r.asyncRun.ok / r.asyncRun.seconds) / (r.syncRun.ok / r.syncRun.seconds), delivered: r.delivered })); }
+export async function pgOnly() { const r = await run("postgres", "normal"); console.log(JSON.stringify({ sync: Math.round(r.syncRun.rps), async: Math.round(r.asyncRun.rps), ratio: (r.asyncRun.rps / r.syncRun.rps).toFixed(3), delivered: r.delivered })); }
 export async function accept() {
   console.log(
     `\n## accept: async accept vs sync ping, same server and client (${CONNECTIONS} connections, ≤ ${COUNT} requests or ${SECONDS} s each, in ${ROUNDS} alternating rounds)\n`,
