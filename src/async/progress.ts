@@ -34,7 +34,9 @@ export interface PresentedProgress extends StoredProgress {
  * until then; otherwise the share of bytes, or of files when the bytes total is unknown.
  */
 export function presentProgress(stored: StoredProgress | null, execution: ExecutionState): PresentedProgress {
-  const p = stored ?? { itemsDone: 0, itemsTotal: null, bytesDone: 0, bytesTotal: null };
+  // Nothing reported: nothing known while it runs; once it completed, it did nothing measurable.
+  const known = execution === 'completed' ? 0 : null;
+  const p = stored ?? { itemsDone: 0, itemsTotal: known, bytesDone: 0, bytesTotal: known };
   let percentageComplete: number | null;
   if (execution === 'completed') percentageComplete = 100;
   else if (stored === null) percentageComplete = 0;
@@ -92,10 +94,13 @@ export class ProgressTracker {
     this.schedule();
   };
 
-  /** The figures to store with the outcome; null when the job reported nothing (see presentProgress). */
+  /**
+   * The figures to store with the outcome; null when the job reported nothing (most short jobs:
+   * nothing to write; presentProgress shows 0, or 100 once completed).
+   */
   final(completed: boolean): StoredProgress | null {
     this.end();
-    if (!this.reported) return completed ? { itemsDone: 0, itemsTotal: 0, bytesDone: 0, bytesTotal: 0 } : null;
+    if (!this.reported) return null;
     const f = { ...this.figures };
     // Once the job has completed, everything it was going to do is known.
     if (completed) {

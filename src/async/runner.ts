@@ -304,6 +304,8 @@ export class Runner {
     if (isBulkRequest(job.request)) return bulkOutcome(job, res.statusCode, res.payload, run.cancelled, run.tracker.final(ok));
     // Stopped by the cancel (a job that finished first ends as it finished).
     if (!ok && run.cancelled) return cancelledOutcome(job.eventId, job.instanceId, changes, run.tracker.final(false));
+    // Stopped for another reason (a drain): not an outcome — its lease expires and it runs again.
+    if (!ok && run.abort.signal.aborted) throw new Error('the job was stopped before it finished; it runs again after its lease');
     let response: unknown;
     let result: JobOutcome['result'];
     if (ok && MUTATING.has(job.request.method.toUpperCase()) && job.request.url.includes('/hubs/documents/')) {

@@ -130,3 +130,18 @@ test('cancel of an unknown event, or another organization’s, or through anothe
   // Hub credentials are not enough: cancel is a platform route.
   assert.equal((await cancel(api, running, undefined, api.hubAuth)).status, 401);
 });
+
+test('the OpenAPI document describes the cancel routes and the progress object', async () => {
+  const res = await fetch(`${srv.base}/docs/json`);
+  assert.equal(res.status, 200);
+  const doc: any = await res.json();
+  for (const route of ['/elements/api-v2/instances/events/{eventId}/cancel', '/elements/api-v2/instances/{id}/events/{eventId}/cancel']) {
+    assert.ok(doc.paths[route]?.put, `${route} is documented`);
+    assert.ok(doc.paths[route].put.responses['409'], 'its 409 too');
+  }
+  const event = doc.paths['/elements/api-v2/instances/events/{eventId}'].get.responses['200'].content['application/json'].schema;
+  assert.deepEqual(Object.keys(event.properties.progress.properties).sort(), ['bytesDone', 'bytesTotal', 'itemsDone', 'itemsTotal', 'percentageComplete']);
+  assert.ok(event.properties.execution.properties.state.enum.includes('cancelling'));
+  assert.ok(event.properties.execution.properties.state.enum.includes('cancelled'));
+});
+

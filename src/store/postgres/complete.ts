@@ -40,11 +40,8 @@ ORDER BY j.event_id`;
  */
 const COMPLETE = `
 WITH o AS MATERIALIZED (
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bool[], $7::bigint[], $8::int[], $9::bool[])
-    AS o(id, execution, status_code, response, body, queue, notification_id, subscription_id, taken)
-),
-figures AS MATERIALIZED (
-  SELECT * FROM unnest($1::bigint[], $11::text[]) AS f(id, progress)
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bool[], $7::bigint[], $8::int[], $9::bool[], $11::text[])
+    AS o(id, execution, status_code, response, body, queue, notification_id, subscription_id, taken, progress)
 ),
 sub AS MATERIALIZED (
   SELECT s.id, s.active FROM subscriptions s WHERE s.id IN (SELECT subscription_id FROM o) ORDER BY s.id FOR SHARE OF s
@@ -54,8 +51,8 @@ gone AS MATERIALIZED (
 ),
 done AS MATERIALIZED (
   UPDATE events e SET status = 'CONSUMED', execution = o.execution, status_code = o.status_code,
-    finished_at = ${NOW_MS}, response = o.response, progress = f.progress
-  FROM gone JOIN o ON o.id = gone.event_id JOIN figures f ON f.id = gone.event_id WHERE e.id = gone.event_id
+    finished_at = ${NOW_MS}, response = o.response, progress = o.progress
+  FROM gone JOIN o ON o.id = gone.event_id WHERE e.id = gone.event_id
   RETURNING e.id, e.organization_id
 ),
 made AS MATERIALIZED (
