@@ -128,6 +128,7 @@ async function runRow(run: BatchRun, row: ManifestRow): Promise<ErrorRow | null 
     outcome = { row: row.row, operation, path, statusCode, message };
   }
   await run.job.journal?.put(key, outcome === null ? '' : JSON.stringify(outcome));
+  crashPoint('bulk-row');
   return outcome;
 }
 

@@ -63,6 +63,7 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
     sinceCheckpoint += objects.length;
     job.progress({ items: objects.length });
     batch = [];
+    crashPoint('bulk-batch');
     if (sinceCheckpoint >= CHECKPOINT_EVERY) checkpoint();
     const paused = pausePoint('bulk-batch', job.eventId, job.signal);
     if (paused) await paused;
