@@ -13,6 +13,7 @@ const all = {
   upload: () => import('./upload.js').then((m) => m.upload()),
   peers: () => import('./peers.js').then((m) => m.peers()),
   start: () => import('./start.js').then((m) => m.start()),
+  bulk: () => import('./bulk.js').then((m) => m.bulk()),
 };
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : Object.keys(all);
