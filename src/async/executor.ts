@@ -63,14 +63,14 @@ export class LocalExecutor implements Executor {
   }
 
   /** The spooled body of an upload job, or a failure to report when it is gone. */
-  private async spooledBody(job: ClaimedJob): Promise<{ payload: NodeJS.ReadableStream } | Replayed> {
+  private async spooledBody(job: ClaimedJob): Promise<{ stream: NodeJS.ReadableStream } | { missing: Replayed }> {
     try {
       if (!this.spool) throw Object.assign(new Error('no spool'), { code: 'ENOENT' });
-      return { payload: await this.spool.open(job.request.spool!) };
+      return { stream: await this.spool.open(job.request.spool!) };
     } catch {
       const message =
         'The upload body of this event is missing from the spool (FERRY_SPOOL_DIR): nodes of a cluster must share that folder; upload the file again';
-      return { statusCode: 500, contentType: 'application/json', payload: Buffer.from(JSON.stringify({ message })), changes: [] };
+      return { missing: { statusCode: 500, contentType: 'application/json', payload: Buffer.from(JSON.stringify({ message })), changes: [] } };
     }
   }
 
@@ -87,8 +87,8 @@ export class LocalExecutor implements Executor {
     let payload: Buffer | NodeJS.ReadableStream | undefined = job.body ?? undefined;
     if (job.request.spool) {
       const body = await this.spooledBody(job);
-      if (!('payload' in body)) return body;
-      payload = control ? countedBody(body.payload as Readable, job.request.spool.size, job.eventId, control) : body.payload;
+      if ('missing' in body) return body.missing;
+      payload = control ? countedBody(body.stream as Readable, job.request.spool.size, job.eventId, control) : body.stream;
       headers['content-length'] = String(job.request.spool.size);
     }
     this.jobContexts.set(job.eventId, jobContext(job.eventId, job.attempts, this.journal, control?.signal, control?.progress));

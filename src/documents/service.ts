@@ -9,7 +9,8 @@
  *
  * Crash recovery (issue 25): an async job runs with a job context carrying its event id
  * (job.ts). Before the first write of an operation the service journals its intent in the
- * store (`JobJournalStore`, one entry per operation and destination); a re-run that finds its
+ * job's journal (the job context's, kept in the store: `JobJournalStore`; one entry per
+ * operation and destination, e.g. `copy:/dst`); a re-run that finds its
  * own entry knows that whatever is at the destination is its own half-finished work, so it
  * resumes — skipping what is complete, replacing what is half made — instead of answering 409,
  * and reports the same `changes` an uncrashed run would (a delete journals the objects it is

@@ -355,7 +355,7 @@ async function run(t: TestContext, target: Target, level: Level, dataDir: string
 
 const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 
-test('localfs: every operation resumes after a crash at every point', { timeout: 300_000, skip: cliMissing() ?? undefined }, async (t) => {
+test('localfs: every operation resumes after a crash at every point', { timeout: 900_000, skip: cliMissing() ?? undefined }, async (t) => {
   const dataDir = tmp('ferry-resume-');
   try {
     await run(t, { element: 'localfs', configuration: { root: 'r' }, localRoot: (d) => path.join(d, 'files', 'r') }, 'full', dataDir);
@@ -364,7 +364,7 @@ test('localfs: every operation resumes after a crash at every point', { timeout:
   }
 });
 
-test('sftp (real sshd): operations resume after a crash', { timeout: 300_000, skip: cliMissing() ?? undefined }, async (t) => {
+test('sftp (real sshd): operations resume after a crash', { timeout: 900_000, skip: cliMissing() ?? undefined }, async (t) => {
   const why = await whySshdUnavailable();
   if (why) return t.skip(why);
   const sshd: TestSshd | null = await startSshd();
@@ -378,7 +378,7 @@ test('sftp (real sshd): operations resume after a crash', { timeout: 300_000, sk
   }
 });
 
-test('amazons3 (s3rver): operations resume after a crash', { timeout: 300_000, skip: cliMissing() ?? undefined }, async (t) => {
+test('amazons3 (s3rver): operations resume after a crash', { timeout: 900_000, skip: cliMissing() ?? undefined }, async (t) => {
   const s3: S3TestServer | null = await startS3();
   if (!s3) return t.skip('s3rver could not start');
   const dataDir = tmp('ferry-resume-s3-');
@@ -399,7 +399,20 @@ test('amazons3 (s3rver): operations resume after a crash', { timeout: 300_000, s
         assert.ok(aborts.length >= 1, "the re-run asks S3 to abort the crashed run's upload");
         h.assertSpoolEmpty();
       });
-    await run(t, { element: 'amazons3', configuration: s3.config, localRoot: () => null, extra }, 'core', dataDir);
+    const s3Extra = async (t2: TestContext, h: Harness) => {
+      await extra(t2, h);
+      await t2.test('folder move (copy + delete on S3), crash mid-way through its copy', async () => {
+        await h.json('/folders/copy?path=/src', 'POST', { path: '/s3-move' });
+        const hook = await h.crashing(['file-placed:5'], (headers) =>
+          h.call('/folders/metadata?path=/s3-move', { method: 'PATCH', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ path: '/s3-moved' }) }),
+        );
+        completed(hook);
+        await h.assertTree('/s3-moved');
+        assert.equal((await h.call('/folders/metadata?path=/s3-move')).status, 404);
+        assert.deepEqual(eventPaths(hook), h.treePaths('/s3-moved'));
+      });
+    };
+    await run(t, { element: 'amazons3', configuration: s3.config, localRoot: () => null, extra: s3Extra }, 'core', dataDir);
   } finally {
     await s3.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });

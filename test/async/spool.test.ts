@@ -81,3 +81,32 @@ test('async uploads go through the spool: over the limit 413, refused requests l
     await receiver.close();
   }
 });
+
+test('a job whose spool file is missing (a node not sharing FERRY_SPOOL_DIR) fails with a message naming it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-spool-missing-'));
+  const receiver = await startReceiver();
+  const api = await startTestServer({ ...FAST_ASYNC, FERRY_ROLE: "api" }, dir);
+  let full: Awaited<ReturnType<typeof startTestServer>> | null = null;
+  try {
+    const { auth } = await api.instance('localfs', { root: 'missing' });
+    const res = await fetch(`${api.base}/hubs/documents/files?path=/lost.bin`, {
+      method: 'POST',
+      headers: { authorization: auth, 'elements-async-request': 'true', 'elements-async-callback-url': receiver.url },
+      body: multipartFile(Buffer.from('lost bytes'), 'lost.bin'),
+    });
+    assert.equal(res.status, 200);
+    const { eventId } = (await res.json()) as any;
+    await api.close();
+    const spoolDir = path.join(dir, 'spool');
+    for (const f of spoolFiles(spoolDir)) fs.rmSync(path.join(spoolDir, f));
+    full = await startTestServer(FAST_ASYNC, dir);
+    const [hook] = await receiver.waitFor(1, 15_000, (h) => h.body?.eventId === eventId);
+    assert.equal(hook.body.eventStatus, 'failed');
+    assert.equal(hook.body.statusCode, 500);
+    assert.match(hook.body.response.message, /FERRY_SPOOL_DIR/);
+  } finally {
+    await full?.close();
+    await receiver.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

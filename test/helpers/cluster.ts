@@ -81,6 +81,8 @@ export async function startCluster(roles: NodeRole[], env: Record<string, string
     FERRY_ORG_SECRET: ORG_SECRET,
     FERRY_MASTER_KEY: crypto.randomBytes(32).toString('base64'),
     FERRY_LOCALFS_BASE: localfsBase,
+    // Any node may run an upload another accepted: the spool is shared like the localfs base.
+    FERRY_SPOOL_DIR: path.join(path.dirname(localfsBase), 'spool'),
     ...env,
   };
   const nodes: ClusterNode[] = [];

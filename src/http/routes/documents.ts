@@ -95,8 +95,14 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
     app.addHook('preParsing', (request, reply, payload) => intake.capture(request, payload));
     app.addHook('preHandler', (request, reply) => intake.acceptIfAsync(request, reply));
     // A spooled body no job took is deleted before the answer leaves (and, if none left, after).
-    app.addHook('onSend', async (request) => intake.release(request));
-    app.addHook('onResponse', (request) => intake.release(request));
+    app.addHook('onSend', (request, _reply, payload, done) => {
+      if (!request.asyncSpool) return done(null, payload);
+      intake.release(request).then(() => done(null, payload), done);
+    });
+    app.addHook('onResponse', (request, _reply, done) => {
+      if (!request.asyncSpool) return done();
+      intake.release(request).then(() => done(), done);
+    });
   }
 
   /** The documents service of the request's instance; its change log is the request's. */
