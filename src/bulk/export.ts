@@ -4,11 +4,12 @@
  * directories), never the whole listing in memory — keeps the objects the query matches, and
  * appends them as NDJSON records to the job's sealed records file, a few thousand at a time.
  *
- * Durability: after each batch the file is fsynced and the job's state records how many
- * matching objects are in it and the file's length (results.ts). A re-run after a crash cuts
- * the file back to that length and skips that many matching objects of the walk, so the result
- * holds every matching record exactly once (the walk's order is the element's: sorted keys on
- * S3, directory order on SFTP and localfs, stable while the tree does not change).
+ * Durability: at a checkpoint (see CHECKPOINT_EVERY) the file is fsynced and the job's state
+ * records how many matching objects are in it and the file's length (results.ts). A re-run
+ * after a crash cuts the file back to that length and skips that many matching objects of the
+ * walk, so the result holds every matching record exactly once (the walk's order is the
+ * element's: sorted keys on S3, directory order on SFTP and localfs, stable while the tree does
+ * not change).
  *
  * Cancellation: the job's signal is checked between batches; a cancelled export keeps what it
  * wrote (readable as the partial result) and stops with the `cancelled` error.
@@ -26,8 +27,12 @@ import { toRecord } from './records.js';
 
 /** Objects presented (tags looked up) and written per batch. */
 const BATCH = 1000;
-/** Records between two durable checkpoints. */
+/**
+ * A durable checkpoint (two fsyncs) is taken once at least this many records and this much time
+ * have passed since the last: a re-run after a crash re-walks at most a few seconds of work.
+ */
 const CHECKPOINT_EVERY = 5000;
+const CHECKPOINT_MS = 2000;
 
 export interface ExportRun {
   eventId: number;
@@ -46,6 +51,7 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
   const skip = state.matched;
   let matched = 0;
   let sinceCheckpoint = 0;
+  let lastCheckpoint = Date.now();
   let batch: Entry[] = [];
 
   const checkpoint = () => {
@@ -53,6 +59,7 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
     state.matched = state.recordsCount;
     results.write(eventId, state);
     sinceCheckpoint = 0;
+    lastCheckpoint = Date.now();
     crashPoint('bulk-checkpoint');
   };
   const flush = async () => {
@@ -64,7 +71,7 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
     job.progress({ items: objects.length });
     batch = [];
     crashPoint('bulk-batch');
-    if (sinceCheckpoint >= CHECKPOINT_EVERY) checkpoint();
+    if (sinceCheckpoint >= CHECKPOINT_EVERY && Date.now() - lastCheckpoint >= CHECKPOINT_MS) checkpoint();
     const paused = pausePoint('bulk-batch', job.eventId, job.signal);
     if (paused) await paused;
     job.heartbeat();

@@ -4,8 +4,8 @@
  * again on the same data dir: the job's lease expires and it runs again, resuming from its
  * state and journal.
  *
- * - Export of 12,000 files, killed after its 7th batch of 1,000 records (its last checkpoint
- *   was at 5,000): the result holds every matching record exactly once.
+ * - Export of 12,000 files, killed after its 7th batch of 1,000 records (written past its last
+ *   checkpoint, if it took one): the result holds every matching record exactly once.
  * - Batch of 600 `copy` rows with overwrite false (applying one twice would fail with 409),
  *   4 at a time, killed after the 450th row's outcome was journaled: it completes with 600
  *   rows done and none failed, every copy in place.
