@@ -18,6 +18,7 @@ const all = {
   changes: () => import('./changes.js').then((m) => m.changes()),
   unseal: () => import('./unseal.js').then((m) => m.unseal()),
   'pg-statements': () => import('./pg-statements.js').then((m) => m.pgStatements()),
+  bulk: () => import('./bulk.js').then((m) => m.bulk()),
 };
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : Object.keys(all);

@@ -25,6 +25,11 @@ export interface Config {
   /** Where async upload bodies wait for their jobs (async/spool.ts). */
   spoolDir: string;
   resultRetentionMs: number;
+  /** Where bulk jobs keep their sealed results and errors (issue 17, src/bulk/). */
+  bulkDir: string;
+  /** Largest bulk manifest: rows and bytes (issue 17). */
+  bulkMaxRows: number;
+  bulkMaxBytes: number;
   maxBody: number;
   maxPathLength: number;
   headersTimeoutMs: number;
@@ -98,6 +103,9 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_ASYNC_MAX_BODY', default: '5368709120', description: 'Largest request body (bytes) an asynchronous request may carry; over it → 413. Upload bodies are streamed to the spool (FERRY_SPOOL_DIR), other bodies are also bound by FERRY_MAX_BODY.' },
   { env: 'FERRY_SPOOL_DIR', default: '<dataDir>/spool', description: 'Where the bodies of asynchronous uploads wait (fsynced) for their jobs; deleted when the job ends. Nodes of a cluster must share it.' },
   { env: 'FERRY_RESULT_RETENTION', default: '259200', description: 'Seconds a download produced by an async job is kept for its `resultUrl`.' },
+  { env: 'FERRY_BULK_DIR', default: '<dataDir>/bulk', description: 'Where bulk jobs keep their results and errors, encrypted with the master key, for FERRY_RESULT_RETENTION seconds after they finish. Nodes of a cluster must share it.' },
+  { env: 'FERRY_BULK_MAX_ROWS', default: '1000000', description: 'Most rows a bulk manifest (`POST /bulk/files`) may hold; over it → 400, nothing run.' },
+  { env: 'FERRY_BULK_MAX_BYTES', default: '268435456', description: 'Largest bulk manifest in bytes; over it → 400, nothing run.' },
   { env: 'FERRY_MAX_BODY', default: '1048576', description: 'Largest JSON body (bytes) of a synchronous request.' },
   { env: 'FERRY_MAX_PATH', default: '4096', description: 'Longest document path (characters); single names are limited to 255 bytes.' },
   { env: 'FERRY_HEADERS_TIMEOUT', default: '10000', description: 'Milliseconds a client may take to send its request headers; slower connections are closed.' },
@@ -193,6 +201,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     asyncMaxBody: int(env, 'FERRY_ASYNC_MAX_BODY', 1),
     spoolDir: path.resolve(env.FERRY_SPOOL_DIR || path.join(dataDir, 'spool')),
     resultRetentionMs: int(env, 'FERRY_RESULT_RETENTION', 1) * 1000,
+    bulkDir: path.resolve(env.FERRY_BULK_DIR || path.join(dataDir, 'bulk')),
+    bulkMaxRows: int(env, 'FERRY_BULK_MAX_ROWS', 1),
+    bulkMaxBytes: int(env, 'FERRY_BULK_MAX_BYTES', 1),
     maxBody: int(env, 'FERRY_MAX_BODY', 1024),
     maxPathLength: int(env, 'FERRY_MAX_PATH', 16),
     headersTimeoutMs: int(env, 'FERRY_HEADERS_TIMEOUT', 100),

@@ -19,7 +19,8 @@ export type ErrorKind =
   | 'rate_limited'
   | 'unavailable' // Ferry itself cannot take the request now (disk full, database busy)
   | 'backend' // the backend storage failed
-  | 'backend_timeout'; // the backend storage did not answer in time
+  | 'backend_timeout' // the backend storage did not answer in time
+  | 'cancelled'; // the job was stopped by a cancel (or a drain) before it finished
 
 export interface FerryErrorOptions {
   providerMessage?: string;
@@ -51,6 +52,8 @@ export const tooLarge = (message: string) => new FerryError('too_large', message
 export const backendFailed = (message: string, o?: FerryErrorOptions) => new FerryError('backend', message, o);
 export const backendTimeout = (message: string, o?: FerryErrorOptions) =>
   new FerryError('backend_timeout', message, o);
+/** A job stopped at a safe point because its signal was aborted (cancel, drain). */
+export const cancelled = (message = 'The job was stopped before it finished (cancelled)') => new FerryError('cancelled', message);
 export const unavailable = (message: string, o?: FerryErrorOptions) => new FerryError('unavailable', message, o);
 
 export function isFerryError(e: unknown, kind?: ErrorKind): e is FerryError {

@@ -47,6 +47,7 @@ runner.watch = {
 port.on('message', (m: ToRunnerThread) => {
   if (m.type === 'adopt') runner.adopt(m.jobs.map((job) => ({ ...job, body: job.body && asBuffer(job.body) })));
   else if (m.type === 'wake') (m.what === 'jobs' ? runner : m.what === 'changes' ? ferry.poller : sender)?.wake();
+  else if (m.type === 'cancel') runner.cancel(m.eventId);
   else if (m.type === 'pause') {
     runner.pause(m.value);
     sender.pause(m.value);

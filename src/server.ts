@@ -147,6 +147,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       threadFamilies: async () => (thread ? [(await thread.probe(5 * CHECK_TIMEOUT_MS)).families] : []),
     };
   }
+  services.cancelJob = (eventId) => (thread ? thread.cancel(eventId) : runner?.cancel(eventId));
   const app = await buildApp(services, log);
   // Webhooks leave through this node's egress dispatcher, when its runner and sender are here.
   const dispatcher = runsWorker && !threaded ? egress.dispatcher({ connectTimeoutMs: Math.min(10_000, config.deliveryTimeoutMs) }) : null;
@@ -173,7 +174,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       throw e;
     }
   }
-  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications' | 'changes', fn: () => void) => () => void };
+  const wakeups = store as Store & { onWake?: (channel: 'jobs' | 'notifications' | 'changes' | 'cancels', fn: () => void) => () => void };
   const unsubscribe: (() => void)[] = [];
   if (dispatcher) {
     const local = new LocalExecutor(app, auth, services.jobChanges, dispatcher, store, services.jobContexts, spool);
@@ -184,6 +185,8 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       unsubscribe.push(wakeups.onWake('jobs', () => runner?.wake()));
       unsubscribe.push(wakeups.onWake('notifications', () => sender?.wake()));
       unsubscribe.push(wakeups.onWake('changes', () => poller?.wake()));
+      // A cancel on another node: check this node's running jobs now (issue 16).
+      unsubscribe.push(wakeups.onWake('cancels', () => void runner?.checkCancels()));
     }
   }
   runner?.start();

@@ -30,6 +30,8 @@ import { formatTraceparent, newTrace, TRACEPARENT, TRACESTATE, type TraceContext
 export const ASYNC_HEADER = 'elements-async-request';
 export const CALLBACK_HEADER = 'elements-async-callback-url';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** Set on a stored bulk request accepted without a callback URL: its notification stays queued. */
+export const POLLED_HEADER = 'x-ferry-bulk-polled';
 /** Longest callback URL accepted (PostgreSQL indexes subscriptions by URL). */
 export const MAX_CALLBACK_URL = 2048;
 
@@ -203,6 +205,21 @@ export class AsyncIntake {
   /** preHandler hook: accepts an async request instead of running it. */
   async acceptIfAsync(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (request.internal || !asyncRequested(request.headers[ASYNC_HEADER])) return;
+    const accepted = await this.accept(request);
+    reply
+      .header('Elements-Trace-Id', request.trace!.traceId)
+      .header('Location', `/elements/api-v2/instances/events/${accepted.eventId}`)
+      .status(200)
+      .send({ eventId: accepted.eventId, eventStatus: 'dispatched' });
+    return reply as unknown as void;
+  }
+
+  /**
+   * Stores `request` as an event + job and resolves once it is durable. `polled` (bulk jobs,
+   * issue 17): without a callback URL the job still runs; its notification is kept queued under
+   * the empty URL instead of being sent (the caller polls the status).
+   */
+  async accept(request: FastifyRequest, options: { polled?: boolean } = {}): Promise<Accepted> {
     const identity = request.identity;
     const instance = identity?.instance;
     if (!identity || !instance) throw new Error('async accept without identity');
@@ -217,12 +234,14 @@ export class AsyncIntake {
     }
     if (Array.isArray(fromHeader)) throw invalid('Send Elements-Async-Callback-Url once');
     const callbackUrl = fromHeader || this.instances.unseal(instance)['event.notification.callback.url'];
-    if (!callbackUrl) {
+    if (!callbackUrl && options.polled) {
+      request.headers[POLLED_HEADER] = 'true';
+    } else if (!callbackUrl) {
       throw invalid(
         'An asynchronous request needs a callback URL: send the Elements-Async-Callback-Url header, or set the instance configuration event.notification.callback.url',
       );
     }
-    if (!this.allowedUrls.has(callbackUrl)) {
+    if (callbackUrl && !this.allowedUrls.has(callbackUrl)) {
       checkCallbackUrl(this.egress, callbackUrl);
       if (this.allowedUrls.size >= 10_000) this.allowedUrls.clear();
       this.allowedUrls.add(callbackUrl);
@@ -237,7 +256,7 @@ export class AsyncIntake {
       organizationId: identity.organizationId,
       userId: identity.user.id,
       instanceId: instance.id,
-      callbackUrl,
+      callbackUrl: callbackUrl ?? '',
       idempotencyKey: key ?? null,
       request: captureRequest(request, request.trace, spool),
       body: request.asyncBody && request.asyncBody.length > 0 ? request.asyncBody : null,
@@ -245,12 +264,7 @@ export class AsyncIntake {
     if (!accepted.duplicate) metrics.eventsAccepted(instance.elementKey, 1);
     // The job owns its spool file now (a duplicate's job is an earlier one, with its own).
     if (spool && !accepted.duplicate) request.asyncSpool = null;
-    reply
-      .header('Elements-Trace-Id', request.trace.traceId)
-      .header('Location', `/elements/api-v2/instances/events/${accepted.eventId}`)
-      .status(200)
-      .send({ eventId: accepted.eventId, eventStatus: 'dispatched' });
-    return reply as unknown as void;
+    return accepted;
   }
 }
 

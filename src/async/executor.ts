@@ -6,14 +6,18 @@
  *
  * The replay carries the job's context (documents/job.ts: its event id, for crash recovery) to
  * the documents service through a map only the runner writes, keyed by the job id that the
- * sealed internal identity names; an upload's body streams from its spool file.
+ * sealed internal identity names; an upload's body streams from its spool file. The context
+ * carries the runner's stop signal and progress sink too (issue 16); an upload reports the
+ * bytes of its body as they are read.
  */
+import { Transform, pipeline, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../http/auth.js';
 import { INTERNAL_HEADER } from '../http/auth.js';
 import type { ChangeEvent } from '../documents/service.js';
-import { jobContext, type JobContext } from '../documents/job.js';
+import { jobContext, type JobContext, type JobProgress } from '../documents/job.js';
+import { pausePoint } from '../testing/pause-points.js';
 import type { Spool } from './spool.js';
 import type { ClaimedJob } from '../store/async.js';
 import type { JobJournalStore } from '../store/store.js';
@@ -28,8 +32,14 @@ export interface Replayed {
   changes: ChangeEvent[];
 }
 
+/** What the runner gives a job's run: its stop signal (cancel, drain) and its progress sink. */
+export interface RunControl {
+  signal: AbortSignal;
+  progress(update: JobProgress): void;
+}
+
 export interface Executor {
-  replay(job: ClaimedJob): Promise<Replayed>;
+  replay(job: ClaimedJob, control?: RunControl): Promise<Replayed>;
   /** After the job's outcome is stored: drops what it held (its spool file). */
   finished?(job: ClaimedJob): Promise<void>;
   /** One webhook attempt (never throws; see deliver.ts). */
@@ -64,7 +74,7 @@ export class LocalExecutor implements Executor {
     }
   }
 
-  async replay(job: ClaimedJob): Promise<Replayed> {
+  async replay(job: ClaimedJob, control?: RunControl): Promise<Replayed> {
     const headers: Record<string, string> = {
       ...job.request.headers,
       [INTERNAL_HEADER]: this.auth.internalHeader({
@@ -78,10 +88,10 @@ export class LocalExecutor implements Executor {
     if (job.request.spool) {
       const body = await this.spooledBody(job);
       if ('missing' in body) return body.missing;
-      payload = body.stream;
+      payload = control ? countedBody(body.stream as Readable, job.request.spool.size, job.eventId, control) : body.stream;
       headers['content-length'] = String(job.request.spool.size);
     }
-    this.jobContexts.set(job.eventId, jobContext(job.eventId, job.attempts, this.journal));
+    this.jobContexts.set(job.eventId, jobContext(job.eventId, job.attempts, this.journal, control?.signal, control?.progress));
     try {
       const res = await this.app.inject({
         method: job.request.method as any,
@@ -105,4 +115,24 @@ export class LocalExecutor implements Executor {
   deliver(target: DeliveryTarget, timeoutMs: number): Promise<DeliveryOutcome> {
     return deliver(target, { dispatcher: this.dispatcher, timeoutMs });
   }
+}
+
+/**
+ * An upload's body as read from the spool, reporting its bytes as progress (whatever element
+ * writes it: the body flows only as fast as the element takes it), and passing the
+ * `body-chunk` pause point of the cancellation tests.
+ */
+function countedBody(spooled: Readable, size: number, eventId: number, control: RunControl): Readable {
+  control.progress({ bytesTotal: size });
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      control.progress({ bytes: chunk.length });
+      const paused = pausePoint('body-chunk', eventId, control.signal);
+      if (paused) void paused.then(() => done(null, chunk));
+      else done(null, chunk);
+    },
+  });
+  // Either end failing or closing early ends the other: a cancelled write leaves no open file.
+  pipeline(spooled, counter, () => undefined);
+  return counter;
 }

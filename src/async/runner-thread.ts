@@ -45,6 +45,7 @@ export type ToRunnerThread =
   | { type: 'probe'; id: number }
   /** Drains the thread's runner and sender until `deadline` (lifecycle/drain.ts). */
   | { type: 'drain'; deadline: number }
+  | { type: 'cancel'; eventId: number }
   | { type: 'stop' };
 
 /** What the thread's runner did in one event-loop turn (see RunnerWatch). */
@@ -245,6 +246,11 @@ export class RunnerThread {
   /** Look for work now (a redelivery asked for through the API, say). */
   wake(what: 'jobs' | 'notifications' | 'changes'): void {
     if (!this.stopping) this.worker.postMessage({ type: 'wake', what } satisfies ToRunnerThread);
+  }
+
+  /** Stops a cancelled job if the thread's runner runs it (issue 16; its heartbeat checks too). */
+  cancel(eventId: number): void {
+    if (!this.stopping) this.worker.postMessage({ type: 'cancel', eventId } satisfies ToRunnerThread);
   }
 
   /**

@@ -13,6 +13,12 @@
  * accepted on this node is leased to it in the accepting transaction and starts at once, and a
  * finished job's notification goes to the sender in the completing transaction — no claim in
  * between. Claims remain for everything else (a backlog, other nodes' jobs, expired leases).
+ *
+ * Progress and cancellation (issue 16): each running job gets an AbortController and a
+ * ProgressTracker, handed down through its job context. `cancel(eventId)` aborts a job's signal
+ * — called by this node's API, by a NOTIFY from another node's, or by the check each lease
+ * heartbeat makes (`cancelledAmong`); a job that stops because of it ends `cancelled`, one that
+ * finishes before it reaches a safe point ends as it finished.
  */
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
@@ -24,11 +30,14 @@ import { publicUrl } from '../config.js';
 import { GroupCommit } from './accept.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Reservations, SlotCounts } from './reservations.js';
-import type { Executor } from './executor.js';
+import type { Executor, RunControl } from './executor.js';
 import { metrics } from '../observability/metrics.js';
 import type { RunnerProgress } from '../observability/readiness.js';
 import { TRACEPARENT, TRACESTATE } from '../observability/tracing.js';
 import { crashPoint } from '../testing/crash-points.js';
+import { ProgressTracker } from './progress.js';
+import { cancelledOutcome, notificationBody } from './cancel.js';
+import { bulkOutcome, isBulkRequest } from '../bulk/outcome.js';
 
 /** Where finished jobs' notifications go: the node's sender. */
 export interface NotificationSink {
@@ -70,6 +79,10 @@ export class Runner {
   /** Adopted jobs over their instance's limit (see adopt), oldest first; counted as running. */
   private readonly held: ClaimedJob[] = [];
   private heartbeat: NodeJS.Timeout | null = null;
+  /** The stop signals and progress of the jobs running now. */
+  private readonly controls = new Map<number, JobRun>();
+  /** Cancels of jobs that are leased here but not started yet (held, or between claim and run). */
+  private readonly cancelsBeforeStart = new Set<number>();
   private readonly loop: ClaimLoop;
   private readonly completer: GroupCommit<JobOutcome, null>;
   private idle: Promise<void> | null = null;
@@ -259,11 +272,42 @@ export class Runner {
     } catch (e) {
       this.log.error({ err: e }, 'renewing leases failed');
     }
+    await this.checkCancels();
+  }
+
+  /** Stops the job of event `eventId` if it runs here (a cancel: see cancel.ts). */
+  cancel(eventId: number): void {
+    const run = this.controls.get(eventId);
+    if (run) {
+      if (run.cancelled) return;
+      run.cancelled = true;
+      run.abort.abort();
+      this.log.info({ eventId }, 'job cancelled; it stops at its next safe point');
+    } else if (this.running.has(eventId)) {
+      this.cancelsBeforeStart.add(eventId);
+    }
+  }
+
+  /** Asks the store which running jobs were cancelled (anywhere), and stops them. */
+  async checkCancels(): Promise<void> {
+    if (this.running.size === 0) return;
+    try {
+      for (const eventId of await this.store.cancelledAmong([...this.running])) this.cancel(eventId);
+    } catch (e) {
+      this.log.error({ err: e }, 'checking for cancelled jobs failed');
+    }
   }
 
   private async run(job: ClaimedJob): Promise<void> {
+    const run: JobRun = {
+      abort: new AbortController(),
+      cancelled: false,
+      tracker: new ProgressTracker((figures) => this.store.recordProgress(job.eventId, figures)),
+    };
+    this.controls.set(job.eventId, run);
+    if (job.cancelled || this.cancelsBeforeStart.delete(job.eventId)) this.cancel(job.eventId);
     try {
-      const outcome = await this.execute(job);
+      const outcome = await this.execute(job, run);
       if (this.abandoned) return; // released by a drain: another node runs it again
       crashPoint('after-write');
       await this.completer.add(outcome);
@@ -275,6 +319,8 @@ export class Runner {
       this.log.error({ err: e, eventId: job.eventId, traceId }, 'job could not be completed; it will be retried after its lease');
     } finally {
       this.lastProgressAt = Date.now();
+      run.tracker.end();
+      this.controls.delete(job.eventId);
       this.running.delete(job.eventId);
       this.release(job.instanceId);
       this.watch?.finished(job.instanceId);
@@ -299,11 +345,20 @@ export class Runner {
     return instance.elementKey;
   }
 
-  private async execute(job: ClaimedJob): Promise<JobOutcome> {
-    const res = await this.executor.replay(job);
+  private async execute(job: ClaimedJob, run: JobRun): Promise<JobOutcome> {
+    // Cancelled before it started: it never runs.
+    if (run.cancelled) return cancelledOutcome(job.eventId, job.instanceId, [], run.tracker.final(false));
+    const control: RunControl = { signal: run.abort.signal, progress: run.tracker.report };
+    const res = await this.executor.replay(job, control);
     const statusCode = res.statusCode;
     const ok = statusCode >= 200 && statusCode < 300;
     const { contentType, changes } = res;
+    // A bulk job (issue 17) answers its summary in every case; its webhook carries it on top.
+    if (isBulkRequest(job.request)) return bulkOutcome(job, res.statusCode, res.payload, run.cancelled, run.tracker.final(ok));
+    // Stopped by the cancel (a job that finished first ends as it finished).
+    if (!ok && run.cancelled) return cancelledOutcome(job.eventId, job.instanceId, changes, run.tracker.final(false));
+    // Stopped for another reason (a drain): not an outcome — its lease expires and it runs again.
+    if (!ok && run.abort.signal.aborted) throw new Error('the job was stopped before it finished; it runs again after its lease');
     let response: unknown;
     let result: JobOutcome['result'];
     if (ok && MUTATING.has(job.request.method.toUpperCase()) && job.request.url.includes('/hubs/documents/')) {
@@ -325,6 +380,7 @@ export class Runner {
     const execution = ok ? 'completed' : 'failed';
     const traceparent = job.request.headers[TRACEPARENT];
     const tracestate = job.request.headers[TRACESTATE];
+    const progress = run.tracker.final(ok);
     return {
       trace: traceparent ? { traceparent, ...(tracestate ? { tracestate } : {}) } : undefined,
       eventId: job.eventId,
@@ -332,17 +388,18 @@ export class Runner {
       statusCode,
       response,
       result,
-      buildNotification: (notificationId) =>
-        JSON.stringify({
-          eventId: job.eventId,
-          instanceId: job.instanceId,
-          response,
-          notificationId,
-          eventStatus: execution,
-          statusCode,
-        }),
+      progress,
+      buildNotification: (notificationId) => notificationBody(notificationId, job, execution, statusCode, response, progress),
     };
   }
+}
+
+/** One running job's stop signal and progress. */
+interface JobRun {
+  abort: AbortController;
+  /** True once a cancel aborted it (a drain aborts without it: the job runs again elsewhere). */
+  cancelled: boolean;
+  tracker: ProgressTracker;
 }
 
 function parseJson(text: string): unknown {

@@ -9,17 +9,29 @@
  * elements put the event id in the names of their temporary files, so a re-run finds and
  * removes what its crashed predecessor left half-written.
  *
- * Later work plugs in here: cancellation and drain (`signal`), progress (`progress`), and long
- * jobs keeping their lease (`heartbeat`).
+ * Progress and cancellation (issue 16) ride on the same context: the runner gives each running
+ * job an AbortController (aborted by a cancel, or a drain) and a progress tracker
+ * (async/progress.ts); elements report finished files and bytes through `progress`, and check
+ * `signal` at their safe points — between two files, between two parts — through
+ * `throwIfStopped`, cleaning up what they half made before the error goes up.
  */
+import { cancelled } from '../errors.js';
 
-/** A progress report of a long operation (counts so far; totals when known). */
+
+/**
+ * A progress report of a long operation (issue 16). `items` and `bytes` are what was finished
+ * since the last report (increments: elements working on several files at once report each
+ * file as it lands); `itemsTotal` and `bytesTotal` are the totals, reported once known.
+ */
 export interface JobProgress {
-  /** Files (objects) written so far. */
-  files?: number;
+  /** Files (objects) finished since the last report. */
+  items?: number;
+  /** Bytes moved since the last report. */
   bytes?: number;
-  totalFiles?: number;
-  totalBytes?: number;
+  /** How many files the operation will finish in all, once known. */
+  itemsTotal?: number;
+  /** How many bytes the operation will move in all, once known. */
+  bytesTotal?: number;
 }
 
 /** The job's entries in the store's per-event journal (store.ts JobJournalStore). */
@@ -67,15 +79,29 @@ export function jobContext(
   attempts: number,
   store: { journalGet(eventId: number, key: string): Promise<string | null>; journalPut(eventId: number, key: string, value: string): Promise<void> },
   signal: AbortSignal = NEVER,
+  progress: (update: JobProgress) => void = () => undefined,
 ): JobContext {
   return {
     eventId,
     rerun: attempts > 0,
     journal: { get: (key) => store.journalGet(eventId, key), put: (key, value) => store.journalPut(eventId, key, value) },
     signal,
-    progress: () => undefined,
+    progress,
     heartbeat: () => undefined,
   };
+}
+
+/**
+ * A safe point: throws the `cancelled` error when the job's signal is aborted (a cancel or a
+ * drain), so the element stops here — after cleaning up what it half made, in its own catch.
+ */
+export function throwIfStopped(job: JobContext | undefined): void {
+  if (job?.signal.aborted) throw cancelled();
+}
+
+/** Whether `job` has been told to stop (a cancel or a drain). */
+export function stopped(job: JobContext | undefined): boolean {
+  return job?.signal.aborted === true;
 }
 
 /**

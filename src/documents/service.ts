@@ -16,13 +16,16 @@
  * and reports the same `changes` an uncrashed run would (a delete journals the objects it is
  * about to remove, since a re-run can no longer see them). Only what someone else put there
  * is refused.
+ *
+ * Cancellation (issue 16): the job context's signal stops an operation at the element's next
+ * safe point; a copy stopped that way reports, in `changes`, the objects it had finished.
  */
 import type { Readable } from 'node:stream';
 import type { Element, Entry } from '../elements/element.js';
-import { conflict, invalid, notFound } from '../errors.js';
+import { conflict, invalid, isFerryError, notFound } from '../errors.js';
 import type { TagStore } from '../store/store.js';
 import { crashPoint } from '../testing/crash-points.js';
-import { SYNC_JOB, type JobContext } from './job.js';
+import { SYNC_JOB, throwIfStopped, type JobContext } from './job.js';
 import { decodeCursor, encodeCursor } from '../store/cursor.js';
 import { parseOrderBy, parseWhere } from './ceql.js';
 import { mimeType } from './mime.js';
@@ -179,6 +182,7 @@ export class DocumentsService {
       throw conflict(`A file already exists at ${path}; pass overwrite=true to replace it`);
     }
     await this.requireParentNotFile(path);
+    throwIfStopped(this.job);
     if (!mine) await this.intend(key);
     const entry = await this.element.write(path, body, { contentType: options.contentType, job: this.job, resume: mine });
     if (options.tags !== undefined) await this.tags.setTags(this.instanceId, path, options.tags);
@@ -254,11 +258,18 @@ export class DocumentsService {
     const mine = (await this.ownIntent(key)) !== null;
     return exclusive(this.instanceId, actualPath, async () => {
       // A re-run's destination is its own half-finished copy: completed, not cleared or refused.
+      throwIfStopped(this.job);
       if (!mine) {
         await this.clearDestination(actualPath, options.overwrite);
         await this.intend(key, { from });
       }
-      await this.element.copy(from, actualPath, { job: this.job, resume: mine });
+      try {
+        await this.element.copy(from, actualPath, { job: this.job, resume: mine });
+      } catch (e) {
+        // Cancelled mid-way (issue 16): what the copy finished stays, and is what it reports.
+        if (isFerryError(e, 'cancelled') && (await this.element.stat(actualPath))) await this.recordTree(requestedPath, actualPath);
+        throw e;
+      }
       await this.tags.copyTags(this.instanceId, from, actualPath);
       if (options.tags !== undefined) await this.tags.setTags(this.instanceId, actualPath, options.tags);
       return this.recordTree(requestedPath, actualPath);
@@ -362,6 +373,16 @@ export class DocumentsService {
       found.push(e);
     }
     return this.page(found, options);
+  }
+
+  /** Every object under `path`, streamed in the element's order (bulk exports, issue 17). */
+  walk(path: string): AsyncIterable<Entry> {
+    return this.descendants(path);
+  }
+
+  /** Entries shaped as objects, with their tags in one lookup (bulk exports, issue 17). */
+  presentMany(entries: Entry[]): Promise<DocumentObject[]> {
+    return this.presentAll(entries, true);
   }
 
   /** Shapes entries as objects, with tags. */

@@ -3,6 +3,7 @@
  * Cross-cutting behaviour lives here — request ids, CORS, the error mapping, the OpenAPI
  * document — and each group of routes is a plugin in routes/.
  */
+import { bulkRoutes } from '../bulk/routes.js';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -82,6 +83,8 @@ export interface Services {
   wakeSender?: () => void;
   /** Probes and metrics (observability/routes.ts); absent on a runner thread's app. */
   operations?: NodeOperations;
+  /** Stops a cancelled job if this node's runner (or runner thread) runs it (async/cancel.ts). */
+  cancelJob?: (eventId: number) => void;
 }
 
 declare module 'fastify' {
@@ -288,6 +291,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       await api.register(instanceRoutes, { services });
       await api.register(eventRoutes, { services });
       await api.register(documentRoutes, { services });
+      await api.register(bulkRoutes, { services });
       await api.register(linkRoutes, { services });
       await api.register(discoveryRoutes, { services });
     },

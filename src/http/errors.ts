@@ -20,6 +20,8 @@ const STATUS: Record<ErrorKind, number> = {
   unavailable: 503,
   backend: 502,
   backend_timeout: 504,
+  // A replayed job stopped by a cancel: the webhook says `cancelled`, this code is its statusCode.
+  cancelled: 409,
 };
 
 export interface ErrorBody {

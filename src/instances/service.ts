@@ -161,6 +161,11 @@ export class InstanceService {
     await this.onStored(null, id);
   }
 
+  /** A key for another purpose (bulk results at rest), derived from the master key. */
+  derivedKey(label: string): Buffer {
+    return this.masterKey.derive(label);
+  }
+
   /** The live backend of an instance, created on first use and rebuilt after a change. */
   element(instance: Instance): Element {
     const version = instance.updatedDate.getTime();

@@ -5,7 +5,8 @@
  * Glossary
  * - event: one accepted asynchronous request, from acceptance to its delivered notification.
  *   Its `status` is the platform's (DISPATCHED → CONSUMED → NOTIFIED); its `execution` is
- *   Ferry's detail (dispatched → running → completed | failed).
+ *   Ferry's detail (dispatched → running → completed | failed; a cancel makes a running job
+ *   `cancelling` until it stops, and any unfinished job `cancelled`: EXECUTION_TRANSITIONS).
  * - job: the runnable part of an event, leased by one runner at a time. A job row exists only
  *   while the event waits or runs; completion deletes it in the same transaction that stores
  *   the outcome and creates the notification, so a crash leaves either the job or the outcome.
@@ -14,6 +15,8 @@
  * - subscription: one callback URL of an organization; deactivated when retries run out, so
  *   later notifications queue until it is reactivated.
  */
+
+import type { StoredProgress } from '../async/progress.js';
 
 /** The request as the runner will replay it: never an Authorization header or other secret. */
 export interface CapturedRequest {
@@ -81,9 +84,53 @@ export interface ClaimedJob {
   body: Buffer | null;
   /** How many times this job was claimed before (takeovers after a lease expired). */
   attempts: number;
+  /**
+   * Its event was cancelled while the job was not running (a cancel answered while its runner
+   * died, say): the runner completes it as cancelled without running it.
+   */
+  cancelled?: boolean;
 }
 
-export type ExecutionState = 'dispatched' | 'running' | 'completed' | 'failed';
+export type ExecutionState = 'dispatched' | 'running' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
+
+/**
+ * The execution state machine, as data: from each state, the states an event may go to. A
+ * cancel takes a waiting event straight to `cancelled` (it never runs) and a running one to
+ * `cancelling` until its job stops at a safe point; a job that finishes before it reaches one
+ * ends `completed` (or `failed`) all the same. The last three states are final.
+ */
+export const EXECUTION_TRANSITIONS: Readonly<Record<ExecutionState, readonly ExecutionState[]>> = {
+  dispatched: ['running', 'cancelled'],
+  running: ['completed', 'failed', 'cancelling', 'cancelled'],
+  cancelling: ['cancelled', 'completed', 'failed'],
+  completed: [],
+  failed: [],
+  cancelled: [],
+};
+
+/** Whether an event may go from `from` to `to` (EXECUTION_TRANSITIONS). */
+export function canTransition(from: ExecutionState, to: ExecutionState): boolean {
+  return EXECUTION_TRANSITIONS[from]?.includes(to) ?? false;
+}
+
+/** Whether `state` is final (nothing follows it). */
+export function isFinal(state: ExecutionState): boolean {
+  return EXECUTION_TRANSITIONS[state]?.length === 0;
+}
+
+/**
+ * Whether a cancel changes an event in `state`: not once it is final, nor while it is already
+ * `cancelling` (a second cancel answers the event unchanged).
+ */
+export function cancellable(state: ExecutionState): boolean {
+  return canTransition(state, 'cancelled') && state !== 'cancelling';
+}
+
+/** What a cancel found and left: the execution state before and after it. */
+export interface CancelAnswer {
+  before: ExecutionState;
+  after: ExecutionState;
+}
 export type EventStatus = 'DISPATCHED' | 'CONSUMED' | 'NOTIFIED';
 export type NotificationStatus = 'created' | 'delivered' | 'retry' | 'queued';
 
@@ -96,13 +143,15 @@ export interface StoredResult {
 
 export interface JobOutcome {
   eventId: number;
-  execution: 'completed' | 'failed';
+  execution: 'completed' | 'failed' | 'cancelled';
   statusCode: number;
   /** The notification's JSON body, complete (the store assigns nothing in it but notificationId). */
   buildNotification: (notificationId: number) => string;
   /** The `response` shown by the events API. */
   response: unknown;
   result?: StoredResult;
+  /** The job's final progress figures (async/progress.ts), null when it reported none. */
+  progress?: StoredProgress | null;
   /** When true the notification is created as queued (account failure policy, or subscription inactive). */
   queue?: boolean;
   /** The event's W3C trace context, kept with its notification so the webhook continues it. */
@@ -161,6 +210,8 @@ export interface EventRecord {
   startedDate: Date | null;
   finishedDate: Date | null;
   response: unknown;
+  /** What the job reported finishing so far (async/progress.ts); null when nothing yet. */
+  progress: StoredProgress | null;
   notification: {
     id: number;
     status: NotificationStatus;
@@ -222,6 +273,21 @@ export interface AsyncStore {
   claimJobs(owner: string, limit: number, leaseMs: number, perInstance: number): Promise<ClaimedJob[]>;
   /** Extends the leases `owner` holds on these jobs. */
   renewLeases(owner: string, eventIds: number[], leaseMs: number): Promise<void>;
+  /**
+   * Of these running jobs' events, those cancelled (`cancelling` or `cancelled`): the runner asks
+   * at each lease heartbeat, so a cancel reaches a job whatever node or thread runs it.
+   */
+  cancelledAmong(eventIds: number[]): Promise<number[]>;
+  /** Stores a running job's progress figures (written at most every 500 ms per job). */
+  recordProgress(eventId: number, progress: StoredProgress): Promise<void>;
+  /**
+   * Cancels the organization's event `eventId`, in one transaction, or answers null when it has
+   * no such event. A job not leased to a live runner is deleted and completed at once with
+   * `pending(instanceId)` (it never runs); a running one's event becomes `cancelling` (its runner
+   * stops it: see cancelledAmong, and the PostgreSQL store's cancel channel); a finished or
+   * already cancelled event is left as it is.
+   */
+  cancelEvent(organizationId: number, eventId: number, pending: (instanceId: number) => JobOutcome): Promise<CancelAnswer | null>;
   /** Releases every lease (single-process stores at start: the previous process is gone). */
   releaseAllLeases(): Promise<number>;
   /**

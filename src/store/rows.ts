@@ -5,6 +5,7 @@
  */
 import type { AcceptInput, ClaimedJob, DeliveryListing, DueNotification, EventRecord, Page } from './async.js';
 import { encodeCursor } from './cursor.js';
+import { parseProgress } from '../async/progress.js';
 import type { Instance, Organization, RetiredSignatureKey, User } from './store.js';
 
 export type Row = Record<string, any>;
@@ -65,6 +66,7 @@ export function toEvent(r: Row, n: Row | undefined, deliveries: Row[]): EventRec
     startedDate: dateOrNull(r.started_at),
     finishedDate: dateOrNull(r.finished_at),
     response: r.response == null ? null : JSON.parse(r.response),
+    progress: parseProgress(r.progress),
     notification: n
       ? { id: n.id, status: n.status, body: n.body, attempts: n.attempts, nextAttemptDate: dateOrNull(n.due_at) }
       : null,

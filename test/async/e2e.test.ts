@@ -129,9 +129,9 @@ describe('the documented asynchronous folder copy', () => {
     const eventId = await dispatched(res);
     const hook = await hookOf(eventId);
 
-    // The body, exactly in the documented shape.
+    // The body, exactly in the documented shape (plus Ferry's `progress`, issue 16).
     const body = hook.body;
-    assert.deepEqual(Object.keys(body).sort(), ['eventId', 'eventStatus', 'instanceId', 'notificationId', 'response', 'statusCode']);
+    assert.deepEqual(Object.keys(body).sort(), ['eventId', 'eventStatus', 'instanceId', 'notificationId', 'progress', 'response', 'statusCode']);
     assert.equal(body.eventId, eventId);
     assert.equal(body.instanceId, inst.id);
     assert.equal(body.eventStatus, 'completed');

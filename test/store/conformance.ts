@@ -418,6 +418,7 @@ export function runStoreConformance(
           startedDate: null,
           finishedDate: null,
           response: null,
+          progress: null,
           notification: null,
           deliveries: [],
         },
@@ -1130,6 +1131,65 @@ export function runStoreConformance(
       const second = await store.listEvents(t.org.id, { status: 'DISPATCHED', limit: 1, cursor: first.next! });
       assert.deepEqual([...first.items, ...second.items].map((e) => e.id), [...dispatched].reverse());
       assert.equal(second.next, null);
+    });
+
+    // ---- progress and cancellation (issue 16) --------------------------------------------------
+
+    const cancelled = (id: number) => outcome(id, { execution: 'cancelled', statusCode: 409, response: { events: [] } });
+
+    test('cancelEvent: a waiting job is completed as cancelled at once, with its notification, and never claimed', async (store) => {
+      const t = await tenant(store);
+      const [id] = await accept(store, t);
+      const answer = await store.cancelEvent(t.org.id, id, () => cancelled(id));
+      assert.deepEqual(answer, { before: 'dispatched', after: 'cancelled' });
+      assert.deepEqual(await store.claimJobs('r', 10, LONG, 10), [], 'nothing left to run');
+      const ev = await store.getEvent(t.org.id, id);
+      assert.equal(ev?.execution, 'cancelled');
+      assert.equal(ev?.status, 'CONSUMED');
+      assert.equal(ev?.statusCode, 409);
+      assert.equal(ev?.notification?.status, 'created');
+      assert.equal((await store.claimNotifications('s', 10, LONG)).length, 1, 'its webhook is due');
+      assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'cancelled', after: 'cancelled' }, 'a second cancel changes nothing');
+    });
+
+    test("cancelEvent: a running job's event becomes cancelling; cancelledAmong finds it; a takeover claims it flagged cancelled", async (store) => {
+      const t = await tenant(store);
+      const [id, other] = await accept(store, t, 2);
+      await store.claimJobs('dying-runner', 10, 200, 10);
+      assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'running', after: 'cancelling' });
+      assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'cancelling', after: 'cancelling' });
+      assert.equal((await store.getEvent(t.org.id, id))?.execution, 'cancelling');
+      assert.deepEqual(await store.cancelledAmong([id, other]), [id]);
+      assert.deepEqual(await store.cancelledAmong([]), []);
+      await sleep(300);
+      const taken = await store.claimJobs('runner-2', 10, LONG, 10);
+      assert.deepEqual(taken.map((j) => [j.eventId, j.cancelled === true]).sort(), [[id, true], [other, false]]);
+      await store.completeJobs('runner-2', [cancelled(id)]);
+      assert.equal((await store.getEvent(t.org.id, id))?.execution, 'cancelled');
+    });
+
+    test('cancelEvent: a finished event is left as it is; another organization’s or an unknown one is null', async (store) => {
+      const t = await tenant(store);
+      const stranger = await tenant(store, 'b');
+      const id = await finished(store, t);
+      assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'completed', after: 'completed' });
+      assert.equal((await store.getEvent(t.org.id, id))?.execution, 'completed');
+      assert.equal(await store.cancelEvent(stranger.org.id, id, () => cancelled(id)), null);
+      assert.equal(await store.cancelEvent(t.org.id, 987_654, () => cancelled(987_654)), null);
+    });
+
+    test('recordProgress: stored while the job runs, shown with the event, replaced by the outcome’s figures', async (store) => {
+      const t = await tenant(store);
+      const [id] = await accept(store, t);
+      assert.equal((await store.getEvent(t.org.id, id))?.progress, null);
+      await store.claimJobs('r', 10, LONG, 10);
+      await store.recordProgress(id, { itemsDone: 3, itemsTotal: 10, bytesDone: 300, bytesTotal: null });
+      assert.deepEqual((await store.getEvent(t.org.id, id))?.progress, { itemsDone: 3, itemsTotal: 10, bytesDone: 300, bytesTotal: null });
+      const final = { itemsDone: 10, itemsTotal: 10, bytesDone: 1000, bytesTotal: 1000 };
+      await store.completeJobs('r', [outcome(id, { progress: final })]);
+      assert.deepEqual((await store.getEvent(t.org.id, id))?.progress, final);
+      await store.recordProgress(id, { itemsDone: 4, itemsTotal: 10, bytesDone: 400, bytesTotal: null });
+      assert.deepEqual((await store.getEvent(t.org.id, id))?.progress, final, 'a late progress write does not touch a finished event');
     });
 
     test('asyncCounts: jobs, events and pending notifications', async (store) => {

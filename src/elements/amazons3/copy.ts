@@ -13,6 +13,7 @@ import {
   type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { cancelled } from '../../errors.js';
 import { forEachBounded } from './concurrency.js';
 import { copySource } from './keys.js';
 
@@ -58,6 +59,8 @@ export async function copyObject(
   sourceKey: string,
   targetKey: string,
   size: number,
+  /** A job's stop signal: a multipart copy stops between two parts (and is aborted). */
+  signal?: AbortSignal,
 ): Promise<void> {
   if (size <= MAX_SINGLE_COPY_BYTES) {
     await client.send(
@@ -65,7 +68,7 @@ export async function copyObject(
     );
     return;
   }
-  await multipartCopy(client, bucket, sourceKey, targetKey, size);
+  await multipartCopy(client, bucket, sourceKey, targetKey, size, signal);
 }
 
 async function multipartCopy(
@@ -74,6 +77,7 @@ async function multipartCopy(
   sourceKey: string,
   targetKey: string,
   size: number,
+  signal?: AbortSignal,
 ): Promise<void> {
   // CopyObject keeps type and user metadata by itself; a multipart copy must restate them.
   const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: sourceKey }));
@@ -91,6 +95,7 @@ async function multipartCopy(
   const completed: CompletedPart[] = [];
   try {
     await forEachBounded(copyParts(size), PART_CONCURRENCY, async (part) => {
+      if (signal?.aborted) throw cancelled();
       const result = await client.send(
         new UploadPartCopyCommand({
           Bucket: bucket,

@@ -29,10 +29,11 @@ import {
   type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { backendFailed, conflict, invalid, isFerryError, notFound } from '../../errors.js';
+import { backendFailed, cancelled, conflict, invalid, isFerryError, notFound } from '../../errors.js';
 import type { BackendAccount, Element, Entry, Revision, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
-import type { JobContext } from '../../documents/job.js';
+import { throwIfStopped, type JobContext } from '../../documents/job.js';
 import { crashPoint } from '../../testing/crash-points.js';
+import { pausePoint } from '../../testing/pause-points.js';
 import { forEachBounded } from './concurrency.js';
 import { copyObject } from './copy.js';
 import { mapS3Error } from './errors.js';
@@ -68,6 +69,7 @@ export class S3Element implements Element {
     try {
       return await run();
     } catch (error) {
+      if (isFerryError(error, 'cancelled')) throw error;
       throw mapS3Error(error, {
         operation,
         path,
@@ -224,37 +226,64 @@ export class S3Element implements Element {
    * The client an upload uses: for a job, one that journals the id of every multipart upload it
    * starts (before any part is sent), so a re-run can abort it.
    */
-  private uploadClient(job: JobContext | undefined, key: string): S3Client {
+  private uploadClient(job: JobContext | undefined, key: string, sent: SentRequests): S3Client {
     const journal = job?.journal;
     if (!journal) return this.client;
     const client = this.client;
     return new Proxy(client, {
       get(target, property, receiver) {
         if (property !== 'send') return Reflect.get(target, property, receiver);
-        return async (command: any, ...rest: any[]) => {
-          const output: any = await (client as any).send(command, ...rest);
-          if (command instanceof CreateMultipartUploadCommand && output?.UploadId) {
-            await journal.put(S3Element.multipartKey(key), output.UploadId);
-          }
-          return output;
+        return (command: any, ...rest: any[]) => {
+          const request = (async () => {
+            const output: any = await (client as any).send(command, ...rest);
+            if (command instanceof CreateMultipartUploadCommand && output?.UploadId) {
+              sent.uploadId = output.UploadId;
+              await journal.put(S3Element.multipartKey(key), output.UploadId);
+            }
+            return output;
+          })();
+          sent.inFlight.add(request);
+          void request.catch(() => undefined).finally(() => sent.inFlight.delete(request));
+          return request;
         };
       },
     });
   }
 
+  /**
+   * After a cancelled upload (issue 16): waits for the requests it still had in flight, then
+   * aborts its multipart upload, if it started one, so no part stays stored (and billed).
+   */
+  private async abandonUpload(sent: SentRequests, key: string): Promise<void> {
+    while (sent.inFlight.size > 0) await Promise.allSettled([...sent.inFlight]);
+    if (!sent.uploadId) return;
+    await this.client
+      .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: sent.uploadId }))
+      .catch(() => undefined); // aborted already (by the SDK's own clean-up), or the server refuses
+  }
+
   async write(path: string, body: Readable, options: WriteOptions = {}): Promise<Entry> {
     if (options.resume) await this.abortStaleUpload(options.job, keyOf(path), path);
+    const sent: SentRequests = { inFlight: new Set() };
     const upload = new Upload({
-      client: this.uploadClient(options.job, keyOf(path)),
+      client: this.uploadClient(options.job, keyOf(path), sent),
       params: { Bucket: this.bucket, Key: keyOf(path), Body: body, ContentType: options.contentType },
       partSize: UPLOAD_PART_BYTES,
       queueSize: UPLOAD_QUEUE,
       leavePartsOnError: false,
     });
     upload.on('httpUploadProgress', () => crashPoint('part-uploaded'));
+    // A job's cancel stops the upload between two parts, and its multipart upload is aborted.
+    const signal = options.job?.signal;
+    const stop = () => void upload.abort();
+    signal?.addEventListener('abort', stop, { once: true });
     try {
       await upload.done();
     } catch (error) {
+      if (signal?.aborted) {
+        await this.abandonUpload(sent, keyOf(path));
+        throw cancelled();
+      }
       // A failing source stream (client went away, size limit) is not the backend's fault.
       if (body.errored) throw body.errored;
       throw mapS3Error(error, {
@@ -264,6 +293,9 @@ export class S3Element implements Element {
         timeoutMs: this.timeoutMs,
         secrets: [this.settings.secretKey],
       });
+    }
+    finally {
+      signal?.removeEventListener('abort', stop);
     }
     const written = await this.head(keyOf(path), path);
     if (written === null) throw backendFailed(`S3 accepted '${path}' but does not show it afterwards.`);
@@ -297,10 +329,12 @@ export class S3Element implements Element {
     if (file) {
       // An object appears only whole: one there already is a resumed run's complete copy.
       if (options.resume && (await this.head(keyOf(to), to))) return;
-      await this.call('copy', from, () => copyObject(this.client, this.bucket, keyOf(from), keyOf(to), file.size));
+      await this.call('copy', from, () => copyObject(this.client, this.bucket, keyOf(from), keyOf(to), file.size, options.job?.signal));
       crashPoint('file-placed');
+      options.job?.progress({ items: 1, bytes: file.size });
       return;
     }
+    const job = options.job;
     const source = prefixOf(from);
     const target = prefixOf(to);
     // A re-run skips what its crashed run copied (each object there is complete).
@@ -312,8 +346,12 @@ export class S3Element implements Element {
       copied += 1;
       const destination = target + key.slice(source.length);
       if (done.has(destination)) return;
-      await this.call('copy', from, () => copyObject(this.client, this.bucket, key, destination, object.Size ?? 0));
+      // The safe point between two objects (issue 16): objects copied so far stay.
+      if (job) await pausePoint('copy-file', job.eventId, job.signal);
+      throwIfStopped(job);
+      await this.call('copy', from, () => copyObject(this.client, this.bucket, key, destination, object.Size ?? 0, job?.signal));
       crashPoint('file-placed');
+      job?.progress({ items: 1, bytes: object.Size ?? 0 });
     });
     if (copied === 0) throw notFound(`Nothing exists at '${from}'.`);
   }
@@ -345,4 +383,10 @@ export class S3Element implements Element {
   async close(): Promise<void> {
     this.client.destroy();
   }
+}
+
+/** What an upload's client sent (see uploadClient): its multipart upload id, and requests still running. */
+interface SentRequests {
+  uploadId?: string;
+  inFlight: Set<Promise<unknown>>;
 }

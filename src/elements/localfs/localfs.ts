@@ -18,7 +18,7 @@ import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, rename, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { invalid, notFound, conflict } from '../../errors.js';
+import { cancelled, invalid, isFerryError, notFound, conflict } from '../../errors.js';
 import { removeEmptyFolders, type Element, type Entry, type StorageInfo, type TransferOptions, type WriteOptions } from '../element.js';
 import { UploadFolders, type UploadLease } from '../upload-folders.js';
 import { tempTag } from '../../documents/job.js';
@@ -189,7 +189,8 @@ export class LocalFsElement implements Element {
     out.once('error', (e) => (diskError = e));
     let piped = false;
     try {
-      await pipeline(body, out);
+      // A job's signal stops the write between two chunks (issue 16); the temp file goes below.
+      await (options.job ? pipeline(body, out, { signal: options.job.signal }) : pipeline(body, out));
       piped = true;
       const stats = await lstat(temp);
       crashPoint('temp-filled');
@@ -197,6 +198,7 @@ export class LocalFsElement implements Element {
       return entry(p, stats);
     } catch (e) {
       await unlink(temp).catch(() => undefined);
+      if (options.job?.signal.aborted) throw cancelled();
       // A failure of the client's body (aborted upload, size limit) is not a disk failure:
       // it goes up unchanged.
       if (!piped && diskError === undefined) throw e;
@@ -298,9 +300,11 @@ export class LocalFsElement implements Element {
     const tag = tempTag(options.job);
     if (options.resume) await removeOwnTemps(target.slice(0, target.lastIndexOf('/')), tag);
     try {
-      if (stats.isDirectory()) await copyTreeOffThread(source, target, { resume: present, tag });
-      else if (!present) await copyFileOffThread(source, target, tag);
+      if (stats.isDirectory()) await copyTreeOffThread(source, target, { resume: present, tag, job: options.job });
+      else if (!present) await copyFileOffThread(source, target, tag, options.job);
     } catch (e) {
+      // Cancelled (issue 16): the files it placed are whole, and stay; nothing half-made is left.
+      if (isFerryError(e, 'cancelled')) throw e;
       // Leave nothing half-copied behind — but a target that already existed (another writer
       // got there first) is theirs, not ours to delete. A folder copy has stopped writing into
       // the target when it rejects, and tells whether the target was taken (an EEXIST deeper

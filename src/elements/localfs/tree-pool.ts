@@ -13,7 +13,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { backendFailed } from '../../errors.js';
+import { backendFailed, cancelled } from '../../errors.js';
+import type { JobContext } from '../../documents/job.js';
+import { pausePoint } from '../../testing/pause-points.js';
 import type { TreeRow } from './tree.js';
 import type { TreeReply, TreeRequest } from './tree-worker.js';
 
@@ -137,8 +139,9 @@ export async function* readTreeOffThread(root: string, recursive: boolean): Asyn
  * Copies one regular file `source` to `target` (absolute host paths, already confined by the
  * caller; `target` must not exist) on a worker, with the same no-follow copy as a folder's files.
  */
-export async function copyFileOffThread(source: string, target: string, tag = ''): Promise<void> {
-  await leastBusy().run({ op: 'copyFile', source, target, tag });
+export async function copyFileOffThread(source: string, target: string, tag = '', job?: JobContext): Promise<void> {
+  const reply = await leastBusy().run({ op: 'copyFile', source, target, tag });
+  job?.progress({ items: 1, bytes: reply.bytes ?? 0 });
 }
 
 /**
@@ -147,10 +150,21 @@ export async function copyFileOffThread(source: string, target: string, tag = ''
  * crashed run of the job tagged `tag`, which is completed) across the pool. On failure it waits until no job is
  * running any more, then rejects with a TreeError carrying the errno `code` of the (first)
  * failure and `targetTaken`.
+ *
+ * With a `job` (issue 16): each batch's files and bytes are reported as progress, and the file
+ * total once every folder has been read; the job's signal is checked before each batch is
+ * handed out (the safe point: batches in flight finish, and every file they place is whole),
+ * and an aborted job rejects with the `cancelled` error once nothing runs any more.
  */
-export function copyTreeOffThread(from: string, to: string, options: { resume?: boolean; tag?: string } = {}): Promise<void> {
+export function copyTreeOffThread(from: string, to: string, options: { resume?: boolean; tag?: string; job?: JobContext } = {}): Promise<void> {
   const resume = options.resume === true;
   const tag = options.tag ?? '';
+  const job = options.job;
+  /** Files found so far (copied with their folder, or queued), and folder reads running. */
+  let found = 0;
+  let reading = 0;
+  /** A pause point of the tests holds the next batch back. */
+  let holding = false;
   warmTreePool();
   const folders = [{ from, to }];
   const batches: Array<{ from: string; to: string; names: string[] }> = [];
@@ -170,35 +184,59 @@ export function copyTreeOffThread(from: string, to: string, options: { resume?: 
           pump();
         });
     };
-    const startFolder = (folder: { from: string; to: string }) =>
-      leastBusy()
+    const copied = (reply: TreeReply) => {
+      if (job && reply.copied) job.progress({ items: reply.copied, bytes: reply.bytes ?? 0 });
+    };
+    const startFolder = (folder: { from: string; to: string }) => {
+      reading++;
+      return leastBusy()
         .run({ op: 'startCopy', ...folder, copyUpTo: FILES_AT_START, resume, tag })
-        .then(({ folders: subfolders = [], files = [] }) => {
+        .then((reply) => {
+          const { folders: subfolders = [], files = [] } = reply;
           for (const name of subfolders) folders.push({ from: `${folder.from}/${name}`, to: `${folder.to}/${name}` });
           for (let i = 0; i < files.length; i += FILES_PER_JOB) {
             batches.push({ ...folder, names: files.slice(i, i + FILES_PER_JOB) });
           }
           queuedFiles += files.length;
+          found += files.length + (reply.copied ?? 0);
+          copied(reply);
         })
         .catch((e: unknown) => {
           if (folder.to === to && (e as Partial<TreeError>).code === 'EEXIST') targetTaken = true;
           throw e;
+        })
+        .finally(() => {
+          // The last folder read: every file to copy is known.
+          if (--reading === 0 && folders.length === 0 && failure === undefined) job?.progress({ itemsTotal: found });
         });
+    };
     const copyBatch = (batch: { from: string; to: string; names: string[] }) => {
       queuedFiles -= batch.names.length;
       return leastBusy()
         .run({ op: 'copyFiles', ...batch, tag })
-        .then(() => undefined);
+        .then(copied);
     };
     const pump = () => {
-      while (failure === undefined && running < SIZE * IN_FLIGHT_PER_WORKER) {
+      // The safe point: nothing more is handed out once the job is told to stop.
+      if (job?.signal.aborted) failure ??= cancelled();
+      while (failure === undefined && !holding && running < SIZE * IN_FLIGHT_PER_WORKER) {
         // Folders first (depth first), so every worker soon has files to copy — unless enough
         // file names wait already.
         if (folders.length > 0 && (queuedFiles < MAX_QUEUED_FILES || batches.length === 0)) settle(startFolder(folders.pop()!));
-        else if (batches.length > 0) settle(copyBatch(batches.pop()!));
-        else break;
+        else if (batches.length > 0) {
+          const held = job && pausePoint('copy-batch', job.eventId, job.signal);
+          if (held) {
+            holding = true;
+            void held.then(() => {
+              holding = false;
+              pump();
+            });
+            break;
+          }
+          settle(copyBatch(batches.pop()!));
+        } else break;
       }
-      if (running > 0) return;
+      if (running > 0 || holding) return;
       if (failure === undefined) resolve();
       else reject(Object.assign(failure as object, { targetTaken }));
     };

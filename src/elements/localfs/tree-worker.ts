@@ -26,6 +26,9 @@ export interface TreeReply {
   /** startCopy: what is left to copy into the new folder. */
   folders?: string[];
   files?: string[];
+  /** startCopy/copyFiles/copyFile: files and bytes copied by this request (progress). */
+  copied?: number;
+  bytes?: number;
   /** read/more: the next rows; `done` once the reader is finished (and forgotten). */
   rows?: TreeRow[];
   done?: boolean;
@@ -40,15 +43,17 @@ function handle(request: TreeRequest): TreeReply | null {
       const { folders, files } = startFolderCopySync(request.from, request.to, request.resume, request.tag);
       // A few files are copied at once: a message per small folder would cost more.
       if (files.length > request.copyUpTo) return { id: request.id, folders, files };
-      copyFilesSync(request.from, request.to, files, request.tag);
-      return { id: request.id, folders, files: [] };
+      const bytes = copyFilesSync(request.from, request.to, files, request.tag);
+      return { id: request.id, folders, files: [], copied: files.length, bytes };
     }
-    case 'copyFiles':
-      copyFilesSync(request.from, request.to, request.names, request.tag);
-      return { id: request.id };
-    case 'copyFile':
-      copyRegularFileSync(request.source, request.target, request.tag);
-      return { id: request.id };
+    case 'copyFiles': {
+      const bytes = copyFilesSync(request.from, request.to, request.names, request.tag);
+      return { id: request.id, copied: request.names.length, bytes };
+    }
+    case 'copyFile': {
+      const bytes = copyRegularFileSync(request.source, request.target, request.tag);
+      return { id: request.id, copied: 1, bytes };
+    }
     case 'read':
     case 'more': {
       let reader = readers.get(request.reader);

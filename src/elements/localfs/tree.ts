@@ -225,15 +225,17 @@ export function startFolderCopySync(from: string, to: string, resume = false, ta
 
 /**
  * Second step: copies the files `names` of folder `from` into the existing folder `to`. Files
- * keep their permission bits; dates are new, as with `cp -r`.
+ * keep their permission bits; dates are new, as with `cp -r`. Returns the bytes copied.
  */
-export function copyFilesSync(from: string, to: string, names: string[], tag = ''): void {
+export function copyFilesSync(from: string, to: string, names: string[], tag = ''): number {
+  let bytes = 0;
   withFolders([from, to], ([source, target]) => {
     for (const name of names) {
       checkPathLength(`${to}/${name}`);
-      copyRegularFileSync(`${source}/${name}`, `${target}/${name}`, tag);
+      bytes += copyRegularFileSync(`${source}/${name}`, `${target}/${name}`, tag);
     }
   });
+  return bytes;
 }
 
 /** Whether this system has /proc/self/fd (Linux): then copies read what an fd holds. */
@@ -298,15 +300,15 @@ function withFolders<T>(paths: string[], fn: (opened: string[]) => T): T {
  * beside the target (created with O_EXCL, which never follows a link), renamed over `target`
  * once complete: no torn file ever has the target's name (issue 25).
  */
-export function copyRegularFileSync(source: string, target: string, tag = ''): void {
+export function copyRegularFileSync(source: string, target: string, tag = ''): number {
   const viaFd = (p: string) => p.startsWith('/proc/self/fd/');
   if (PROC_FD && !viaFd(target)) {
     const parent = parentOf(target);
-    withFolders([parent], ([opened]) => copyRegularFileSync(source, `${opened}${target.slice(parent.length)}`, tag));
-    return;
+    return withFolders([parent], ([opened]) => copyRegularFileSync(source, `${opened}${target.slice(parent.length)}`, tag));
   }
   // Copied under a temp name beside the target, then renamed: never a torn file at `target`.
   const temp = `${target.slice(0, target.lastIndexOf('/'))}/${tempName(tag)}`;
+  let size = 0;
   try {
     if (!PROC_FD) {
       copyFileSync(source, temp, COPY_FLAGS);
@@ -314,7 +316,9 @@ export function copyRegularFileSync(source: string, target: string, tag = ''): v
       const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
       try {
         if (!viaFd(source) && readlinkSync(`/proc/self/fd/${fd}`) !== source) throw linkOnTheWay(source);
-        if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
+        const stats = fstatSync(fd);
+        if (!stats.isFile()) throw Object.assign(new Error(`${source} is not a regular file`), { code: 'EINVAL' });
+        size = stats.size;
         copyFileSync(`/proc/self/fd/${fd}`, temp, COPY_FLAGS);
       } finally {
         closeSync(fd);
@@ -331,4 +335,6 @@ export function copyRegularFileSync(source: string, target: string, tag = ''): v
     throw e;
   }
   crashPoint('file-placed');
+  // The size as opened (progress only; 0 where /proc is missing and the file was not opened here).
+  return size;
 }

@@ -8,13 +8,16 @@
  * listings keep their lease until they end.
  *
  * SFTP has no server-side copy: copies stream each file through Ferry (bounded concurrency),
- * reading and writing a few chunks at a time.
+ * reading and writing a few chunks at a time. A job's copy reports files and bytes as progress
+ * and stops, when cancelled, between two files or two chunks (issue 16).
  */
 import type { Readable } from 'node:stream';
 import type { Stats } from 'ssh2';
 import { conflict, invalid, notFound } from '../../errors.js';
 import { requireEgress, type BackendAccount, type Element, type ElementContext, type Entry, type StorageInfo, type TransferOptions, type WriteOptions } from '../element.js';
-import { tempTag } from '../../documents/job.js';
+import { tempTag, throwIfStopped, type JobContext } from '../../documents/job.js';
+import { pausePoint } from '../../testing/pause-points.js';
+import { countingBytes } from '../counting.js';
 import { SftpConnection } from './connection.js';
 import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt, removeCreatedFolders } from './confine.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
@@ -141,7 +144,7 @@ export class SftpElement implements Element {
       }
     }, true);
     try {
-      await fillAndPlace(lease.conn, body, value.temp, value.abs, p);
+      await fillAndPlace(lease.conn, body, value.temp, value.abs, p, options.job?.signal);
       return toEntry(p, await this.written(lease.conn, value.abs, p));
     } catch (e) {
       await removeCreatedFolders(lease.conn, value.created);
@@ -215,7 +218,7 @@ export class SftpElement implements Element {
       if (!isFolder(source.stats)) {
         if (resume) await removeOwnTemps(lease.conn, parentOf(target), to, tag);
         // A file appears only by rename: one already there is the complete copy.
-        if (!present) await copyFile(lease.conn, source.abs, target, from, to, tag);
+        if (!present) await copyFile(lease.conn, source.abs, target, from, to, tag, options.job);
         return;
       }
       await mkdirAt(lease.conn, target, to, to);
@@ -237,9 +240,15 @@ export class SftpElement implements Element {
         placed = placedIn.get(suffix.slice(0, suffix.lastIndexOf('/'))) ?? new Set();
         if (!placed.has(suffix.slice(suffix.lastIndexOf('/') + 1))) files.push(entry);
       }
+      const job = options.job;
+      job?.progress({ itemsTotal: files.length, bytesTotal: files.reduce((sum, f) => sum + f.size, 0) });
       await forEachLimited(files, COPY_CONCURRENCY, async (file) => {
+        // The safe point between two files (issue 16): files copied so far stay.
+        if (job) await pausePoint('copy-file', job.eventId, job.signal);
+        throwIfStopped(job);
         const suffix = file.path.slice(from.length);
-        await this.pool.run((conn) => copyFile(conn, source.abs + suffix, target + suffix, file.path, to + suffix, tag), false);
+        await this.pool.run((conn) => copyFile(conn, source.abs + suffix, target + suffix, file.path, to + suffix, tag, job), false);
+        job?.progress({ items: 1 });
       });
     } finally {
       lease.release();
@@ -317,15 +326,20 @@ function checkTransfer(from: string, to: string, action: string): void {
   if (to.startsWith(`${from}/`)) throw invalid(`a folder cannot be ${action} into itself (${from} → ${to})`);
 }
 
-/** Streams one server file to a new temp file and renames it into place. */
-async function copyFile(conn: SftpConnection, fromAbs: string, toAbs: string, from: string, to: string, tag = ''): Promise<void> {
+/**
+ * Streams one server file to a new temp file and renames it into place. With a `job`, its bytes
+ * are reported as progress, and its signal stops the copy between two chunks (the temp file is
+ * removed).
+ */
+async function copyFile(conn: SftpConnection, fromAbs: string, toAbs: string, from: string, to: string, tag = '', job?: JobContext): Promise<void> {
   let handle: Buffer;
   try {
     handle = await conn.call<Buffer>((sftp, done) => sftp.open(fromAbs, 'r', done));
   } catch (e) {
     throw sftpError(e, from, 'read');
   }
-  const source = new SftpReadStream(conn, handle, from, () => undefined);
+  const read = new SftpReadStream(conn, handle, from, () => undefined);
+  const source = job?.eventId !== undefined ? countingBytes(read, (bytes) => job.progress({ bytes })) : read;
   let temp;
   try {
     temp = await openTemp(conn, toAbs, to, tag);
@@ -333,5 +347,5 @@ async function copyFile(conn: SftpConnection, fromAbs: string, toAbs: string, fr
     source.destroy();
     throw e;
   }
-  await fillAndPlace(conn, source, temp, toAbs, to);
+  await fillAndPlace(conn, source, temp, toAbs, to, job?.signal);
 }

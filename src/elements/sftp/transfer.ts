@@ -15,7 +15,7 @@ import type { SftpConnection } from './connection.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { SftpWriteStream } from './streams.js';
 import { crashPoint } from '../../testing/crash-points.js';
-import { isFerryError } from '../../errors.js';
+import { cancelled, isFerryError } from '../../errors.js';
 import { readFolder } from './tree.js';
 
 /** Names Ferry gives its temp files; listings skip them. */
@@ -44,20 +44,28 @@ export async function openTemp(conn: SftpConnection, abs: string, p: string, tag
   }
 }
 
-/** Streams `body` into the open temp file, then renames it to `abs`. Removes the temp on failure. */
+/**
+ * Streams `body` into the open temp file, then renames it to `abs`. Removes the temp on failure.
+ * `signal` (a job's: issue 16) stops the transfer between two chunks: the temp file is removed
+ * and the `cancelled` error goes up.
+ */
 export async function fillAndPlace(
   conn: SftpConnection,
   body: Readable,
   temp: { temp: string; handle: Buffer },
   abs: string,
   p: string,
+  signal?: AbortSignal,
 ): Promise<void> {
   try {
-    await pipeline(body, new SftpWriteStream(conn, temp.handle, p));
+    const sink = new SftpWriteStream(conn, temp.handle, p);
+    await (signal ? pipeline(body, sink, { signal }) : pipeline(body, sink));
     crashPoint('temp-filled');
+    if (signal?.aborted) throw cancelled();
     await renameOver(conn, temp.temp, abs, p);
   } catch (e) {
     await removeQuietly(conn, temp.temp);
+    if (signal?.aborted) throw cancelled();
     throw e;
   }
   crashPoint('file-placed');

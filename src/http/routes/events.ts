@@ -2,12 +2,16 @@
  * Retrieval and replay of asynchronous events (DESIGN §1.5): events with their execution and
  * delivery detail, stored results of async downloads, the deliveries listing and redelivery of
  * queued notifications (in bulk, or one failed notification), and the account's webhook failure
- * policy.
+ * policy. Every event shows its job's `progress`, and can be cancelled while it has not finished
+ * (issue 16, async/cancel.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { conflict, invalid, notFound } from '../../errors.js';
 import type { DeliveryFilter, EventRecord, EventStatus, NotificationStatus } from '../../store/async.js';
 import { FAILURE_POLICY_SETTING } from '../../async/sender.js';
+import { cancelEvent } from '../../async/cancel.js';
+import { presentProgress } from '../../async/progress.js';
+import { EXECUTION_TRANSITIONS } from '../../store/async.js';
 import { identityOf, intParam, pageHeaders, pagingQuery, platformAuth, type PluginOptions } from './common.js';
 
 /** The platform's event JSON plus Ferry's execution and delivery detail. */
@@ -35,6 +39,7 @@ export function presentEvent(e: EventRecord) {
       finishedDate: e.finishedDate?.toISOString() ?? null,
       durationMs: e.startedDate && e.finishedDate ? e.finishedDate.getTime() - e.startedDate.getTime() : null,
     },
+    progress: presentProgress(e.progress, e.execution),
     notification: e.notification
       ? {
           id: e.notification.id,
@@ -54,6 +59,72 @@ export function presentEvent(e: EventRecord) {
 }
 
 const EVENT_STATUSES: EventStatus[] = ['DISPATCHED', 'CONSUMED', 'NOTIFIED'];
+
+/** The progress object of an event (OpenAPI). */
+const progressSchema = {
+  type: 'object',
+  description:
+    'What the job has finished so far: files (items) and bytes, with their totals once known (null until then). Written at most every 500 ms while the job runs; 100 when it completed.',
+  properties: {
+    percentageComplete: { type: ['integer', 'null'], minimum: 0, maximum: 100, description: '0–100, or null while no total is known' },
+    itemsDone: { type: 'integer' },
+    itemsTotal: { type: ['integer', 'null'] },
+    bytesDone: { type: 'integer' },
+    bytesTotal: { type: ['integer', 'null'] },
+  },
+} as const;
+
+/** An event as the events API shows it (OpenAPI; other fields pass through as they are). */
+const eventSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    id: { type: 'integer' },
+    status: { type: 'string', enum: ['DISPATCHED', 'CONSUMED', 'NOTIFIED'] },
+    execution: {
+      type: 'object',
+      additionalProperties: true,
+      properties: {
+        state: {
+          type: 'string',
+          enum: Object.keys(EXECUTION_TRANSITIONS),
+          description: 'dispatched → running → completed | failed; a cancel: cancelling (a running job stops at its next safe point) → cancelled',
+        },
+      },
+    },
+    progress: progressSchema,
+  },
+} as const;
+
+const errorSchema = {
+  type: 'object',
+  properties: { requestId: { type: 'string' }, message: { type: 'string' }, providerMessage: { type: 'string' } },
+} as const;
+
+const oneEventSchema = (summary: string, withInstance: boolean) => ({
+  schema: {
+    summary,
+    params: {
+      type: 'object',
+      properties: { ...(withInstance ? { id: { type: 'string' } } : {}), eventId: { type: 'string' } },
+    },
+    response: { 200: eventSchema },
+  },
+});
+
+const cancelSchema = (withInstance: boolean) => ({
+  schema: {
+    summary: 'Cancel an event that has not finished',
+    description:
+      'A waiting job never runs (execution.state cancelled at once); a running one stops at its next safe point (between two files of a copy, between two parts of a transfer), removes what it half made, keeps what it finished, and ends cancelled (execution.state cancelling until then). Its webhook is sent as usual, with eventStatus "cancelled" and response.events listing what was done. Cancelling a cancelling or cancelled event answers it unchanged; a completed or failed one answers 409.',
+    params: {
+      type: 'object',
+      properties: { ...(withInstance ? { id: { type: 'string' } } : {}), eventId: { type: 'string' } },
+    },
+    response: { 200: eventSchema, 404: errorSchema, 409: errorSchema },
+  },
+});
+
 const STATUSES: NotificationStatus[] = ['created', 'delivered', 'retry', 'queued'];
 
 /**
@@ -132,12 +203,32 @@ export async function eventRoutes(app: FastifyInstance, { services }: PluginOpti
     return page.items.map(presentEvent);
   });
 
-  app.get<{ Params: { eventId: string } }>('/instances/events/:eventId', async (request) =>
+  app.get<{ Params: { eventId: string } }>('/instances/events/:eventId', oneEventSchema('An event, with its progress', false), async (request) =>
     oneEvent(request, request.params.eventId),
   );
 
-  app.get<{ Params: { id: string; eventId: string } }>('/instances/:id/events/:eventId', async (request) =>
-    oneEvent(request, request.params.eventId, request.params.id),
+  app.get<{ Params: { id: string; eventId: string } }>(
+    '/instances/:id/events/:eventId',
+    oneEventSchema("An instance's event, with its progress", true),
+    async (request) => oneEvent(request, request.params.eventId, request.params.id),
+  );
+
+  async function cancel(request: FastifyRequest, eventId: string, instanceId?: string) {
+    const id = intParam(eventId, 'event id');
+    const instance = instanceId === undefined ? undefined : intParam(instanceId, 'instance id');
+    const event = await cancelEvent(store, identityOf(request).organizationId, id, instance, {
+      local: services.cancelJob,
+      wakeSender: services.wakeSender,
+    });
+    return presentEvent(event);
+  }
+
+  app.put<{ Params: { eventId: string } }>('/instances/events/:eventId/cancel', cancelSchema(false), async (request) =>
+    cancel(request, request.params.eventId),
+  );
+
+  app.put<{ Params: { id: string; eventId: string } }>('/instances/:id/events/:eventId/cancel', cancelSchema(true), async (request) =>
+    cancel(request, request.params.eventId, request.params.id),
   );
 
   app.get<{ Params: { eventId: string } }>('/instances/events/:eventId/result', async (request, reply) => {

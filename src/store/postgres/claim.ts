@@ -40,6 +40,8 @@ const WINDOW_MIN = 32;
  * 2. The candidates' instance locks, taken in id order (claimers cannot deadlock), and their
  *    running jobs counted with a fresh snapshot (ferry_lock_instances, migrations.ts), so every
  *    lease committed by another claimer of these instances is counted.
+ *    (An event cancelled while its job waited for a takeover is not started: the job comes back
+ *    with `runnable` false, and the runner completes it as cancelled without running it.)
  * 3. The candidates still ready, ranked into their instance's free slots; the oldest that fit
  *    locked (SKIP LOCKED), leased, their events marked running. A candidate leased by someone
  *    else since the snapshot is counted running and ranked too (fewer slots, never more), and
@@ -124,8 +126,9 @@ leased AS (
 started AS (
   UPDATE events e SET execution = 'running', started_at = ${CLOCK_MS}
   WHERE e.id = ANY(ARRAY(SELECT event_id FROM leased)) AND e.execution IN ('dispatched', 'running')
+  RETURNING e.id
 )
-SELECT * FROM leased ORDER BY event_id`;
+SELECT leased.*, leased.event_id IN (SELECT id FROM started) AS runnable FROM leased ORDER BY event_id`;
 
 /** Leases up to `limit` runnable jobs to `owner`, at most `perInstance` running per instance. */
 export async function claimJobs(
@@ -153,6 +156,8 @@ export async function claimJobs(
       request: { method: request.method, url: request.url, headers: request.headers, ...(request.spool ? { spool: request.spool } : {}) },
       body: r.body ?? null,
       attempts: r.attempts - 1,
+      // Not started: its event was cancelled (while its runner died): complete it, never run it.
+      ...(r.runnable ? {} : { cancelled: true }),
     };
   });
 }

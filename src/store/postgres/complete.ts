@@ -35,14 +35,15 @@ ORDER BY j.event_id`;
 /**
  * `$1`–`$9`, one element per outcome: event id, execution, status code, response, body, queue,
  * notification id, subscription id, taken by the sender; `$10`: the sender's lease in ms;
- * `$11`, `$12`: the trace context (traceparent, tracestate) per outcome.
+ * `$11`, `$12`: the trace context (traceparent, tracestate) per outcome; `$13` the progress
+ * figures (JSON or null), one per outcome.
  * Returns the notifications created.
  */
 const COMPLETE = `
 WITH o AS MATERIALIZED (
   SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bool[], $7::bigint[], $8::int[], $9::bool[],
-                       $11::text[], $12::text[])
-    AS o(id, execution, status_code, response, body, queue, notification_id, subscription_id, taken, traceparent, tracestate)
+                       $11::text[], $12::text[], $13::text[])
+    AS o(id, execution, status_code, response, body, queue, notification_id, subscription_id, taken, traceparent, tracestate, progress)
 ),
 sub AS MATERIALIZED (
   SELECT s.id, s.active FROM subscriptions s WHERE s.id IN (SELECT subscription_id FROM o) ORDER BY s.id FOR SHARE OF s
@@ -52,7 +53,7 @@ gone AS MATERIALIZED (
 ),
 done AS MATERIALIZED (
   UPDATE events e SET status = 'CONSUMED', execution = o.execution, status_code = o.status_code,
-    finished_at = ${NOW_MS}, response = o.response
+    finished_at = ${NOW_MS}, response = o.response, progress = o.progress
   FROM gone JOIN o ON o.id = gone.event_id WHERE e.id = gone.event_id
   RETURNING e.id, e.organization_id
 ),
@@ -136,6 +137,7 @@ export async function completeJobs(db: Db, outcomes: JobOutcome[], handoff?: Han
     handoff ? Math.round(handoff.leaseMs) : 0,
     pending.map((p) => p.outcome.trace?.traceparent ?? null),
     pending.map((p) => p.outcome.trace?.tracestate ?? null),
+    pending.map((p) => (p.outcome.progress ? JSON.stringify(p.outcome.progress) : null)),
   ];
   const withResults = pending.filter((p) => p.outcome.result);
   const made = withResults.length

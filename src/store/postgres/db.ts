@@ -37,6 +37,12 @@ export const CLOCK_MS = 'floor(extract(epoch from clock_timestamp()) * 1000)::bi
 /** LISTEN/NOTIFY channels: jobs were accepted; notifications became due. */
 export const JOBS_CHANNEL = 'ferry_jobs';
 export const NOTIFICATIONS_CHANNEL = 'ferry_notifications';
+/**
+ * An event was cancelled while its job runs (issue 16): every node's runner checks its running
+ * jobs against the store. A hint like the others (the payload is not trusted: channels are
+ * database-wide, shared by every schema): the lease heartbeat checks too.
+ */
+export const CANCELS_CHANNEL = 'ferry_cancels';
 
 /** Something that runs queries: the pool (autocommit) or a client inside a transaction. */
 export type Queryable = pg.Pool | pg.PoolClient;

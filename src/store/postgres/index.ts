@@ -10,15 +10,17 @@
  * - Lease, due and idempotency times come from the database clock, so nodes agree on them.
  * - `onWake` delivers LISTEN/NOTIFY hints from other nodes (`ferry_jobs` after an accept left
  *   jobs for a claim, `ferry_notifications` after a completion left due notifications, or a
- *   redelivery) so idle runners and senders need not wait for a poll. A node's own NOTIFYs are
+ *   redelivery, `ferry_cancels` after a cancel of a running job) so idle runners and senders need not wait for a poll. A node's own NOTIFYs are
  *   not delivered to it: it wakes its runner and sender directly.
  * - Handoffs: see accept.ts (jobs, under the cross-node instance limit), complete.ts
  *   (notifications) and in-flight.ts (this node's overlapping statements). Job handoffs can be
  *   switched off in one place, `capabilities.handsOffJobs`.
  */
+import type { StoredProgress } from '../../async/progress.js';
 import type {
   AcceptInput,
   Accepted,
+  CancelAnswer,
   ClaimedJob,
   DeliveryFilter,
   DeliveryListing,
@@ -39,7 +41,8 @@ import * as accept from './accept.js';
 import * as changes from './changes.js';
 import * as claim from './claim.js';
 import * as complete from './complete.js';
-import { Db, JOBS_CHANNEL, NOTIFICATIONS_CHANNEL, type DbOptions } from './db.js';
+import { cancelEvent } from './cancel.js';
+import { CANCELS_CHANNEL, Db, JOBS_CHANNEL, NOTIFICATIONS_CHANNEL, type DbOptions } from './db.js';
 import { InFlight } from './in-flight.js';
 import * as events from './events.js';
 import * as identity from './identity.js';
@@ -89,8 +92,9 @@ export class PostgresStore implements Store {
    * Calls `fn` when another node (or this one) accepted jobs or made notifications due; a hint
    * only, keep polling. Returns the unsubscribe function.
    */
-  onWake(channel: 'jobs' | 'notifications' | 'changes', fn: () => void): () => void {
-    const name = channel === 'jobs' ? JOBS_CHANNEL : channel === 'notifications' ? NOTIFICATIONS_CHANNEL : changes.CHANGES_CHANNEL;
+  onWake(channel: 'jobs' | 'notifications' | 'changes' | 'cancels', fn: () => void): () => void {
+    const name =
+      channel === 'jobs' ? JOBS_CHANNEL : channel === 'cancels' ? CANCELS_CHANNEL : channel === 'changes' ? changes.CHANGES_CHANNEL : NOTIFICATIONS_CHANNEL;
     return this.wakes.listen(name, fn);
   }
 
@@ -232,6 +236,25 @@ export class PostgresStore implements Store {
   }
   getResult(organizationId: number, eventId: number): Promise<StoredResult | null> {
     return events.getResult(this.db, organizationId, eventId);
+  }
+  async cancelledAmong(eventIds: number[]): Promise<number[]> {
+    if (!eventIds.length) return [];
+    const rows = await this.db.query(
+      "SELECT id FROM events WHERE id = ANY($1::bigint[]) AND execution IN ('cancelling', 'cancelled')",
+      [eventIds],
+      'cancelled_among',
+    );
+    return rows.map((r) => Number(r.id));
+  }
+  async recordProgress(eventId: number, progress: StoredProgress): Promise<void> {
+    await this.db.query(
+      "UPDATE events SET progress = $2 WHERE id = $1 AND execution IN ('running', 'cancelling')",
+      [eventId, JSON.stringify(progress)],
+      'record_progress',
+    );
+  }
+  cancelEvent(organizationId: number, eventId: number, pending: (instanceId: number) => JobOutcome): Promise<CancelAnswer | null> {
+    return cancelEvent(this.db, organizationId, eventId, pending);
   }
   async journalGet(eventId: number, key: string): Promise<string | null> {
     const rows = await this.db.query('SELECT value FROM job_journal WHERE event_id = $1 AND key = $2', [eventId, key], 'journal_get');

@@ -220,6 +220,13 @@ CREATE TABLE change_snapshots (
 );
 `,
   },
+  {
+    version: 10,
+    // Progress of running jobs (issue 16): JSON figures written at most every 500 ms per running
+    // job, and with the outcome. (Cancellation needs no column: `cancelling` and `cancelled` are
+    // values of events.execution.)
+    sql: `ALTER TABLE events ADD COLUMN progress text;`,
+  },
 ];
 
 /** Applies pending migrations; concurrent callers serialise on the advisory lock. */

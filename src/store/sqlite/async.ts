@@ -8,6 +8,7 @@ import type {
   AcceptInput,
   Accepted,
   AsyncStore,
+  CancelAnswer,
   ClaimedJob,
   DeliveryFilter,
   DeliveryListing,
@@ -15,6 +16,7 @@ import type {
   DueNotification,
   EventListOptions,
   EventRecord,
+  ExecutionState,
   Handoff,
   JobOutcome,
   NotificationOffer,
@@ -22,6 +24,8 @@ import type {
   RedeliverOutcome,
   StoredResult,
 } from '../async.js';
+import { cancellable } from '../async.js';
+import type { StoredProgress } from '../../async/progress.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import type { WriteLock } from './write-lock.js';
 import { handedOffJob, pageOf, toDeliveryListing, toDueNotification, toEvent } from '../rows.js';
@@ -208,7 +212,8 @@ export abstract class SqliteAsyncStore implements AsyncStore {
       );
       return chosen.map((eventId): ClaimedJob => {
         const r = lease.get(owner, now + leaseMs, eventId) as Row;
-        start.run(now, eventId);
+        // Not started: its event was cancelled (while its runner died): complete it, never run it.
+        const cancelledMeanwhile = start.run(now, eventId).changes === 0;
         const request = JSON.parse(r.request);
         return {
           eventId,
@@ -218,6 +223,7 @@ export abstract class SqliteAsyncStore implements AsyncStore {
           request: { method: request.method, url: request.url, headers: request.headers, ...(request.spool ? { spool: request.spool } : {}) },
           body: r.body ?? null,
           attempts: r.attempts - 1,
+          ...(cancelledMeanwhile ? { cancelled: true } : {}),
         };
       });
     });
@@ -248,60 +254,105 @@ export abstract class SqliteAsyncStore implements AsyncStore {
       // Notification ids are assigned here (AUTOINCREMENT's next value: this transaction is the
       // only writer), so each body is written once, with its id in it.
       let lastId = (this.stmt("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").get() as Row | undefined)?.seq ?? 0;
+      const next = () => ++lastId;
       for (const o of outcomes) {
-        // The first completion wins; a job taken over after its lease expired may finish twice.
-        const job = this.stmt('DELETE FROM jobs WHERE event_id = ? RETURNING event_id').get(o.eventId);
-        if (!job) continue;
-        const ev = this.stmt(
-          `UPDATE events SET status = 'CONSUMED', execution = ?, status_code = ?, finished_at = ?, response = ?
-           WHERE id = ? RETURNING organization_id, instance_id, callback_url, created_at`,
-        ).get(o.execution, o.statusCode, now, JSON.stringify(o.response ?? null), o.eventId) as Row;
-        const sub = this.subscription(ev.organization_id, ev.callback_url);
-        const queued = o.queue || !sub.active;
-        const offer = { organizationId: ev.organization_id, subscriptionId: sub.id, url: ev.callback_url };
-        const taken = !queued && handoff ? handoff.take(offer) : false;
-        const id = ++lastId;
-        const body = o.buildNotification(id);
-        this.stmt(
-          `INSERT INTO notifications (id, event_id, organization_id, subscription_id, body, status, due_at, lease_until, created_at, updated_at, traceparent, tracestate)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(
-          id,
-          o.eventId,
-          ev.organization_id,
-          sub.id,
-          body,
-          queued ? 'queued' : 'created',
-          queued ? null : now,
-          taken ? now + handoff!.leaseMs : 0,
-          now,
-          now,
-          o.trace?.traceparent ?? null,
-          o.trace?.tracestate ?? null,
-        );
-        if (taken) {
-          handed.push({
-            notificationId: id,
-            eventId: o.eventId,
-            instanceId: ev.instance_id,
-            ...offer,
-            body,
-            attempts: 0,
-            createdDate: new Date(now),
-            acceptedDate: new Date(ev.created_at),
-            traceparent: o.trace?.traceparent ?? null,
-            tracestate: o.trace?.tracestate ?? null,
-          });
-        }
-        if (o.result) {
-          this.stmt(
-            'INSERT OR REPLACE INTO results (event_id, organization_id, content_type, data, expires_at) VALUES (?, ?, ?, ?, ?)',
-          ).run(o.eventId, ev.organization_id, o.result.contentType, o.result.data, o.result.expiresAt.getTime());
-        }
+        const taken = this.completeOne(o, now, next, handoff);
+        if (taken) handed.push(taken);
       }
     });
     void owner;
     return handed;
+  }
+
+  /**
+   * Stores one outcome (inside a write transaction): deletes its job, records the outcome and
+   * progress, creates the notification (id from `nextId`) and the stored result. Returns the
+   * notification when `handoff` took it. Nothing happens when the job is gone already: the
+   * first completion wins (a job taken over after its lease expired may finish twice).
+   */
+  private completeOne(o: JobOutcome, now: number, nextId: () => number, handoff?: Handoff<NotificationOffer>): DueNotification | null {
+    const job = this.stmt('DELETE FROM jobs WHERE event_id = ? RETURNING event_id').get(o.eventId);
+    if (!job) return null;
+    const ev = this.stmt(
+      `UPDATE events SET status = 'CONSUMED', execution = ?, status_code = ?, finished_at = ?, response = ?, progress = ?
+       WHERE id = ? RETURNING organization_id, instance_id, callback_url, created_at`,
+    ).get(o.execution, o.statusCode, now, JSON.stringify(o.response ?? null), o.progress ? JSON.stringify(o.progress) : null, o.eventId) as Row;
+    const sub = this.subscription(ev.organization_id, ev.callback_url);
+    const queued = o.queue || !sub.active;
+    const offer = { organizationId: ev.organization_id, subscriptionId: sub.id, url: ev.callback_url };
+    const taken = !queued && handoff ? handoff.take(offer) : false;
+    const id = nextId();
+    const body = o.buildNotification(id);
+    this.stmt(
+      `INSERT INTO notifications (id, event_id, organization_id, subscription_id, body, status, due_at, lease_until, created_at, updated_at, traceparent, tracestate)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      id,
+      o.eventId,
+      ev.organization_id,
+      sub.id,
+      body,
+      queued ? 'queued' : 'created',
+      queued ? null : now,
+      taken ? now + handoff!.leaseMs : 0,
+      now,
+      now,
+      o.trace?.traceparent ?? null,
+      o.trace?.tracestate ?? null,
+    );
+    if (o.result) {
+      this.stmt(
+        'INSERT OR REPLACE INTO results (event_id, organization_id, content_type, data, expires_at) VALUES (?, ?, ?, ?, ?)',
+      ).run(o.eventId, ev.organization_id, o.result.contentType, o.result.data, o.result.expiresAt.getTime());
+    }
+    return taken
+      ? {
+          notificationId: id,
+          eventId: o.eventId,
+          instanceId: ev.instance_id,
+          ...offer,
+          body,
+          attempts: 0,
+          createdDate: new Date(now),
+          acceptedDate: new Date(ev.created_at),
+          traceparent: o.trace?.traceparent ?? null,
+          tracestate: o.trace?.tracestate ?? null,
+        }
+      : null;
+  }
+
+  async cancelledAmong(eventIds: number[]): Promise<number[]> {
+    if (!eventIds.length) return [];
+    const rows = this.db
+      .prepare(`SELECT id FROM events WHERE id IN (${eventIds.map(() => '?').join(', ')}) AND execution IN ('cancelling', 'cancelled')`)
+      .all(...eventIds) as Row[];
+    return rows.map((r) => r.id as number);
+  }
+
+  async recordProgress(eventId: number, progress: StoredProgress): Promise<void> {
+    const update = this.stmt("UPDATE events SET progress = ? WHERE id = ? AND execution IN ('running', 'cancelling')");
+    await this.write(() => update.run(JSON.stringify(progress), eventId));
+  }
+
+  async cancelEvent(organizationId: number, eventId: number, pending: (instanceId: number) => JobOutcome): Promise<CancelAnswer | null> {
+    const now = Date.now();
+    return this.write((): CancelAnswer | null => {
+      const ev = this.stmt('SELECT instance_id, execution FROM events WHERE organization_id = ? AND id = ?').get(organizationId, eventId) as
+        | Row
+        | undefined;
+      if (!ev) return null;
+      const before = ev.execution as ExecutionState;
+      if (!cancellable(before)) return { before, after: before };
+      const job = this.stmt('SELECT lease_until FROM jobs WHERE event_id = ?').get(eventId) as Row | undefined;
+      if (job && job.lease_until > now) {
+        this.stmt("UPDATE events SET execution = 'cancelling' WHERE id = ?").run(eventId);
+        return { before, after: 'cancelling' };
+      }
+      // Waiting (or its runner died): it never runs.
+      let lastId = (this.stmt("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").get() as Row | undefined)?.seq ?? 0;
+      if (job) this.completeOne(pending(ev.instance_id), now, () => ++lastId);
+      return { before, after: job ? 'cancelled' : before };
+    });
   }
 
   /** The organization's subscription for a callback URL, created on first use (read first: no write when it exists). */

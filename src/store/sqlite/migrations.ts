@@ -197,4 +197,11 @@ CREATE TABLE change_snapshots (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 12,
+    // Progress of running jobs (issue 16): JSON figures written at most every 500 ms per running
+    // job, and with the outcome. (Cancellation needs no column: `cancelling` and `cancelled` are
+    // values of events.execution.)
+    sql: `ALTER TABLE events ADD COLUMN progress TEXT;`,
+  },
 ];

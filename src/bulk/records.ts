@@ -1,0 +1,61 @@
+/**
+ * The records of an export (issue 17) and their two wire forms: NDJSON (one JSON object a line,
+ * as stored) and CSV (RFC 4180 through csv-stringify, a header row, the fixed column order
+ * below). `tags` is a JSON array in CSV (tags may hold any character); `mimeType` and
+ * `parentFolderId` are the extras every element has.
+ */
+import { Readable, pipeline } from 'node:stream';
+import { stringify } from 'csv-stringify';
+import type { DocumentObject } from '../documents/service.js';
+
+/** The CSV columns, in order. */
+export const RECORD_COLUMNS = ['id', 'path', 'name', 'directory', 'size', 'createdDate', 'modifiedDate', 'tags', 'mimeType', 'parentFolderId'] as const;
+
+/** One exported object. */
+export interface ExportRecord {
+  id: string;
+  path: string;
+  name: string;
+  directory: boolean;
+  size: number;
+  createdDate: string | null;
+  modifiedDate: string | null;
+  tags: string[];
+  mimeType: string | null;
+  parentFolderId: string | null;
+}
+
+export function toRecord(o: DocumentObject): ExportRecord {
+  return {
+    id: o.id,
+    path: o.path,
+    name: o.name,
+    directory: o.directory,
+    size: o.size,
+    createdDate: o.createdDate,
+    modifiedDate: o.modifiedDate,
+    tags: o.tags,
+    mimeType: o.properties.mimeType,
+    parentFolderId: o.parentFolderId,
+  };
+}
+
+/** Stored NDJSON lines as RFC 4180 CSV with its header row, streamed. */
+export function csvStream(lines: AsyncIterable<string>): Readable {
+  const csv = stringify({ header: true, columns: [...RECORD_COLUMNS], cast: { boolean: (b) => (b ? 'true' : 'false') } });
+  async function* rows() {
+    for await (const line of lines) {
+      const r = JSON.parse(line) as ExportRecord;
+      yield { ...r, tags: JSON.stringify(r.tags), createdDate: r.createdDate ?? '', modifiedDate: r.modifiedDate ?? '', mimeType: r.mimeType ?? '', parentFolderId: r.parentFolderId ?? '' };
+    }
+  }
+  return pipeline(Readable.from(rows()), csv, () => undefined) as unknown as Readable;
+}
+
+/** Stored NDJSON lines as NDJSON bytes, streamed. */
+export function ndjsonStream(lines: AsyncIterable<string>): Readable {
+  async function* out() {
+    for await (const line of lines) yield line + '\n';
+  }
+  return Readable.from(out());
+}
