@@ -29,6 +29,8 @@ import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
 import { announcesBody } from './body.js';
 import type { AsyncIntake } from '../async/accept.js';
+import { COMPONENT_SCHEMAS } from './openapi/schemas.js';
+import { documentRoute } from './openapi/transform.js';
 
 export const API_BASE = '/elements/api-v2';
 
@@ -241,9 +243,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       info: { title: 'Ferry', version: '0.1.0', description: 'Open Connectors-compatible connector gateway' },
       components: {
         securitySchemes: { elements: { type: 'apiKey', in: 'header', name: 'Authorization' } },
+        schemas: COMPONENT_SCHEMAS as any,
       },
       security: [{ elements: [] }],
     },
+    // Documentation only (openapi/): merged into each route's schema when the document is built.
+    transform: documentRoute as any,
   });
   await app.register(swaggerUi, { routePrefix: `${API_BASE}/docs` });
 
