@@ -7,6 +7,9 @@ import { FerryError } from './errors.js';
 
 export const API_BASE = '/elements/api-v2';
 
+/** What a request may carry; named here because Node's types have no BodyInit. */
+export type RequestBody = FormData | Blob | string | ReadableStream<Uint8Array>;
+
 export type Query = Record<string, string | number | boolean | readonly string[] | undefined | null>;
 
 export interface CallOptions {
@@ -14,7 +17,7 @@ export interface CallOptions {
   /** Sent as JSON. */
   json?: unknown;
   /** Sent as is (multipart uploads). */
-  body?: BodyInit | ReadableStream<Uint8Array>;
+  body?: RequestBody;
   headers?: Record<string, string>;
   signal?: AbortSignal;
 }
@@ -55,12 +58,12 @@ async function errorOf(res: Response): Promise<FerryError> {
 /** Sends a request; resolves with the 2xx Response, or throws a FerryError. */
 export async function call(transport: Transport, authorization: string, method: string, path: string, options: CallOptions = {}): Promise<Response> {
   const headers: Record<string, string> = { authorization, ...options.headers };
-  let body: BodyInit | ReadableStream<Uint8Array> | undefined = options.body;
+  let body: RequestBody | undefined = options.body;
   if (options.json !== undefined) {
     headers['content-type'] = 'application/json';
     body = JSON.stringify(options.json);
   }
-  const init: RequestInit & { duplex?: 'half' } = { method, headers, body: body as BodyInit | undefined, signal: options.signal };
+  const init: RequestInit & { duplex?: 'half' } = { method, headers, body: body as RequestInit['body'], signal: options.signal };
   // A streamed request body (an upload from a stream) needs half-duplex in Node's fetch.
   if (body && typeof (body as ReadableStream).getReader === 'function') init.duplex = 'half';
   let res: Response;

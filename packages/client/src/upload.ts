@@ -4,6 +4,8 @@
  * async-iterable, such as a Node Readable) is framed by hand and streamed, never buffered.
  */
 
+import type { RequestBody } from './http.js';
+
 export type UploadSource = Blob | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array | string>;
 
 function isStream(source: UploadSource): source is ReadableStream<Uint8Array> | AsyncIterable<Uint8Array | string> {
@@ -29,7 +31,7 @@ async function* chunksOf(source: ReadableStream<Uint8Array> | AsyncIterable<Uint
 }
 
 /** The body and its Content-Type (FormData sets its own). */
-export function uploadBody(source: UploadSource, fileName: string, contentType = 'application/octet-stream'): { body: BodyInit | ReadableStream<Uint8Array>; contentType?: string } {
+export function uploadBody(source: UploadSource, fileName: string, contentType = 'application/octet-stream'): { body: RequestBody; contentType?: string } {
   if (!isStream(source)) {
     const blob = source instanceof Blob ? source : new Blob([source as BlobPart], { type: contentType });
     const form = new FormData();
