@@ -5,6 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Webhook } from 'standardwebhooks';
 import { signNotification } from '../../src/async/signing.js';
 import { checkWebhookSignatures, verifyWebhook, WebhookVerificationError, type WebhookFailure } from '../../packages/client/src/verify.js';
 
@@ -33,6 +34,13 @@ describe('verifyWebhook', () => {
     assert.equal(n.eventId, 7);
     assert.equal(n.eventStatus, 'completed');
     assert.deepEqual(await checkWebhookSignatures(BODY, signed(), KEY, { nowSeconds: NOW }), { elements: 'valid', standard: 'valid' });
+  });
+
+  it('agrees with the standardwebhooks library', async () => {
+    const at = new Date();
+    const signature = new Webhook(Buffer.from(KEY, 'utf8').toString('base64')).sign('msg_2', at, BODY);
+    const headers = { 'webhook-id': 'msg_2', 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature };
+    assert.equal((await verifyWebhook(BODY, headers, KEY)).eventId, 7);
   });
 
   it('accepts fetch Headers, raw bytes, and the Elements scheme alone', async () => {
