@@ -129,6 +129,19 @@ describe('@ferry/client: the README walkthrough', () => {
     await assert.rejects(client.waitForEvent(999_999, { timeoutMs: 100 }), (e: any) => e instanceof ferry.FerryError && e.status === 404);
   });
 
+  it('waitForEvent gives up after timeoutMs with a FerryError (status 0) naming the state', async () => {
+    // Nothing listens on the closed receiver's port, so the notification is never delivered.
+    const closed = await startReceiver();
+    await closed.close();
+    const { eventId } = await hub.async({ callbackUrl: closed.url }).createFolder('/never-notified');
+    await assert.rejects(client.waitForEvent(eventId, { timeoutMs: 300, intervalMs: 50, until: 'notified' }), (e: any) => {
+      assert.ok(e instanceof ferry.FerryError);
+      assert.equal(e.status, 0);
+      assert.match(e.message, new RegExp(`Event ${eventId} is still \\w+ after 300 ms`));
+      return true;
+    });
+  });
+
   it('reads and changes settings, and manages instances', async () => {
     assert.equal((await client.settings.get())['notification.webhook.failure.policy'], 'retry');
     assert.equal((await client.settings.update({ 'notification.webhook.failure.policy': 'queue' }))['notification.webhook.failure.policy'], 'queue');
