@@ -11,7 +11,10 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DEFAULT_TOLERANCE_SECONDS, HEADER, header, verifyNotification, type HeaderBag } from './async/signing.js';
+import { HEADER, header, type HeaderBag } from './async/signing.js';
+// The client package's verifier (@ferry/client/verify), compiled with Ferry from its source, so
+// the tool and the library receivers install can never disagree about a signature.
+import { checkWebhookSignatures, DEFAULT_TOLERANCE_SECONDS, type SignatureCheck } from '../packages/client/src/verify.js';
 
 export interface ListenOptions {
   /** 0 picks a free port (tests). */
@@ -42,7 +45,12 @@ function signatureLine(scheme: string, present: boolean, verdict: boolean | null
 }
 
 /** The lines printed for one received notification. */
-export function describeNotification(body: string, headers: HeaderBag, signatureKey: string | string[] | undefined, at: Date): string[] {
+export async function describeNotification(
+  body: string,
+  headers: HeaderBag,
+  signatureKey: string | string[] | undefined,
+  at: Date,
+): Promise<string[]> {
   const keys = (typeof signatureKey === 'string' ? [signatureKey] : (signatureKey ?? [])).filter(Boolean);
   const haveKey = keys.length > 0;
   const lines = [`── ${at.toISOString()}  Elements-Webhook-Id: ${header(headers, HEADER.elementsId) ?? '(none)'}`];
@@ -57,15 +65,19 @@ export function describeNotification(body: string, headers: HeaderBag, signature
     const show = (v: unknown) => (v === undefined ? '-' : JSON.stringify(v));
     lines.push(`eventId: ${show(n.eventId)}  eventStatus: ${show(n.eventStatus)}  statusCode: ${show(n.statusCode)}`);
   }
-  const verdict = haveKey
-    ? verifyNotification(body, headers, keys, { nowSeconds: Math.floor(at.getTime() / 1000) })
-    : { legacy: null, standard: null };
+  const verdict: SignatureCheck = haveKey
+    ? await checkWebhookSignatures(body, headers, keys, { nowSeconds: Math.floor(at.getTime() / 1000) })
+    : { elements: 'absent', standard: 'absent' };
   lines.push(
-    signatureLine('sha256=… (Elements-Webhook-Signature)', header(headers, HEADER.elementsSignature) !== undefined, verdict.legacy, haveKey),
+    signatureLine(
+      'sha256=… (Elements-Webhook-Signature)',
+      header(headers, HEADER.elementsSignature) !== undefined,
+      verdict.elements === 'valid',
+      haveKey,
+    ),
   );
-  let standardLine = signatureLine('v1,… (webhook-signature)', header(headers, HEADER.signature) !== undefined, verdict.standard, haveKey);
-  const ts = Number(header(headers, HEADER.timestamp));
-  if (verdict.standard === false && Math.abs(at.getTime() / 1000 - ts) > DEFAULT_TOLERANCE_SECONDS) {
+  let standardLine = signatureLine('v1,… (webhook-signature)', header(headers, HEADER.signature) !== undefined, verdict.standard === 'valid', haveKey);
+  if (verdict.standard === 'stale') {
     standardLine += ` (webhook-timestamp is more than ${DEFAULT_TOLERANCE_SECONDS} s away: a replay or a skewed clock)`;
   }
   lines.push(standardLine);
@@ -98,8 +110,16 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     });
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      for (const line of describeNotification(body, req.headers, options.signatureKey, new Date())) out(line);
-      reply(200, { received: true });
+      describeNotification(body, req.headers, options.signatureKey, new Date()).then(
+        (lines) => {
+          for (const line of lines) out(line);
+          reply(200, { received: true });
+        },
+        (e: unknown) => {
+          out(`could not check the notification: ${(e as Error)?.message ?? e}`);
+          reply(200, { received: true });
+        },
+      );
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -38,6 +38,8 @@ import { recordRequests } from '../observability/request-log.js';
 import { operationsRoutes, type NodeOperations } from '../observability/routes.js';
 import type { SpooledBody } from '../store/async.js';
 import type { JobContext } from '../documents/job.js';
+import { COMPONENT_SCHEMAS } from './openapi/schemas.js';
+import { documentRoute } from './openapi/transform.js';
 
 const EXPOSED_HEADERS =
   'Elements-Returned-Count, Elements-Total-Count, Elements-Request-Id, Elements-Next-Page-Token, Elements-Trace-Id, Elements-Error, Content-Disposition';
@@ -265,9 +267,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       info: { title: 'Ferry', version: '0.1.0', description: 'Open Connectors-compatible connector gateway' },
       components: {
         securitySchemes: { elements: { type: 'apiKey', in: 'header', name: 'Authorization' } },
+        schemas: COMPONENT_SCHEMAS as any,
       },
       security: [{ elements: [] }],
     },
+    // Documentation only (openapi/): merged into each route's schema when the document is built.
+    transform: documentRoute as any,
   });
   await app.register(swaggerUi, { routePrefix: `${API_BASE}/docs` });
 

@@ -14,7 +14,7 @@ import { freePort } from '../helpers/process.js';
 
 /** The project root: dist/test/build → ../../.. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const COPIED = ['package.json', 'tsconfig.json', 'scripts', 'src', 'test', 'bench', 'console', 'dist'];
+const COPIED = ['package.json', 'tsconfig.json', 'scripts', 'src', 'test', 'bench', 'console', 'packages', 'dist'];
 
 function copyProject(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-start-'));
