@@ -99,7 +99,68 @@ const INSTANCES: Record<string, RouteDoc> = {
   'DELETE /instances/:id/enabled': { summary: 'Disable an instance', response: ref('Instance') },
 };
 
+/** A bulk job's status (src/bulk/): Open Connectors' statuses and Ferry's counts and progress. */
+const bulkStatus = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer', description: 'The bulk job id (its event id)' },
+    status: { type: 'string', enum: ['CREATED', 'RUNNING', 'COMPLETED', 'ERROR', 'CANCELLATION_PENDING', 'CANCELLED'] },
+    recordsCount: { type: 'integer' },
+    recordsFailedCount: { type: 'integer' },
+    progress: { type: 'object', additionalProperties: true },
+    createdDate: { type: 'string', format: 'date-time' },
+    completedDate: { type: ['string', 'null'], format: 'date-time' },
+  },
+  additionalProperties: true,
+};
+
+/** Bulk jobs of the documents hub (src/bulk/). */
+const BULK: Record<string, RouteDoc> = {
+  'POST /hubs/documents/bulk/query': {
+    summary: 'Start an export: every object the CEQL query q matches, streamed to a result file',
+    query: { q: str("CEQL, e.g. select * from files where path like '/photos/%' and size > 1000") },
+    response: { type: 'object', properties: { id: { type: 'integer' }, status: { type: 'string', enum: ['CREATED'] } } },
+  },
+  'POST /hubs/documents/bulk/files': {
+    summary: 'Start a batch: one operation per manifest row (copy, move, delete, createFolder, setTags)',
+    body: {
+      content: {
+        'multipart/form-data': {
+          schema: {
+            type: 'object',
+            required: ['file'],
+            properties: { file: { type: 'string', format: 'binary', description: 'CSV or NDJSON manifest' }, metaData: { type: 'string', description: 'JSON: {"continueOnError", "concurrency"}' } },
+          },
+        },
+      },
+    },
+    response: { type: 'object', properties: { id: { type: 'integer' }, status: { type: 'string', enum: ['CREATED'] } } },
+  },
+  'GET /hubs/documents/bulk/:id/status': { summary: "A bulk job's status and counts", response: bulkStatus },
+  'GET /hubs/documents/bulk/:id/files': {
+    summary: "An export's records: CSV (Accept: text/csv) or one JSON record per line (Accept: application/json)",
+    response: {
+      content: {
+        'text/csv': { schema: { type: 'string' } },
+        'application/json': { schema: { type: 'string', description: 'NDJSON: one record per line' } },
+      },
+    },
+  },
+  'GET /hubs/documents/bulk/:id/errors': {
+    summary: "A bulk job's failed rows, paged",
+    response: list({
+      type: 'object',
+      properties: { row: { type: 'integer' }, operation: { type: 'string' }, path: { type: 'string' }, statusCode: { type: 'integer' }, message: { type: 'string' } },
+    }),
+  },
+  'PUT /hubs/documents/bulk/:id/cancel': { summary: 'Cancel a bulk job (rows done stay done)', response: bulkStatus },
+};
+
 const PLATFORM: Record<string, RouteDoc> = {
+  'PUT /notifications/subscriptions/deliveries/:notificationId': {
+    summary: 'Redeliver one failed (retry) or queued notification now',
+    response: { type: 'object', properties: { redelivered: { type: 'integer' } } },
+  },
   'GET /elements': { summary: 'The elements (connectors)', response: list(ref('Element')) },
   'GET /elements/keys': { summary: 'The element keys', response: list({ type: 'string' }) },
   'GET /elements/:key': { summary: 'One element, by key or id', response: ref('Element') },
@@ -130,7 +191,7 @@ const PLATFORM: Record<string, RouteDoc> = {
   },
 };
 
-const CATALOG: Record<string, RouteDoc> = { ...HUB, ...INSTANCES, ...PLATFORM };
+const CATALOG: Record<string, RouteDoc> = { ...HUB, ...BULK, ...INSTANCES, ...PLATFORM };
 
 /** Hub routes: every one may be sent asynchronously. */
 export const HUB_PREFIX = '/hubs/documents/';
