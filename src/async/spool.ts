@@ -15,7 +15,6 @@ import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import type { SpooledBody } from '../store/async.js';
 
 /** Spool file names: random, so nothing in a name is taken from a request. */
@@ -54,15 +53,38 @@ export class Spool {
     const file = `${randomBytes(16).toString('hex')}.body`;
     const abs = this.pathOf(file);
     let size = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        size += chunk.length;
-        if (size > limit) done(new SpoolLimitExceeded(limit));
-        else done(null, chunk);
-      },
-    });
+    const out = createWriteStream(abs, { flags: 'wx', mode: 0o600 });
     try {
-      await pipeline(body, count, createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+      // Read with listeners, not pipeline(): a pipeline that fails destroys the request, and
+      // with it the client's keep-alive connection, before the 413 is sent. Refused, the body
+      // is left paused for http/unread-body.ts to discard.
+      await new Promise<void>((resolve, reject) => {
+        let ended = false;
+        const fail = (e: unknown) => {
+          body.off('data', onData);
+          body.pause();
+          reject(e);
+        };
+        const onData = (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > limit) return fail(new SpoolLimitExceeded(limit));
+          if (!out.write(chunk)) {
+            body.pause();
+            out.once('drain', () => body.resume());
+          }
+        };
+        body.on('data', onData);
+        body.once('end', () => {
+          ended = true;
+          out.end();
+        });
+        body.once('error', fail);
+        body.once('close', () => {
+          if (!ended) fail(Object.assign(new Error('The request body ended before it was complete'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+        });
+        out.once('error', fail);
+        out.once('finish', () => resolve());
+      });
       const handle = await open(abs, 'r');
       try {
         await handle.sync();
@@ -71,6 +93,7 @@ export class Spool {
       }
       await this.syncFolder();
     } catch (e) {
+      out.destroy();
       await unlink(abs).catch(() => undefined);
       throw e;
     }
