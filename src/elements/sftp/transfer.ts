@@ -17,13 +17,10 @@ import { SftpWriteStream } from './streams.js';
 import { crashPoint } from '../../testing/crash-points.js';
 import { cancelled, isFerryError } from '../../errors.js';
 import { readFolder } from './tree.js';
+import { TEMP_PREFIX, isTempName } from './temp-names.js';
 
-/** Names Ferry gives its temp files; listings skip them. */
-export const TEMP_PREFIX = '.ferry-upload-';
+export { TEMP_PREFIX, isTempName };
 
-export function isTempName(name: string): boolean {
-  return name.startsWith(TEMP_PREFIX) && name.endsWith('.tmp');
-}
 
 function tempNameBeside(abs: string, tag: string): string {
   const folder = abs.slice(0, abs.lastIndexOf('/') + 1);

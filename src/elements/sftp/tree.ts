@@ -10,7 +10,7 @@ import type { Entry } from '../element.js';
 import type { SftpConnection } from './connection.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { childOf, isFile, isFolder } from './confine.js';
-import { isTempName } from './transfer.js';
+import { isTempName } from './temp-names.js';
 
 /** The element entry for instance path `p` with server attributes `attrs`. */
 export function toEntry(p: string, attrs: Attributes): Entry {
