@@ -21,13 +21,10 @@ program
   .addOption(new Option('--role <role>', 'what this node does').choices(['all', 'api', 'worker']))
   .action(async (opts: { role?: Role }) => {
     const config = loadConfig(process.env, opts.role ? { role: opts.role } : {});
-    const ferry = await startFerry(config);
-    const where = ferry.url
-      ? `on ${ferry.url}`
-      : `(worker: no API; /healthz, /readyz and /metrics on ${ferry.operationsUrl ?? 'no port'})`;
-    process.stdout.write(`Ferry ${config.role} node serving ${where}; data in ${config.dataDir}\n`);
-    process.stdout.write(`Credentials of the first user: ${config.dataDir}/credentials.json\n`);
-    if (ferry.url) process.stdout.write(`Console: ${ferry.url}/console/\n`);
+    // The API answers before the node has finished starting (its runner and poller threads start
+    // after the listener): the signal handlers are in place first, and a drain asked for while
+    // the node still starts begins as soon as it has started.
+    const started = startFerry(config);
     // Graceful drain on the first signal (lifecycle/drain.ts); a second one exits at once —
     // a crash, which loses nothing: unfinished leases expire and other nodes take them over.
     let stopping = false;
@@ -39,6 +36,7 @@ program
       stopping = true;
       process.stderr.write(`ferry: ${signal}: draining (up to ${config.drainTimeoutMs / 1000} s; send it again to exit at once)\n`);
       try {
+        const ferry = await started;
         const report = await ferry.drain();
         process.stderr.write(
           `ferry: drained: ${report.jobsReleased} job(s) and ${report.notificationsReleased} webhook(s) released for another node or the next start; requests in flight ${report.requestsFinished ? 'all answered' : 'cut at the deadline'}\n`,
@@ -53,6 +51,13 @@ program
     };
     process.on('SIGINT', (signal) => void stop(signal));
     process.on('SIGTERM', (signal) => void stop(signal));
+    const ferry = await started;
+    const where = ferry.url
+      ? `on ${ferry.url}`
+      : `(worker: no API; /healthz, /readyz and /metrics on ${ferry.operationsUrl ?? 'no port'})`;
+    process.stdout.write(`Ferry ${config.role} node serving ${where}; data in ${config.dataDir}\n`);
+    process.stdout.write(`Credentials of the first user: ${config.dataDir}/credentials.json\n`);
+    if (ferry.url) process.stdout.write(`Console: ${ferry.url}/console/\n`);
   });
 
 const org = program.command('org').description('Organizations');
