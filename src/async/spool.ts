@@ -14,7 +14,6 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { SpooledBody } from '../store/async.js';
 
 /** Spool file names: random, so nothing in a name is taken from a request. */

@@ -27,7 +27,8 @@ const NO_MANIFEST = 'Send the manifest as multipart/form-data with a part named 
 export interface BatchRouteDeps {
   services: Services;
   results: BulkResults;
-  key: Buffer;
+  /** The results' sealing key, derived on first use. */
+  key: () => Buffer;
   accept(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
   runJob(request: FastifyRequest, reply: FastifyReply, kind: BulkKind, work: () => Promise<BulkState>, extra: Partial<BulkSummary>): Promise<unknown>;
   docs(request: FastifyRequest): DocumentsService;
@@ -66,7 +67,7 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
             options,
             service,
             results,
-            key,
+            key: key(),
             job: request.job!,
             maxPathLength: config.maxPathLength,
             describe: (e) => {

@@ -15,7 +15,7 @@
  * fault and its position.
  */
 import { invalid } from '../errors.js';
-import { parseWhere, MAX_WHERE_LENGTH, MAX_CLAUSES } from '../documents/ceql.js';
+import { parseWhere, readQuoted, MAX_WHERE_LENGTH, MAX_CLAUSES } from '../documents/ceql.js';
 
 /** What an export's predicate looks at: an object as the walk yields it. */
 export interface Queryable {
@@ -51,22 +51,9 @@ function tokenize(source: string): Token[] {
     if (/\s/.test(c)) {
       i++;
     } else if (c === "'" || c === '"') {
-      i++;
-      let text = '';
-      for (;;) {
-        if (i >= source.length) fail(`unterminated string starting at position ${start + 1}`);
-        if (source[i] === c) {
-          if (source[i + 1] === c) {
-            text += c;
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        text += source[i++];
-      }
-      tokens.push({ kind: 'string', text, pos: start + 1, raw: source.slice(start, i) });
+      const quoted = readQuoted(source, start, fail);
+      i = quoted.end;
+      tokens.push({ kind: 'string', text: quoted.text, pos: start + 1, raw: source.slice(start, i) });
     } else if (/[0-9-]/.test(c)) {
       while (i < source.length && /[0-9.eE+-]/.test(source[i])) i++;
       tokens.push({ kind: 'number', text: source.slice(start, i), pos: start + 1, raw: source.slice(start, i) });

@@ -36,7 +36,10 @@ const idParams = { type: 'object', properties: { id: { type: 'string', maxLength
 export async function bulkRoutes(app: FastifyInstance, { services }: PluginOptions): Promise<void> {
   const { config, store } = services;
   const results = new BulkResults(config.bulkDir);
-  const key = services.instances.derivedKey(RESULT_KEY_LABEL);
+  // Derived when first needed (a job or a read), not at registration: building the app for its
+  // OpenAPI document alone (http/openapi/document.ts) has no master key.
+  let resultKey: Buffer | undefined;
+  const key = () => (resultKey ??= services.instances.derivedKey(RESULT_KEY_LABEL));
 
   app.addHook('onRequest', hubAuth(services));
   if (services.intake) {
@@ -106,7 +109,7 @@ export async function bulkRoutes(app: FastifyInstance, { services }: PluginOptio
       const query = parseExportQuery(q);
       if (!request.internal) return accept(request, reply);
       const eventId = request.job!.eventId!;
-      return runJob(request, reply, 'query', () => runExport({ eventId, query, service: docs(request), results, key, job: request.job! }), { query: q });
+      return runJob(request, reply, 'query', () => runExport({ eventId, query, service: docs(request), results, key: key(), job: request.job! }), { query: q });
     },
   );
 
@@ -166,7 +169,7 @@ export async function bulkRoutes(app: FastifyInstance, { services }: PluginOptio
     const { event, kind } = await finishedResults(request, request.params.id, 'records');
     if (kind !== 'query') throw notFound(`Bulk job ${event.id} is a batch; its outcome is GET /bulk/${event.id}/status and /errors, it has no records file`);
     const accept = String(request.headers.accept ?? '');
-    const lines = results.exists(results.recordsFile(event.id)) ? sealedLines(results.recordsFile(event.id), key) : emptyLines();
+    const lines = results.exists(results.recordsFile(event.id)) ? sealedLines(results.recordsFile(event.id), key()) : emptyLines();
     if (/text\/csv/i.test(accept)) {
       return reply
         .header('Content-Type', 'text/csv; charset=utf-8')
@@ -202,7 +205,7 @@ export async function bulkRoutes(app: FastifyInstance, { services }: PluginOptio
       const file = results.errorsFile(event.id);
       if (results.exists(file)) {
         let index = 0;
-        for await (const line of sealedLines(file, key)) {
+        for await (const line of sealedLines(file, key())) {
           if (index++ < skip) continue;
           if (page.length === pageSize) {
             more = true;

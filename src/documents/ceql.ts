@@ -55,6 +55,29 @@ function fail(message: string): never {
   throw invalid(`where: ${message}; ${SUPPORTED}`);
 }
 
+/**
+ * The string literal opening at `start` (a ' or " quote; a doubled quote stands for itself):
+ * its text and the index just past its closing quote. Shared by every CEQL tokenizer (the
+ * `where` subset here, bulk queries in bulk/query.ts); `fail` reports an unterminated one.
+ */
+export function readQuoted(source: string, start: number, fail: (message: string) => never): { text: string; end: number } {
+  const quote = source[start];
+  let text = '';
+  let i = start + 1;
+  for (;;) {
+    if (i >= source.length) fail(`unterminated string starting at position ${start + 1}`);
+    if (source[i] === quote) {
+      if (source[i + 1] === quote) {
+        text += quote;
+        i += 2;
+        continue;
+      }
+      return { text, end: i + 1 };
+    }
+    text += source[i++];
+  }
+}
+
 function tokenize(source: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
@@ -67,22 +90,9 @@ function tokenize(source: string): Token[] {
       i++;
     } else if (c === "'" || c === '"') {
       const start = i;
-      let text = '';
-      i++;
-      for (;;) {
-        if (i >= source.length) fail(`unterminated string starting at position ${start + 1}`);
-        if (source[i] === c) {
-          if (source[i + 1] === c) {
-            text += c;
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        text += source[i++];
-      }
-      tokens.push({ kind: 'string', text, pos: start + 1 });
+      const quoted = readQuoted(source, start, fail);
+      i = quoted.end;
+      tokens.push({ kind: 'string', text: quoted.text, pos: start + 1 });
     } else if (/[A-Za-z_]/.test(c)) {
       const start = i;
       while (i < source.length && /[A-Za-z0-9_]/.test(source[i])) i++;

@@ -19,7 +19,7 @@ import { lstat, mkdir, open, rename, rm, rmdir, statfs, unlink, type FileHandle 
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { cancelled, invalid, isFerryError, notFound, conflict } from '../../errors.js';
-import { removeEmptyFolders, type Element, type Entry, type StorageInfo, type TransferOptions, type WriteOptions } from '../element.js';
+import type { Element, Entry, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
 import { UploadFolders, type UploadLease } from '../upload-folders.js';
 import { tempTag } from '../../documents/job.js';
 import { crashPoint } from '../../testing/crash-points.js';

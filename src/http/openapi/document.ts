@@ -15,9 +15,7 @@ import { buildApp, type Services } from '../app.js';
 /** `extend` may register more routes before the document is built (tests). */
 export async function openApiDocument(extend?: (app: FastifyInstance) => void): Promise<Record<string, any>> {
   const config = loadConfig({ FERRY_DATA_DIR: path.join(process.cwd(), '.openapi-unused'), FERRY_LOG_LEVEL: 'silent' });
-  // Stand-ins for what plugins read while registering (the bulk routes derive their result key).
-  const instances = { derivedKey: () => Buffer.alloc(32) };
-  const services = { config, instances, jobChanges: new Map() } as unknown as Services;
+  const services = { config, jobChanges: new Map() } as unknown as Services;
   const app = await buildApp(services, pino({ level: 'silent' }));
   extend?.(app);
   await app.ready();

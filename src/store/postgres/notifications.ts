@@ -7,7 +7,7 @@
  * async.ts), taking the connection layer as its first argument.
  */
 import type { DeliveryFilter, DeliveryListing, DeliveryRecord, DueNotification, Page, RedeliverOutcome } from '../async.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { decodeCursor } from '../cursor.js';
 import { pageOf, toDeliveryListing, toDueNotification } from '../rows.js';
 import { NOTIFICATIONS_CHANNEL, NOW_MS, run, type Db } from './db.js';
 
