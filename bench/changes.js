@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { ORG, PING, USER, createInstance, fmt, newPool, now, percentiles, sleep, startNode, startReceiver, table, waitFor } from './lib.js';
+import { ORG, PING, USER, createInstance, fmt, newPool, now, openLoop, percentiles, sleep, startNode, startReceiver, table, waitFor } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_CHANGES_SECONDS ?? 20);
 const INSTANCES = Number(process.env.BENCH_CHANGES_INSTANCES ?? 100);
@@ -125,29 +125,7 @@ async function rescanCost() {
 async function asyncP99(node, receiver, seconds) {
   const pool = newPool(node.origin, 64);
   const opts = { method: 'GET', path: PING, headers: { authorization: node.auth, 'elements-async-request': 'true', 'elements-async-callback-url': receiver.url } };
-  const total = RATE * seconds;
-  const results = new Array(total);
-  const inflight = [];
-  const t0 = now() + 20;
-  let next = 0;
-  while (next < total) {
-    const t = now();
-    while (next < total && t0 + (next * 1000) / RATE <= t) {
-      const i = next++;
-      const scheduled = t0 + (i * 1000) / RATE;
-      inflight.push(
-        pool
-          .request(opts)
-          .then(async (res) => {
-            const body = await res.body.text();
-            results[i] = { scheduled, eventId: res.statusCode === 200 ? String(JSON.parse(body).eventId) : null };
-          })
-          .catch(() => (results[i] = { scheduled, eventId: null })),
-      );
-    }
-    await sleep(1);
-  }
-  await Promise.all(inflight);
+  const results = await openLoop(pool, RATE, RATE * seconds, opts);
   const ok = results.filter((r) => r.eventId);
   await waitFor(() => ok.every((r) => receiver.arrivals.has(r.eventId)), 30_000, 100).catch(() => {});
   await pool.close();

@@ -20,17 +20,7 @@ async function run(nodes) {
   const cluster = await startCluster(Array(nodes).fill('all'));
   try {
     const origins = cluster.nodes.map((n) => new URL(n.base).origin);
-    const auths = [];
-    for (let i = 0; i < INSTANCES; i++) {
-      const created = await fetch(`${origins[0]}/elements/api-v2/instances`, {
-        method: 'POST',
-        headers: { authorization: PLATFORM_AUTH, 'content-type': 'application/json' },
-        body: JSON.stringify({ element: { key: 'localfs' }, name: `bench${i}`, configuration: { root: `bench${i}` } }),
-      });
-      const instance = await created.json();
-      if (created.status !== 200) throw new Error(`instance creation failed: ${created.status} ${JSON.stringify(instance)}`);
-      auths.push(`User ${USER_SECRET}, Element ${instance.token}`);
-    }
+    const auths = await createBenchInstances(origins[0], INSTANCES);
     const pools = origins.map((o) => newPool(o, Math.ceil(CONNECTIONS / nodes)));
     const opts = auths.map((authorization) => ({
       method: 'GET',
@@ -98,4 +88,20 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       process.exit(1);
     },
   );
+}
+
+/** Creates `count` localfs instances through `origin`; returns their hub Authorization values. */
+export async function createBenchInstances(origin, count) {
+  const auths = [];
+  for (let i = 0; i < count; i++) {
+    const created = await fetch(`${origin}/elements/api-v2/instances`, {
+      method: 'POST',
+      headers: { authorization: PLATFORM_AUTH, 'content-type': 'application/json' },
+      body: JSON.stringify({ element: { key: 'localfs' }, name: `bench${i}`, configuration: { root: `bench${i}` } }),
+    });
+    const instance = await created.json();
+    if (created.status !== 200) throw new Error(`instance creation failed: ${created.status} ${JSON.stringify(instance)}`);
+    auths.push(`User ${USER_SECRET}, Element ${instance.token}`);
+  }
+  return auths;
 }

@@ -1,7 +1,7 @@
 // latency: open-loop load at a fixed arrival rate; latency counted from each request's
 // *scheduled* send time (so a slow server cannot hide queueing by slowing the client) to the
 // webhook's arrival at a local receiver. Ferry on SQLite, role all, one process.
-import { PING, fmt, mark, newPool, now, percentiles, sleep, startNode, startReceiver, table, waitFor } from './lib.js';
+import { PING, fmt, mark, newPool, now, percentiles, sleep, startNode, startReceiver, table, waitFor, openLoop } from './lib.js';
 
 const RATE = Number(process.env.BENCH_LATENCY_RATE ?? 1000);
 const SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 30);
@@ -9,32 +9,6 @@ const CONNECTIONS = 128;
 /** The run below the target rate, to show the pipeline with headroom. */
 const LOW_SECONDS = Math.min(5, SECONDS / 2);
 
-/** Fires `total` requests at `rate`/s from `t0`; returns per-request {scheduled, eventId, status}. */
-export async function openLoop(pool, rate, total, opts) {
-  const results = new Array(total);
-  const inflight = [];
-  const t0 = now() + 20;
-  let next = 0;
-  while (next < total) {
-    const t = now();
-    while (next < total && t0 + (next * 1000) / rate <= t) {
-      const i = next++;
-      const scheduled = t0 + (i * 1000) / rate;
-      inflight.push(
-        pool
-          .request(opts)
-          .then(async (res) => {
-            const body = await res.body.text();
-            results[i] = { scheduled, status: res.statusCode, eventId: res.statusCode === 200 ? String(JSON.parse(body).eventId) : null };
-          })
-          .catch((e) => (results[i] = { scheduled, status: 0, eventId: null, error: e.message })),
-      );
-    }
-    await sleep(1);
-  }
-  await Promise.all(inflight);
-  return results;
-}
 
 /** One open-loop run at `rate` for `seconds` on a warm node; latencies and the ledger. */
 async function measure(pool, receiver, opts, rate, seconds) {

@@ -265,3 +265,33 @@ export const mark = (ok) => (ok ? 'met' : 'NOT met');
 export function newPool(origin, connections) {
   return new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
 }
+
+/**
+ * Open loop: fires `total` requests at `rate`/s (latency counted from each scheduled send time,
+ * not from when it went out); returns per-request {scheduled, eventId, status}.
+ */
+export async function openLoop(pool, rate, total, opts) {
+  const results = new Array(total);
+  const inflight = [];
+  const t0 = now() + 20;
+  let next = 0;
+  while (next < total) {
+    const t = now();
+    while (next < total && t0 + (next * 1000) / rate <= t) {
+      const i = next++;
+      const scheduled = t0 + (i * 1000) / rate;
+      inflight.push(
+        pool
+          .request(opts)
+          .then(async (res) => {
+            const body = await res.body.text();
+            results[i] = { scheduled, status: res.statusCode, eventId: res.statusCode === 200 ? String(JSON.parse(body).eventId) : null };
+          })
+          .catch((e) => (results[i] = { scheduled, status: 0, eventId: null, error: e.message })),
+      );
+    }
+    await sleep(1);
+  }
+  await Promise.all(inflight);
+  return results;
+}

@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import pg from 'pg';
 import { fmt, newPool, now, sleep, startReceiver, table, waitFor, PING, PG_URL } from './lib.js';
 import { startWireCounter } from './pg-wire.js';
+import { createBenchInstances } from './cluster.js';
 import { clusterSkipReason, startCluster } from '../dist/test/helpers/cluster.js';
-import { PLATFORM_AUTH, USER_SECRET } from '../dist/test/helpers/server.js';
 
 const COUNT = Number(process.env.BENCH_PGS_COUNT ?? 1000);
 const NODES = (process.env.BENCH_PGS_NODES ?? '1,3').split(',').map(Number);
@@ -49,17 +49,7 @@ async function run(nodes) {
   await admin.connect();
   try {
     const origins = cluster.nodes.map((n) => new URL(n.base).origin);
-    const auths = [];
-    for (let i = 0; i < INSTANCES; i++) {
-      const created = await fetch(`${origins[0]}/elements/api-v2/instances`, {
-        method: 'POST',
-        headers: { authorization: PLATFORM_AUTH, 'content-type': 'application/json' },
-        body: JSON.stringify({ element: { key: 'localfs' }, name: `bench${i}`, configuration: { root: `bench${i}` } }),
-      });
-      const instance = await created.json();
-      if (created.status !== 200) throw new Error(`instance creation failed: ${created.status} ${JSON.stringify(instance)}`);
-      auths.push(`User ${USER_SECRET}, Element ${instance.token}`);
-    }
+    const auths = await createBenchInstances(origins[0], INSTANCES);
     await sleep(1000);
     wire.reset();
     await sleep(IDLE_SECONDS * 1000);
