@@ -5,6 +5,7 @@
  */
 import { call, callJson, type CallOptions, type Query, type Transport } from './http.js';
 import { uploadBody, type UploadSource } from './upload.js';
+import { BulkClient } from './bulk.js';
 import type { Answer, AsyncAccepted, DocumentObject, Link, Page, Revision, Storage } from './types.js';
 
 const H = '/hubs/documents';
@@ -91,6 +92,9 @@ abstract class HubCalls<R> {
 
 /** The documents hub of one instance. */
 export class HubClient extends HubCalls<never> {
+  /** Bulk jobs: exports (`bulk.query`) and batches (`bulk.files`), their status, records and errors. */
+  readonly bulk = new BulkClient(this.transport, this.authorization);
+
   protected send<T>(method: string, path: string, options: CallOptions): Promise<T> {
     return callJson<T>(this.transport, this.authorization, method, path, options);
   }

@@ -4,6 +4,19 @@
  */
 export { FerryClient, type FerryClientOptions, type WaitOptions, type PageOptions } from './client.js';
 export { HubClient, AsyncHubClient, type AsyncOptions, type CopyOptions, type ListOptions, type UploadOptions, type NodeWritableLike } from './hub.js';
+export {
+  BulkClient,
+  BULK_FINAL_STATUSES,
+  type BatchOptions,
+  type BatchStarted,
+  type BulkErrorRow,
+  type BulkRecord,
+  type BulkRow,
+  type BulkStartOptions,
+  type BulkStarted,
+  type BulkStatus,
+  type BulkWaitOptions,
+} from './bulk.js';
 export { FerryError } from './errors.js';
 export type { UploadSource } from './upload.js';
 export * from './types.js';

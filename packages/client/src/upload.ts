@@ -30,19 +30,31 @@ async function* chunksOf(source: ReadableStream<Uint8Array> | AsyncIterable<Uint
   }
 }
 
-/** The body and its Content-Type (FormData sets its own). */
-export function uploadBody(source: UploadSource, fileName: string, contentType = 'application/octet-stream'): { body: RequestBody; contentType?: string } {
+/**
+ * The body and its Content-Type (FormData sets its own). `fields` are text parts sent before
+ * the file (a bulk manifest's `metaData`).
+ */
+export function uploadBody(
+  source: UploadSource,
+  fileName: string,
+  contentType = 'application/octet-stream',
+  fields: Record<string, string> = {},
+): { body: RequestBody; contentType?: string } {
   if (!isStream(source)) {
     const blob = source instanceof Blob ? source : new Blob([source as BlobPart], { type: contentType });
     const form = new FormData();
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
     form.append('file', blob, fileName);
     return { body: form };
   }
   const boundary = `ferry-${Math.random().toString(16).slice(2)}${Date.now().toString(16)}`;
   const encoder = new TextEncoder();
   const safeName = fileName.replace(/["\r\n\\]/g, '_');
+  const fieldParts = Object.entries(fields)
+    .map(([name, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${name.replace(/["\r\n\\]/g, '_')}"\r\n\r\n${value}\r\n`)
+    .join('');
   const head = encoder.encode(
-    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${safeName}"\r\nContent-Type: ${contentType}\r\n\r\n`,
+    `${fieldParts}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${safeName}"\r\nContent-Type: ${contentType}\r\n\r\n`,
   );
   const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
   const chunks = chunksOf(source);

@@ -104,7 +104,11 @@ const bulkStatus = {
   type: 'object',
   properties: {
     id: { type: 'integer', description: 'The bulk job id (its event id)' },
+    kind: { type: 'string', enum: ['query', 'files'], description: 'query: an export; files: a batch' },
     status: { type: 'string', enum: ['CREATED', 'RUNNING', 'COMPLETED', 'ERROR', 'CANCELLATION_PENDING', 'CANCELLED'] },
+    query: { type: 'string', description: "An export's CEQL query" },
+    message: { type: 'string', description: 'Why the job ended in ERROR' },
+    eventId: { type: 'integer', description: "The job's event (GET /instances/events/{id})" },
     recordsCount: { type: 'integer' },
     recordsFailedCount: { type: 'integer' },
     progress: { type: 'object', additionalProperties: true },
@@ -134,7 +138,10 @@ const BULK: Record<string, RouteDoc> = {
         },
       },
     },
-    response: { type: 'object', properties: { id: { type: 'integer' }, status: { type: 'string', enum: ['CREATED'] } } },
+    response: {
+      type: 'object',
+      properties: { id: { type: 'integer' }, status: { type: 'string', enum: ['CREATED'] }, rowsTotal: { type: 'integer', description: 'The rows the manifest holds' } },
+    },
   },
   'GET /hubs/documents/bulk/:id/status': { summary: "A bulk job's status and counts", response: bulkStatus },
   'GET /hubs/documents/bulk/:id/files': {
