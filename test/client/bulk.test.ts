@@ -115,7 +115,7 @@ describe('@ferry/client: bulk jobs', () => {
   });
 
   it('runs a batch from a CSV stream, and stops at the first failure without continueOnError (ERROR, naming the row)', async () => {
-    const csv = ['operation,path,to', 'createFolder,/streamed', 'delete,/not/here', 'createFolder,/never'].join('\n');
+    const csv = ['operation,path', 'createFolder,/streamed', 'delete,/not/here', 'createFolder,/never'].join('\n');
     const started = await hub.bulk.files(Readable.from([Buffer.from(csv)]), { format: 'csv', continueOnError: false, concurrency: 1 });
     assert.equal(started.rowsTotal, 3);
     const done = await hub.bulk.wait(started.id, { timeoutMs: 30_000, intervalMs: 50 });

@@ -1,6 +1,6 @@
 /**
- * The README's "Client" section runs as written (issue 20): its ten-line client example and its
- * webhook receiver, each as an ES module in a child process, against a real Ferry. Only the
+ * The README's "Client" section runs as written (issue 20): its ten-line client example, the bulk
+ * export snippet that continues it, and its webhook receiver, each as an ES module in a child process, against a real Ferry. Only the
  * addresses, secrets and the package specifier (the build in packages/client/dist) are swapped.
  */
 import { after, before, describe, it } from 'node:test';
@@ -54,9 +54,9 @@ describe('README Client section', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the example and the receiver run as written: files listed, copy completed, webhook verified', async () => {
-    const [example, receiverCode] = clientBlocks();
-    assert.ok(example && receiverCode, 'the Client section has two js blocks');
+  it('the example, its bulk export and the receiver run as written: files listed, copy completed, records read, webhook verified', async () => {
+    const [example, bulk, receiverCode] = clientBlocks();
+    assert.ok(example && bulk && receiverCode, 'the Client section has three js blocks: the example, bulk, the receiver');
     assert.ok(example.trim().split('\n').length <= 10, 'the example is ten lines at most');
     const port = await freePort();
     const clientUrl = new URL(`file://${path.join(dist, 'index.js')}`).href;
@@ -65,7 +65,7 @@ describe('README Client section', () => {
     fs.writeFileSync(path.join(dir, 'receiver.mjs'), receiverCode.replace("'@ferry/client/verify'", `'${verifyUrl}'`).replace('.listen(4000)', `.listen(${port}, '127.0.0.1')`));
     receiver = run(path.join(dir, 'receiver.mjs'));
 
-    const script = example
+    const script = `${example}\n${bulk.replace(/^ {2}/gm, '')}`
       .replace("'@ferry/client'", `'${clientUrl}'`)
       .replace('http://127.0.0.1:8080', srv.base.replace(/\/elements\/api-v2$/, ''))
       .replace("'walkthrough-user'", `'${USER_SECRET}'`)
@@ -75,7 +75,7 @@ describe('README Client section', () => {
     // The receiver may still be starting: the notification is retried until it answers.
     const example_ = run(path.join(dir, 'example.mjs'));
     assert.equal(await example_.exit, 0, example_.output());
-    assert.match(example_.output(), /\[ '\/hello\/hello\.txt' \]\ncompleted\n/);
+    assert.match(example_.output(), /\[ '\/hello\/hello\.txt' \]\ncompleted\n\/hello\/hello\.txt 12\n$/);
 
     for (let i = 0; i < 200 && !/event \d+ completed/.test(receiver.output()); i++) await new Promise((r) => setTimeout(r, 50));
     assert.match(receiver.output(), /event \d+ completed/, receiver.output());
