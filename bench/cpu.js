@@ -18,7 +18,7 @@
 // right before this one, for a before/after), BENCH_CPU_CONTROL (off: no sync-ping control).
 import fs from 'node:fs';
 import pg from 'pg';
-import { PING, PG_URL, closedLoop, fmt, newPool, now, percentiles, sleep, startProcess, startReceiver, table, waitFor } from './lib.js';
+import { PING, PG_URL, closedLoop, cpuMs, fmt, newPool, now, percentiles, sleep, startProcess, startReceiver, table, waitFor } from './lib.js';
 import { openLoop } from './latency.js';
 
 const SECONDS = Number(process.env.BENCH_CPU_SECONDS ?? 6);
@@ -32,19 +32,6 @@ const CONNECTIONS = 32;
 const SATURATED_MAX = 6000;
 /** Warm-up: a closed-loop burst, so the rates measure a warm node (JIT, caches, pools). */
 const WARM_COUNT = 3000;
-const TICK_MS = 1000 / 100; // USER_HZ: /proc reports CPU time in 1/100 s on Linux
-
-/** CPU milliseconds (user + system) of a process or thread so far; 0 once it is gone. */
-function cpuMs(statPath) {
-  try {
-    const stat = fs.readFileSync(statPath, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * TICK_MS;
-  } catch {
-    return 0;
-  }
-}
-
 /** Per-thread CPU ms of `pid`, keyed by thread name (threads of one name summed). */
 function threads(pid) {
   const out = {};

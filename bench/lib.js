@@ -20,6 +20,19 @@ export const REDIS = { host: '127.0.0.1', port: 6379 };
 export const PING = '/elements/api-v2/hubs/documents/ping';
 
 export const now = () => performance.now();
+
+const TICK_MS = 1000 / 100; // USER_HZ: /proc reports CPU time in 1/100 s on Linux
+
+/** CPU ms so far (user + system) from a /proc stat file: `/proc/<pid>/stat` or a thread's; 0 when gone. */
+export function cpuMs(statPath) {
+  try {
+    const stat = fs.readFileSync(statPath, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_MS;
+  } catch {
+    return 0;
+  }
+}
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Creates an empty database next to PG_URL's (a fresh store per run); null when PG is absent. */

@@ -8,9 +8,8 @@
 // PostgreSQL's CPU: the server backends serving the proxy's connections (found by client port
 // in pg_stat_activity, CPU from /proc/<pid>/stat), over the load, per statement.
 // Knobs: BENCH_PGS_COUNT (1000), BENCH_PGS_NODES (1,3). Needs a build.
-import fs from 'node:fs';
 import pg from 'pg';
-import { fmt, newPool, now, sleep, startReceiver, table, waitFor, PING, PG_URL } from './lib.js';
+import { cpuMs, fmt, newPool, now, sleep, startReceiver, table, waitFor, PING, PG_URL } from './lib.js';
 import { startWireCounter } from './pg-wire.js';
 import { createBenchInstances } from './cluster.js';
 import { clusterSkipReason, startCluster } from '../dist/test/helpers/cluster.js';
@@ -20,23 +19,12 @@ const NODES = (process.env.BENCH_PGS_NODES ?? '1,3').split(',').map(Number);
 const CONNECTIONS = 24;
 const INSTANCES = 12;
 const IDLE_SECONDS = 3;
-const TICK_MS = 10;
-
-function cpuMs(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * TICK_MS;
-  } catch {
-    return 0;
-  }
-}
 
 /** CPU ms so far of the PostgreSQL backends whose client is one of the proxy's upstream ports. */
 async function backendCpu(admin, ports) {
   if (!ports.length) return { ms: 0, pids: 0 };
   const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])', [ports]);
-  return { ms: rows.reduce((s, r) => s + cpuMs(r.pid), 0), pids: rows.length };
+  return { ms: rows.reduce((s, r) => s + cpuMs(`/proc/${r.pid}/stat`), 0), pids: rows.length };
 }
 
 async function run(nodes) {
