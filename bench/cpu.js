@@ -18,8 +18,7 @@
 // right before this one, for a before/after), BENCH_CPU_CONTROL (off: no sync-ping control).
 import fs from 'node:fs';
 import pg from 'pg';
-import { PING, PG_URL, closedLoop, cpuMs, fmt, newPool, now, percentiles, sleep, startProcess, startReceiver, table, waitFor } from './lib.js';
-import { openLoop } from './latency.js';
+import { PING, PG_URL, closedLoop, cpuMs, fmt, newPool, now, openLoop, percentiles, sleep, startProcess, startReceiver, table, waitFor } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_CPU_SECONDS ?? 6);
 const IDLE_SECONDS = Number(process.env.BENCH_CPU_IDLE_SECONDS ?? 10);
@@ -32,7 +31,11 @@ const CONNECTIONS = 32;
 const SATURATED_MAX = 6000;
 /** Warm-up: a closed-loop burst, so the rates measure a warm node (JIT, caches, pools). */
 const WARM_COUNT = 3000;
-/** Per-thread CPU ms of `pid`, keyed by thread name (threads of one name summed). */
+/**
+ * Per thread of `pid`, keyed by thread name (threads of one name summed): CPU ms so far, and
+ * wake-ups so far (context switches, voluntary and not: each is a turn the thread was scheduled
+ * for, which on this VM costs a few hundred microseconds of CPU whatever the turn does).
+ */
 function threads(pid) {
   const out = {};
   let tids = [];
@@ -43,15 +46,27 @@ function threads(pid) {
   }
   for (const tid of tids) {
     let name = 'other';
+    let status = '';
     try {
       name = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
     } catch {
       continue;
     }
     if (String(tid) === String(pid)) name = 'main';
     else if (name === 'node') name = 'other';
-    out[name] = (out[name] ?? 0) + cpuMs(`/proc/${pid}/task/${tid}/stat`);
+    const switches = [...status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    const t = (out[name] ??= { ms: 0, wakes: 0 });
+    t.ms += cpuMs(`/proc/${pid}/task/${tid}/stat`);
+    t.wakes += switches;
   }
+  return out;
+}
+
+/** What each thread spent between two readings of threads(): {name: {ms, wakes}}. */
+function threadDelta(after, before) {
+  const out = {};
+  for (const [name, t] of Object.entries(after)) out[name] = { ms: t.ms - (before[name]?.ms ?? 0), wakes: t.wakes - (before[name]?.wakes ?? 0) };
   return out;
 }
 
@@ -145,8 +160,7 @@ async function measure(system, rate) {
   const seconds = (after.at - before.at) / 1000;
   const ferryMs = after.ferry - before.ferry;
   const dbMs = after.db - before.db;
-  const perThread = {};
-  for (const [name, ms] of Object.entries(after.threads)) perThread[name] = ms - (before.threads[name] ?? 0);
+  const perThread = threadDelta(after.threads, before.threads);
   return { rate, events: p.n, seconds, ferryMs, dbMs, commits: after.commits - before.commits, perThread, p };
 }
 
@@ -169,13 +183,39 @@ async function control(system) {
   return { trickle, flood };
 }
 
+/**
+ * The floor: a bare node:http server (bench/sut.js `bare-http`: no framework, no store, no
+ * work) at 50/s and saturated, with the same client. What a trickle costs it per request over
+ * what a flood does is this host's price of waking a Node process per request; Ferry's event at
+ * a trickle pays it at least once for the request and once for the webhook's answer.
+ */
+async function floor() {
+  const server = await startProcess('bare-http', {});
+  const pool = newPool(server.origin, CONNECTIONS);
+  const opts = { method: 'GET', path: '/' };
+  try {
+    await closedLoop(pool, { count: WARM_COUNT, seconds: 5, connections: CONNECTIONS, opts: () => opts });
+    const cost = async (fn) => {
+      const before = { ms: cpuMs(`/proc/${server.pid}/stat`), t: threads(server.pid) };
+      const n = await fn();
+      const wakes = Object.values(threadDelta(threads(server.pid), before.t)).reduce((sum, t) => sum + t.wakes, 0);
+      return { ms: (cpuMs(`/proc/${server.pid}/stat`) - before.ms) / n, wakes: wakes / n };
+    };
+    const trickle = await cost(async () => (await openLoop(pool, 50, 50 * SECONDS, opts)).filter((r) => r.status === 200).length);
+    const flood = await cost(async () => (await closedLoop(pool, { count: 100_000, seconds: SECONDS, connections: CONNECTIONS, opts: () => opts })).ok);
+    return { trickle, flood };
+  } finally {
+    await pool.close();
+    await server.close();
+  }
+}
+
 /** Idle: a warm node with nothing to do, for IDLE_SECONDS. */
 async function idle(system) {
   const before = await system.reading();
   await sleep(IDLE_SECONDS * 1000);
   const after = await system.reading();
-  const perThread = {};
-  for (const [name, ms] of Object.entries(after.threads)) perThread[name] = ms - (before.threads[name] ?? 0);
+  const perThread = threadDelta(after.threads, before.threads);
   return { rate: 'idle', events: 0, seconds: (after.at - before.at) / 1000, ferryMs: after.ferry - before.ferry, dbMs: after.db - before.db, commits: after.commits - before.commits, perThread, p: percentiles([]) };
 }
 
@@ -221,9 +261,11 @@ function print(store, label, rows) {
   const at50 = rows.find((r) => r.rate === 50);
   if (at50) {
     const names = Object.keys(at50.perThread).sort();
-    console.log(`\n${label}, per thread at 50/s (ms of CPU per event): ${names.map((n) => `${n} ${fmt(at50.perThread[n] / at50.events, 2)}`).join(', ')}`);
+    const per = (row, n, key, digits) => fmt(row.perThread[n][key] / row.events, digits);
+    console.log(`\n${label}, per thread at 50/s, CPU ms / wake-ups per event: ${names.map((n) => `${n} ${per(at50, n, 'ms', 2)} / ${per(at50, n, 'wakes', 1)}`).join(', ')}`);
+    if (sat) console.log(`${label}, per thread saturated, CPU ms / wake-ups per event: ${Object.keys(sat.perThread).sort().map((n) => `${n} ${per(sat, n, 'ms', 3)} / ${per(sat, n, 'wakes', 2)}`).join(', ')}`);
     const idleRow = rows[0];
-    console.log(`${label}, per thread at idle (cores): ${Object.keys(idleRow.perThread).sort().map((n) => `${n} ${fmt(idleRow.perThread[n] / 1000 / idleRow.seconds, 4)}`).join(', ')}`);
+    console.log(`${label}, per thread at idle (cores): ${Object.keys(idleRow.perThread).sort().map((n) => `${n} ${fmt(idleRow.perThread[n].ms / 1000 / idleRow.seconds, 4)}`).join(', ')}`);
   }
   if (rows.control) {
     const { trickle, flood } = rows.control;
@@ -245,6 +287,13 @@ export async function cpu() {
   console.log(
     `\n## cpu: Ferry's CPU (all threads${STORES.includes('postgres') ? '; on PostgreSQL also its backends' : ''}) at idle (${IDLE_SECONDS} s), ${RATES.filter((r) => r !== 'sat').join(', ')} events/s (${SECONDS} s each, open loop) and saturated (${CONNECTIONS} connections, ${SECONDS} s); latency: scheduled send → webhook\n`,
   );
+  if (process.env.BENCH_CPU_CONTROL !== 'off') {
+    const { trickle, flood } = await floor();
+    console.log(
+      `floor — a bare node:http server (no framework, no work), same client: ${fmt(trickle.ms, 3)} ms of CPU and ${fmt(trickle.wakes, 1)} wake-ups per request at 50/s, ` +
+        `${fmt(flood.ms, 3)} ms and ${fmt(flood.wakes, 2)} saturated: ${fmt(trickle.ms / flood.ms, 1)}×`,
+    );
+  }
   for (const store of STORES) {
     if (store === 'postgres') {
       const probe = new pg.Client({ connectionString: PG_URL });
