@@ -48,11 +48,14 @@ export async function accept() {
     `\n## accept: async accept vs sync ping, same server and client (${CONNECTIONS} connections, ≤ ${COUNT} requests or ${SECONDS} s each, in ${ROUNDS} alternating rounds)\n`,
   );
   const rows = [];
+  // BENCH_ACCEPT_CASES (e.g. "postgres" or "sqlite-normal,postgres") runs some of the cases.
+  const only = process.env.BENCH_ACCEPT_CASES?.split(',');
+  const wanted = (name) => !only || only.includes(name);
   const cases = [
     ['sqlite', 'normal'],
     ['sqlite', 'fsync'],
-  ];
-  const probe = await freshPgDatabase('probe');
+  ].filter(([store, durability]) => wanted(`${store}-${durability}`));
+  const probe = wanted('postgres') ? await freshPgDatabase('probe') : null;
   if (probe) {
     await probe.drop();
     cases.push(['postgres', 'normal']);
@@ -71,8 +74,7 @@ export async function accept() {
     ]);
   }
   table(['store', 'durability', 'sync ping req/s (baseline)', 'async accept req/s', 'ratio', 'target', 'webhooks delivered'], rows);
-  if (!probe) console.log('\nPostgreSQL not reachable: skipped.');
-  await acceptMetrics();
+  if (!probe && wanted('postgres')) console.log('\nPostgreSQL not reachable: skipped.');
 }
 
 // accept-metrics: what metrics cost (issue 14). Two SQLite nodes, one with metrics on (the
