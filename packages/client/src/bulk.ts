@@ -8,7 +8,7 @@
 import { FerryError } from './errors.js';
 import { call, callJson, type Transport } from './http.js';
 import { uploadBody, type UploadSource } from './upload.js';
-import type { Answer, Page } from './types.js';
+import type { Answer, Page, components } from './types.js';
 
 const B = '/hubs/documents/bulk';
 
@@ -30,19 +30,8 @@ export interface BulkRow {
   tags?: string[];
 }
 
-/** An export's record (the NDJSON form of `GET /bulk/{id}/files`). */
-export interface BulkRecord {
-  id: string;
-  path: string;
-  name: string;
-  directory: boolean;
-  size: number;
-  createdDate: string | null;
-  modifiedDate: string | null;
-  tags: string[];
-  mimeType: string | null;
-  parentFolderId: string | null;
-}
+/** An export's record (a line of `GET /bulk/{id}/files` as NDJSON). */
+export type BulkRecord = components['schemas']['BulkRecord'];
 
 export interface BulkStartOptions {
   /** Where the job's notification goes; default the instance's event.notification.callback.url (none: the job is polled). */

@@ -149,7 +149,7 @@ const BULK: Record<string, RouteDoc> = {
     response: {
       content: {
         'text/csv': { schema: { type: 'string' } },
-        'application/json': { schema: { type: 'string', description: 'NDJSON: one record per line' } },
+        'application/json': { schema: ref('BulkRecord') },
       },
     },
   },

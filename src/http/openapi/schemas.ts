@@ -75,6 +75,23 @@ export const COMPONENT_SCHEMAS: Record<string, object> = {
       mimeType: nullableString,
     },
   },
+  BulkRecord: {
+    type: 'object',
+    description: "One object of an export's result (GET /hubs/documents/bulk/{id}/files): a line of NDJSON, or a CSV row with these columns in this order (tags as a JSON array)",
+    required: ['id', 'path', 'name', 'directory', 'size', 'createdDate', 'modifiedDate', 'tags', 'mimeType', 'parentFolderId'],
+    properties: {
+      id: { type: 'string' },
+      path: { type: 'string' },
+      name: { type: 'string' },
+      directory: { type: 'boolean' },
+      size: { type: 'integer' },
+      createdDate: nullableString,
+      modifiedDate: nullableString,
+      tags: { type: 'array', items: { type: 'string' } },
+      mimeType: nullableString,
+      parentFolderId: nullableString,
+    },
+  },
   Account: {
     type: 'object',
     required: ['id', 'name', 'emailAddress', 'source'],
