@@ -236,6 +236,30 @@ function sharedStoreTests(url: string): void {
       }
     });
 
+    it("a store in another schema of the same database is not woken by this schema's accepts", async () => {
+      const other = freshSchema(url);
+      const stranger = new PostgresStore({ url, schema: other.schema, poolSize: 2 });
+      let strangerWakes = 0;
+      let resolveOwn!: () => void;
+      const ownWoken = new Promise<void>((r) => (resolveOwn = r));
+      const stopStranger = stranger.onWake('jobs', () => strangerWakes++);
+      const stopOwn = b.onWake('jobs', () => resolveOwn());
+      try {
+        await stranger.migrate();
+        await new Promise((r) => setTimeout(r, 200)); // both listening connections are up
+        await a.acceptEvents([{ ...base, idempotencyKey: null }]);
+        await withTimeout(ownWoken, 'jobs wake-up in the same schema');
+        await new Promise((r) => setTimeout(r, 300)); // a NOTIFY would have arrived by now
+        assert.equal(strangerWakes, 0, 'the other schema was woken');
+      } finally {
+        stopStranger();
+        stopOwn();
+        await stranger.close();
+        await other.drop();
+        await drain(1000);
+      }
+    });
+
     it('a dropped listening connection reconnects, wakes its handlers once and listens again', async () => {
       let wakes = 0;
       let wake: () => void = () => {};

@@ -31,7 +31,7 @@ export async function cancelEvent(
     if (!cancellable(before) || !jobs.length) return { before, after: before };
     if (jobs[0].leased) {
       await run(c, "UPDATE events SET execution = 'cancelling' WHERE id = $1", [eventId]);
-      await run(c, 'SELECT pg_notify($1, $2)', [CANCELS_CHANNEL, String(eventId)]);
+      await run(c, 'SELECT pg_notify($1, $2)', [db.channel(CANCELS_CHANNEL), String(eventId)]);
       return { before, after: 'cancelling' };
     }
     await completeCancelled(c, organizationId, ev.callback_url, pending(ev.instance_id));

@@ -34,7 +34,12 @@ export const NOW_MS = 'floor(extract(epoch from statement_timestamp()) * 1000)::
  */
 export const CLOCK_MS = 'floor(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
-/** LISTEN/NOTIFY channels: jobs were accepted; notifications became due. */
+/**
+ * LISTEN/NOTIFY channels: jobs were accepted; notifications became due. Channels are
+ * database-wide, so a store in a schema of its own uses `Db.channel(name)`: the name suffixed
+ * with its schema, and deployments (or parallel test runs) sharing a database do not wake
+ * each other.
+ */
 export const JOBS_CHANNEL = 'ferry_jobs';
 export const NOTIFICATIONS_CHANNEL = 'ferry_notifications';
 /**
@@ -170,7 +175,16 @@ export class Db {
    * one per channel is in flight: asked again meanwhile, one more follows when it is done (each
    * NOTIFY is a transaction of its own, with a WAL flush, and listeners coalesce anyway).
    */
-  notify(channel: string): void {
+  /** The name of channel `base` for this store's schema (see JOBS_CHANNEL). */
+  channel(base: string): string {
+    if (!this.schema) return base;
+    const named = `${base}__${this.schema}`;
+    // Identifiers are at most 63 bytes: a long schema name is replaced by a digest of it.
+    return named.length <= 63 ? named : `${base}__${crypto.createHash('sha256').update(this.schema).digest('hex').slice(0, 32)}`;
+  }
+
+  notify(base: string): void {
+    const channel = this.channel(base);
     const state = this.notifying.get(channel);
     if (state) {
       this.notifying.set(channel, 'again');
@@ -182,7 +196,7 @@ export class Db {
       .finally(() => {
         const again = this.notifying.get(channel) === 'again';
         this.notifying.delete(channel);
-        if (again) this.notify(channel);
+        if (again) this.notify(base);
       });
   }
 

@@ -10,7 +10,8 @@
  * - Lease, due and idempotency times come from the database clock, so nodes agree on them.
  * - `onWake` delivers LISTEN/NOTIFY hints from other nodes (`ferry_jobs` after an accept left
  *   jobs for a claim, `ferry_notifications` after a completion left due notifications, or a
- *   redelivery, `ferry_cancels` after a cancel of a running job) so idle runners and senders need not wait for a poll. A node's own NOTIFYs are
+ *   redelivery, `ferry_cancels` after a cancel of a running job; each suffixed with the store's schema, see
+ *   Db.channel) so idle runners and senders need not wait for a poll. A node's own NOTIFYs are
  *   not delivered to it: it wakes its runner and sender directly.
  * - Handoffs: see accept.ts (jobs, under the cross-node instance limit), complete.ts
  *   (notifications) and in-flight.ts (this node's overlapping statements). Job handoffs can be
@@ -95,7 +96,7 @@ export class PostgresStore implements Store {
   onWake(channel: 'jobs' | 'notifications' | 'changes' | 'cancels', fn: () => void): () => void {
     const name =
       channel === 'jobs' ? JOBS_CHANNEL : channel === 'cancels' ? CANCELS_CHANNEL : channel === 'changes' ? changes.CHANGES_CHANNEL : NOTIFICATIONS_CHANNEL;
-    return this.wakes.listen(name, fn);
+    return this.wakes.listen(this.db.channel(name), fn);
   }
 
   // ---- identity, instances, settings ----------------------------------------------------------

@@ -42,10 +42,10 @@ export async function releaseLeases(db: Db, owner: string, jobIds: number[], not
       'release_jobs',
     );
     // Awaited, not db.notify(): the node exits right after.
-    await db.query('SELECT pg_notify($1, $2)', [JOBS_CHANNEL, 'drain'], 'notify_drain');
+    await db.query('SELECT pg_notify($1, $2)', [db.channel(JOBS_CHANNEL), 'drain'], 'notify_drain');
   }
   if (notificationIds.length) {
     await db.query('UPDATE notifications SET lease_until = 0 WHERE id = ANY($1::bigint[]) AND due_at IS NOT NULL', [notificationIds], 'release_notifications');
-    await db.query('SELECT pg_notify($1, $2)', [NOTIFICATIONS_CHANNEL, 'drain'], 'notify_drain');
+    await db.query('SELECT pg_notify($1, $2)', [db.channel(NOTIFICATIONS_CHANNEL), 'drain'], 'notify_drain');
   }
 }
