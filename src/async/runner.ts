@@ -28,7 +28,7 @@ import type { Store } from '../store/store.js';
 import { API_BASE } from '../http/api-base.js';
 import { publicUrl } from '../config.js';
 import { GroupCommit } from './accept.js';
-import { ClaimLoop } from './claim-loop.js';
+import { ClaimLoop } from '../claim-loop.js';
 import { Reservations, SlotCounts } from './reservations.js';
 import type { Executor, RunControl } from './executor.js';
 import { metrics } from '../observability/metrics.js';

@@ -21,7 +21,7 @@ import type { Executor } from './executor.js';
 import { signNotification } from './signing.js';
 import { keysAt, onKeyChange, type SigningKeys } from '../instances/signature-keys.js';
 import { GroupCommit } from './accept.js';
-import { ClaimLoop } from './claim-loop.js';
+import { ClaimLoop } from '../claim-loop.js';
 import { Reservations, SlotCounts } from './reservations.js';
 import type { NotificationSink } from './runner.js';
 import { metrics } from '../observability/metrics.js';

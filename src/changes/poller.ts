@@ -6,7 +6,8 @@
  * thread), never on the API's thread.
  *
  * Owns: when to poll and what a poll writes. May import: store/ (ChangeStore), instances/
- * (live elements, clear configuration), changes/*, config.ts — not async/ or http/: what it
+ * (live elements, clear configuration), changes/*, config.ts, claim-loop.ts (its wake/claim
+ * cycle is the runner's and the sender's) — not async/ or http/: what it
  * writes reaches the sender through the store.
  *
  * Scheduling: the schedules live in the store (store/changes.ts). The poller keeps ONE timer,
@@ -41,6 +42,7 @@ import { diff, snapshotWrites } from './diff.js';
 import { MAX_EVENTS_PER_NOTIFICATION, notificationsFor } from './message.js';
 import { scan } from './scan.js';
 import { parseChangeSettings, watchKey } from './settings.js';
+import { ClaimLoop } from '../claim-loop.js';
 
 /** Changes written per transaction (a multiple of the notification size). */
 export const WRITE_SLICE = 50 * MAX_EVENTS_PER_NOTIFICATION;
@@ -61,13 +63,22 @@ export class Poller {
   /** Snapshots of the instances this node polls, by instance, with the version they match. */
   private readonly cache = new Map<number, { version: number; entries: Map<string, SnapshotEntry> }>();
   private cachedEntries = 0;
-  private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private looking = false;
-  /** The look in progress (stop waits for it: a claim it made must not outlive the stop). */
-  private current: Promise<void> = Promise.resolve();
-  private again = false;
-  private scheduled = false;
+  /** Set by a failed claim: the next look is FERRY_POLLER_MIN_INTERVAL away, not at the next due time. */
+  private failed = false;
+  /**
+   * Claims due polls; one timer for the next due one, or none when nothing is scheduled (or
+   * every slot is busy: a finishing poll wakes it). Its stop waits for a claim in progress, so a
+   * lease claimed then is given back by `stop`.
+   */
+  private readonly loop = new ClaimLoop(
+    () => this.claimDue(),
+    () => this.nextLook(),
+    (e) => {
+      this.failed = true;
+      this.log.error({ err: e }, 'looking for due change polls failed; looking again in a while');
+    },
+  );
   /** Polls finished, and how long the last one took (ms), for benchmarks and metrics. */
   polls = 0;
   lastPollMs = 0;
@@ -89,17 +100,7 @@ export class Poller {
 
   /** Look at the schedules now (one look per event-loop turn however many ask). */
   wake(): void {
-    if (this.stopped) return;
-    if (this.looking) {
-      this.again = true;
-      return;
-    }
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.current = this.look();
-    });
+    this.loop.wake();
   }
 
   /**
@@ -108,61 +109,30 @@ export class Poller {
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.current;
+    await this.loop.stop();
     await Promise.allSettled([...this.running.values()]);
     await this.store.releasePolls(this.owner).catch((e) => this.log.warn({ err: e }, 'giving change poll leases back failed; they expire'));
   }
 
-  private async look(): Promise<void> {
-    if (this.stopped) return;
-    this.looking = true;
-    try {
-      do {
-        this.again = false;
-        const free = this.config.pollerConcurrency - this.running.size;
-        if (free <= 0) break;
-        const due = await this.store.claimPolls(this.owner, free, this.config.pollerLeaseMs, [...this.running.keys()]);
-        if (this.stopped) break; // claimed during the stop: stop() gives the leases back
-        for (const schedule of due) this.launch(schedule);
-        if (due.length === free) this.again = true;
-      } while (this.again && !this.stopped);
-      await this.arm();
-    } catch (e) {
-      this.log.error({ err: e }, 'looking for due change polls failed; looking again in a while');
-      this.armIn(this.config.pollerMinIntervalMs);
-    } finally {
-      this.looking = false;
-    }
-    if (this.again) this.wake();
+  /** Claims the due polls for the free slots and starts them; true when it filled them all. */
+  private async claimDue(): Promise<boolean> {
+    const free = this.config.pollerConcurrency - this.running.size;
+    if (free <= 0) return false;
+    const due = await this.store.claimPolls(this.owner, free, this.config.pollerLeaseMs, [...this.running.keys()]);
+    if (this.stopped) return false; // claimed during the stop: stop() gives the leases back
+    for (const schedule of due) this.launch(schedule);
+    return due.length === free;
   }
 
-  /** One timer for the next due poll, or none when nothing is scheduled (or every slot is busy). */
-  private async arm(): Promise<void> {
-    if (this.stopped) return;
-    if (this.running.size >= this.config.pollerConcurrency) {
-      this.clearTimer(); // a finishing poll looks again
-      return;
+  /** Milliseconds until the next due poll this node may claim, or null for no timer. */
+  private async nextLook(): Promise<number | null> {
+    if (this.failed) {
+      this.failed = false;
+      return this.config.pollerMinIntervalMs;
     }
+    if (this.running.size >= this.config.pollerConcurrency) return null; // a finishing poll looks again
     const next = await this.store.nextPollDue(this.owner, [...this.running.keys()]);
-    if (next === null) this.clearTimer();
-    else this.armIn(next.getTime() - Date.now());
-  }
-
-  private armIn(ms: number): void {
-    this.clearTimer();
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.wake();
-    }, Math.max(0, Math.min(ms, 2 ** 31 - 1)));
-    this.timer.unref();
-  }
-
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    return next === null ? null : Math.max(0, next.getTime() - Date.now());
   }
 
   private launch(schedule: PollSchedule): void {

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClaimLoop } from '../../src/async/claim-loop.js';
+import { ClaimLoop } from '../../src/claim-loop.js';
 
 const turn = () => new Promise((r) => setTimeout(r, 20));
 

@@ -1,11 +1,13 @@
 /**
- * The wake/claim cycle shared by the runner (jobs) and the sender (notifications).
+ * The wake/claim cycle shared by the runner (jobs), the sender (notifications) and the change
+ * poller (due polls).
  *
  * Contract: `wake()` asks for a claim soon. Wake-ups of one event-loop turn (a batch of accepts
  * or completions) share one claim; claims never overlap; a wake during a claim makes it go
  * round once more; a claim that filled every free slot goes round again at once. When a round
  * ends the loop sleeps for `delayAfter()` ms (a poll: NOTIFY and in-process wake-ups are only
- * latency hints, polling is what guarantees progress), unless woken sooner.
+ * latency hints, polling is what guarantees progress), unless woken sooner; `null` sleeps
+ * until woken (the change poller, when nothing is scheduled).
  */
 export class ClaimLoop {
   private running = false;
@@ -19,8 +21,8 @@ export class ClaimLoop {
   constructor(
     /** Claims once; returns true when it filled every free slot (more may be waiting). */
     private readonly claimOnce: () => Promise<boolean>,
-    /** Milliseconds to sleep after a round. */
-    private readonly delayAfter: () => Promise<number>,
+    /** Milliseconds to sleep after a round; null: no timer, sleep until woken. */
+    private readonly delayAfter: () => Promise<number | null>,
     private readonly onError: (error: unknown) => void,
   ) {}
 
@@ -76,7 +78,7 @@ export class ClaimLoop {
       this.running = false;
     }
     if (this.stopped) return;
-    let delay: number;
+    let delay: number | null;
     try {
       delay = await this.delayAfter();
     } catch {
@@ -84,7 +86,9 @@ export class ClaimLoop {
     }
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.wake(), Math.max(delay, 5));
+    this.timer = null;
+    if (delay === null) return;
+    this.timer = setTimeout(() => this.wake(), Math.min(Math.max(delay, 5), 2 ** 31 - 1));
     this.timer.unref();
   }
 }
