@@ -206,21 +206,6 @@ export const COMMON_CONFIG_KEYS: ConfigKey[] = [
 ];
 
 /**
- * Undoes the folders a failed write created: removes `foldersDeepestFirst` one by one with
- * `rmdir`, each only while it is empty, and stops at the first that is not (or cannot be
- * removed) — whatever another request put there meanwhile stays, with the folders above it.
- */
-export async function removeEmptyFolders(foldersDeepestFirst: string[], rmdir: (folder: string) => Promise<unknown>): Promise<void> {
-  for (const folder of foldersDeepestFirst) {
-    try {
-      await rmdir(folder);
-    } catch {
-      return;
-    }
-  }
-}
-
-/**
  * The egress policy of a context, for an element that connects out. Fails closed: an element
  * built without the policy would connect anywhere, so that is a programming error.
  */

@@ -20,7 +20,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { cancelled, invalid, isFerryError, notFound, conflict } from '../../errors.js';
 import type { Element, Entry, StorageInfo, TransferOptions, WriteOptions } from '../element.js';
-import { UploadFolders, type UploadLease } from '../upload-folders.js';
+import { UploadFolders, foldersBetween, type UploadLease } from '../upload-folders.js';
 import { tempTag } from '../../documents/job.js';
 import { crashPoint } from '../../testing/crash-points.js';
 import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
@@ -157,15 +157,8 @@ export class LocalFsElement implements Element {
     const folder = abs.slice(0, abs.lastIndexOf('/'));
     // A write that fails leaves no trace: not even the folders created for the file — unless
     // another upload into them is still running or succeeded (upload-folders.ts).
-    const lease = UPLOAD_FOLDERS.hold(folder.length > root.length ? foldersBetween(folder, `${root}/`) : []);
-    try {
-      const written = await this.writeHeld(p, body, root, abs, folder, lease, options);
-      lease.succeeded();
-      return written;
-    } catch (e) {
-      await lease.failed((dir) => rmdir(dir));
-      throw e;
-    }
+    const chain = folder.length > root.length ? foldersBetween(folder, `${root}/`) : [];
+    return UPLOAD_FOLDERS.run(chain, (dir) => rmdir(dir), (lease) => this.writeHeld(p, body, root, abs, folder, lease, options));
   }
 
   private async writeHeld(p: string, body: Readable, root: string, abs: string, folder: string, lease: UploadLease, options: WriteOptions): Promise<Entry> {
@@ -352,11 +345,4 @@ async function removeOwnTemps(folder: string, tag: string): Promise<void> {
     return; // no folder yet: nothing left in it
   }
   removeOwnTempsSync(folder, names, tag);
-}
-
-/** `deepest` and each folder above it up to and including `top`, deepest first. */
-function foldersBetween(deepest: string, top: string): string[] {
-  const out: string[] = [];
-  for (let dir = deepest; dir.length >= top.length; dir = dir.slice(0, dir.lastIndexOf('/'))) out.push(dir);
-  return out;
 }

@@ -152,7 +152,7 @@ export async function copyFileOffThread(source: string, target: string, tag = ''
  * failure and `targetTaken`.
  *
  * With a `job` (issue 16): each batch's files and bytes are reported as progress, and the file
- * total once every folder has been read; the job's signal is checked before each batch is
+ * and byte totals once every folder has been read (while the copy runs on); the job's signal is checked before each batch is
  * handed out (the safe point: batches in flight finish, and every file they place is whole),
  * and an aborted job rejects with the `cancelled` error once nothing runs any more.
  */
@@ -160,8 +160,9 @@ export function copyTreeOffThread(from: string, to: string, options: { resume?: 
   const resume = options.resume === true;
   const tag = options.tag ?? '';
   const job = options.job;
-  /** Files found so far (copied with their folder, or queued), and folder reads running. */
+  /** Files found so far (copied with their folder, or queued), their bytes, and folder reads running. */
   let found = 0;
+  let foundBytes = 0;
   let reading = 0;
   /** A pause point of the tests holds the next batch back. */
   let holding = false;
@@ -190,7 +191,7 @@ export function copyTreeOffThread(from: string, to: string, options: { resume?: 
     const startFolder = (folder: { from: string; to: string }) => {
       reading++;
       return leastBusy()
-        .run({ op: 'startCopy', ...folder, copyUpTo: FILES_AT_START, resume, tag })
+        .run({ op: 'startCopy', ...folder, copyUpTo: FILES_AT_START, resume, tag, measure: job !== undefined })
         .then((reply) => {
           const { folders: subfolders = [], files = [] } = reply;
           for (const name of subfolders) folders.push({ from: `${folder.from}/${name}`, to: `${folder.to}/${name}` });
@@ -199,6 +200,7 @@ export function copyTreeOffThread(from: string, to: string, options: { resume?: 
           }
           queuedFiles += files.length;
           found += files.length + (reply.copied ?? 0);
+          foundBytes += reply.listedBytes ?? 0;
           copied(reply);
         })
         .catch((e: unknown) => {
@@ -207,7 +209,7 @@ export function copyTreeOffThread(from: string, to: string, options: { resume?: 
         })
         .finally(() => {
           // The last folder read: every file to copy is known.
-          if (--reading === 0 && folders.length === 0 && failure === undefined) job?.progress({ itemsTotal: found });
+          if (--reading === 0 && folders.length === 0 && failure === undefined) job?.progress({ itemsTotal: found, bytesTotal: foundBytes });
         });
     };
     const copyBatch = (batch: { from: string; to: string; names: string[] }) => {

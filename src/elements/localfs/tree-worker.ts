@@ -10,7 +10,7 @@ import { copyFilesSync, copyRegularFileSync, startFolderCopySync, TreeReader, ty
 
 /** A request from the main thread. `read`/`more`/`end` share a `reader` id chosen by the pool. */
 export type TreeRequest =
-  | { op: 'startCopy'; id: number; from: string; to: string; copyUpTo: number; resume: boolean; tag: string }
+  | { op: 'startCopy'; id: number; from: string; to: string; copyUpTo: number; resume: boolean; tag: string; measure: boolean }
   | { op: 'copyFiles'; id: number; from: string; to: string; names: string[]; tag: string }
   | { op: 'copyFile'; id: number; source: string; target: string; tag: string }
   | { op: 'read'; id: number; reader: number; root: string; recursive: boolean; limit: number }
@@ -26,6 +26,8 @@ export interface TreeReply {
   /** startCopy: what is left to copy into the new folder. */
   folders?: string[];
   files?: string[];
+  /** startCopy with `measure`: the bytes of all the folder's files to copy (those copied at once included). */
+  listedBytes?: number;
   /** startCopy/copyFiles/copyFile: files and bytes copied by this request (progress). */
   copied?: number;
   bytes?: number;
@@ -40,11 +42,11 @@ const readers = new Map<number, TreeReader>();
 function handle(request: TreeRequest): TreeReply | null {
   switch (request.op) {
     case 'startCopy': {
-      const { folders, files } = startFolderCopySync(request.from, request.to, request.resume, request.tag);
+      const { folders, files, bytes: listedBytes } = startFolderCopySync(request.from, request.to, request.resume, request.tag, request.measure);
       // A few files are copied at once: a message per small folder would cost more.
-      if (files.length > request.copyUpTo) return { id: request.id, folders, files };
+      if (files.length > request.copyUpTo) return { id: request.id, folders, files, listedBytes };
       const bytes = copyFilesSync(request.from, request.to, files, request.tag);
-      return { id: request.id, folders, files: [], copied: files.length, bytes };
+      return { id: request.id, folders, files: [], copied: files.length, bytes, listedBytes };
     }
     case 'copyFiles': {
       const bytes = copyFilesSync(request.from, request.to, request.names, request.tag);

@@ -197,11 +197,13 @@ function kindOf(dirent: Dirent, abs: string): 'file' | 'folder' | 'skip' {
  * its parent must) and returns the names of the sub-folders and files to copy into it.
  * `resume` (a re-run of the job tagged `tag`): `to` may exist already as the job's own partial
  * copy; the job's temp files in it are removed and files already there (complete, since they
- * appear only by rename) are left out.
+ * appear only by rename) are left out. `measure` (a job's copy, for its progress): `bytes` is the
+ * sum of the sizes of `files`, one `lstat` each — a plain copy does not pay for it.
  */
-export function startFolderCopySync(from: string, to: string, resume = false, tag = ''): { folders: string[]; files: string[] } {
+export function startFolderCopySync(from: string, to: string, resume = false, tag = '', measure = false): { folders: string[]; files: string[]; bytes: number } {
   const folders: string[] = [];
   const files: string[] = [];
+  let bytes = 0;
   checkPathLength(to);
   withFolders([from, parentOf(to)], ([source, parent]) => {
     const target = `${parent}/${to.slice(to.lastIndexOf('/') + 1)}`;
@@ -216,11 +218,13 @@ export function startFolderCopySync(from: string, to: string, resume = false, ta
     }
     for (const dirent of readdirSync(source, { withFileTypes: true })) {
       const kind = kindOf(dirent, `${source}/${dirent.name}`);
-      if (kind === 'file' && !present?.has(dirent.name)) files.push(dirent.name);
-      else if (kind === 'folder') folders.push(dirent.name);
+      if (kind === 'file' && !present?.has(dirent.name)) {
+        files.push(dirent.name);
+        if (measure) bytes += lstatSync(`${source}/${dirent.name}`, { throwIfNoEntry: false })?.size ?? 0;
+      } else if (kind === 'folder') folders.push(dirent.name);
     }
   });
-  return { folders, files };
+  return { folders, files, bytes };
 }
 
 /**

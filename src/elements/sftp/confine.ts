@@ -18,7 +18,6 @@
  */
 import type { Attributes, Stats } from 'ssh2';
 import { forbidden, invalid } from '../../errors.js';
-import { removeEmptyFolders } from '../element.js';
 import type { SftpConnection } from './connection.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { HOME_DIRECTORY } from './settings.js';
@@ -145,9 +144,10 @@ export class HomeConfinement {
    * home (no link on the way), then creates the missing folders above `p`. Returns the server
    * path of `p` and the `lstat` of whatever is at `p` itself now (null when nothing). A link
    * there is the caller's to judge: replacing the link entry (rename over it) is safe, going
-   * through it is not.
+   * through it is not. `made` learns of each folder created, as soon as it is (server path):
+   * a caller undoing a failed write learns of them even when a later step fails.
    */
-  async prepare(conn: SftpConnection, p: string): Promise<{ abs: string; stats: Stats | null; created: string[] }> {
+  async prepare(conn: SftpConnection, p: string, made?: (folderAbs: string) => void): Promise<{ abs: string; stats: Stats | null }> {
     const home = await this.root(conn);
     const abs = this.abs(home, p);
     const parent = parentOf(p);
@@ -165,13 +165,12 @@ export class HomeConfinement {
       missing.push(folder);
       folder = parentOf(folder);
     }
-    const created: string[] = [];
     for (const f of missing.reverse()) {
       const folderAbs = this.abs(home, f);
-      if (await mkdirAt(conn, folderAbs, f, p)) created.push(folderAbs);
+      if (await mkdirAt(conn, folderAbs, f, p)) made?.(folderAbs);
     }
     const stats = p === '/' ? null : await lstatOrNull(conn, abs, p);
-    return { abs, stats, created };
+    return { abs, stats };
   }
 }
 
@@ -197,9 +196,4 @@ export async function mkdirAt(conn: SftpConnection, abs: string, folder: string,
 /** The refusal to create something through (or in place of) a symbolic link. */
 export function linkRefused(p: string) {
   return forbidden(`${p} passes through a symbolic link on the SFTP server; Ferry does not follow symbolic links.`);
-}
-
-/** Removes the folders a failed write created (`created`, topmost first) while they are empty. */
-export function removeCreatedFolders(conn: SftpConnection, created: string[]): Promise<void> {
-  return removeEmptyFolders([...created].reverse(), (abs) => conn.call((sftp, done) => sftp.rmdir(abs, done)));
 }

@@ -18,8 +18,9 @@ import { requireEgress, type BackendAccount, type Element, type ElementContext, 
 import { tempTag, throwIfStopped, type JobContext } from '../../documents/job.js';
 import { pausePoint } from '../../testing/pause-points.js';
 import { countingBytes } from '../counting.js';
+import { UploadFolders, foldersBetween } from '../upload-folders.js';
 import { SftpConnection } from './connection.js';
-import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt, removeCreatedFolders } from './confine.js';
+import { HomeConfinement, checkCanonical, isFolder, isLink, linkRefused, lstatOrNull, mkdirAt } from './confine.js';
 import { STATUS, sftpError, statusOf } from './errors.js';
 import { ConnectionPool, type PoolOptions } from './pool.js';
 import { HOST_FINGERPRINT, type SftpSettings } from './settings.js';
@@ -37,10 +38,13 @@ export class SftpElement implements Element {
   private readonly pool: ConnectionPool<SftpConnection>;
   private readonly home: HomeConfinement;
   private readonly username: string;
+  /** The server, as uploads into the same folders on it are told apart (upload-folders.ts). */
+  private readonly server: string;
 
   constructor(settings: SftpSettings, context: ElementContext, pool: PoolOptions = DEFAULT_POOL) {
     this.home = new HomeConfinement(settings.homeDirectory);
     this.username = settings.username;
+    this.server = `${settings.host.toLowerCase()}:${settings.port}`;
     const { connect } = requireEgress(context, 'sftp');
     // Trust on first use: without a pinned host key, the first key seen becomes this element's
     // pin and is handed to the instance service to store with the instance (context.learned).
@@ -131,27 +135,26 @@ export class SftpElement implements Element {
     const tag = tempTag(options.job);
     checkCanonical(p);
     if (p === '/') throw invalid('a file needs a name: "/" is the root folder');
-    // A write that fails leaves no trace: not even the folders it created for the file.
-    const { value, lease } = await this.pool.hold(async (conn) => {
-      const target = await this.home.prepare(conn, p);
-      if (target.stats && isFolder(target.stats)) throw invalid(`${p} is a folder; a file cannot replace it`);
-      try {
+    const home = await this.pool.run((conn) => this.home.root(conn), true);
+    const folder = parentOf(this.home.abs(home, p));
+    const chain = folder.length > home.length ? foldersBetween(folder, home === '/' ? '/' : `${home}/`) : [];
+    // A write that fails leaves no trace: not even the folders created for the file — unless
+    // another upload into them is still running or succeeded (upload-folders.ts).
+    const rmdir = (abs: string) => this.pool.run((conn) => conn.call((sftp, done) => sftp.rmdir(abs, done)), true);
+    return uploadFolders(this.server).run(chain, rmdir, async (held) => {
+      const { value, lease } = await this.pool.hold(async (conn) => {
+        const target = await this.home.prepare(conn, p, (made) => held.created([made]));
+        if (target.stats && isFolder(target.stats)) throw invalid(`${p} is a folder; a file cannot replace it`);
         if (options.resume) await removeOwnTemps(conn, parentOf(target.abs), p, tag);
-        return { abs: target.abs, created: target.created, temp: await openTemp(conn, target.abs, p, tag) };
-      } catch (e) {
-        await removeCreatedFolders(conn, target.created);
-        throw e;
+        return { abs: target.abs, temp: await openTemp(conn, target.abs, p, tag) };
+      }, true);
+      try {
+        await fillAndPlace(lease.conn, body, value.temp, value.abs, p, options.job?.signal);
+        return toEntry(p, await this.written(lease.conn, value.abs, p));
+      } finally {
+        lease.release();
       }
-    }, true);
-    try {
-      await fillAndPlace(lease.conn, body, value.temp, value.abs, p, options.job?.signal);
-      return toEntry(p, await this.written(lease.conn, value.abs, p));
-    } catch (e) {
-      await removeCreatedFolders(lease.conn, value.created);
-      throw e;
-    } finally {
-      lease.release();
-    }
+    });
   }
 
   async mkdir(p: string): Promise<Entry> {
@@ -311,6 +314,19 @@ export class SftpElement implements Element {
     if (!stats) throw notFound(`${p} vanished right after it was written`);
     return stats;
   }
+}
+
+/**
+ * Folders created for uploads in flight, per server: the instances of this process that reach
+ * the same server (by the name they are configured with) share them, as uploads through two
+ * instances with the same home write into the same folders.
+ */
+const UPLOAD_FOLDERS = new Map<string, UploadFolders>();
+
+function uploadFolders(server: string): UploadFolders {
+  let folders = UPLOAD_FOLDERS.get(server);
+  if (!folders) UPLOAD_FOLDERS.set(server, (folders = new UploadFolders()));
+  return folders;
 }
 
 /** The server folder holding `abs`. */
