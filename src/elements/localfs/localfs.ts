@@ -316,6 +316,31 @@ export class LocalFsElement implements Element {
     }
   }
 
+  async removeTemps(p: string, tag: string, tree: boolean): Promise<void> {
+    checkCanonical(p);
+    if (tag === '') return;
+    const found = await this.confine.existing(await this.confine.root(), p);
+    if (!found?.stats.isDirectory()) return;
+    // Only the folders a crashed write named, and (a folder copy) what it made below: links and
+    // anything that is not a folder are not entered.
+    const folders = [found.abs];
+    for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
+      let dirents;
+      try {
+        dirents = await readdir(folder, { withFileTypes: true });
+      } catch {
+        continue; // removed meanwhile
+      }
+      const names: string[] = [];
+      for (const d of dirents) {
+        if (d.isDirectory()) {
+          if (tree) folders.push(`${folder}/${d.name}`);
+        } else names.push(d.name);
+      }
+      removeOwnTempsSync(folder, names, tag);
+    }
+  }
+
   /** The file system's attributes of the object (what `stat` shows), for `?raw=true`. */
   async raw(p: string): Promise<Record<string, unknown> | null> {
     checkCanonical(p);
