@@ -95,6 +95,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   const instances = new InstanceService(store, masterKey, config, egress);
   const auth = new Authenticator(store);
   instances.onChange = () => auth.forgetInstances();
+  instances.onWarning = (details, message) => log.warn(details, message);
   const services: Services = {
     config,
     store,

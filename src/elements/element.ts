@@ -191,6 +191,11 @@ export interface ElementContext {
    * key, trusted on first use): the instance service stores them with the instance.
    */
   learned?: (values: Record<string, string>) => void;
+  /**
+   * Tells the operator something the element could not do and a person may have to (an S3
+   * server that cannot list multipart uploads a crash left): the node logs it as a warning.
+   */
+  warn?: (details: Record<string, unknown>, message: string) => void;
 }
 
 /** A connector in the catalog, and the factory of its instances' backends. */
