@@ -9,7 +9,8 @@
  *   `tempTag`), and keeps one append-only file in `<dataDir>/sync-temps/`, named by host, pid,
  *   process start time and tag. Before a sync write may create a temp file, the documents
  *   service appends where it writes — instance id, folder (or, for a folder copy, the tree) —
- *   and appends the entry's end when the write is over. Plain `write(2)`, no fsync: a SIGKILL
+ *   and the entry's end once the write is over (with the next entry, or within a second: one
+ *   `write(2)` per sync write). Plain `write(2)`, no fsync: a SIGKILL
  *   loses no written page, so the entry is there for the next start; a power loss may lose it,
  *   and the listings' sweep of temp files idle for an hour (localfs/tree.ts, sftp/tree.ts)
  *   stays the backstop for that.
@@ -131,6 +132,9 @@ export class SyncTempRegistry implements SyncTemps {
   private seq = 0;
   private size = 0;
   private readonly open = new Map<number, string>();
+  /** End lines not written yet (see enter). */
+  private ended = '';
+  private flushLater: NodeJS.Timeout | undefined;
 
   constructor(
     readonly dir: string,
@@ -149,15 +153,28 @@ export class SyncTempRegistry implements SyncTemps {
     const seq = ++this.seq;
     const line = entryLine(seq, site);
     this.open.set(seq, line);
-    this.append(line);
-    let ended = false;
+    // Ends ride along with the next entry: one write(2) per sync write.
+    this.append(this.ended + line);
+    this.ended = '';
+    let done = false;
     return () => {
-      if (ended) return;
-      ended = true;
+      if (done) return;
+      done = true;
       this.open.delete(seq);
-      this.append(`-${seq}\n`);
-      if (this.size > COMPACT_BYTES * 4 || (this.open.size === 0 && this.size > COMPACT_BYTES)) this.compact();
+      if (this.open.size === 0 && this.size > COMPACT_BYTES) return this.compact();
+      if (this.size > COMPACT_BYTES * 4) return this.compact();
+      // An end lost to a crash costs the next start one needless look into that folder; a node
+      // that goes idle writes its ends within a second.
+      this.ended += `-${seq}\n`;
+      this.flushLater ??= setTimeout(() => this.flushEnds(), 1000).unref();
     };
+  }
+
+  private flushEnds(): void {
+    this.flushLater = undefined;
+    if (this.ended === '') return;
+    this.append(this.ended);
+    this.ended = '';
   }
 
   /** Entries open now (tests look). */
@@ -176,6 +193,7 @@ export class SyncTempRegistry implements SyncTemps {
 
   /** Keeps only the open entries: truncates when there are none, else rewrites the file. */
   private compact(): void {
+    this.ended = ''; // what is rewritten below is exactly what is open
     if (this.fd === null) return;
     try {
       if (this.open.size === 0) {
@@ -210,6 +228,8 @@ export class SyncTempRegistry implements SyncTemps {
   /** At a clean stop: the file goes when no entry is open (else the next start sweeps it). */
   close(): void {
     LIVE.delete(this.file);
+    clearTimeout(this.flushLater);
+    this.flushEnds();
     if (this.fd === null) return;
     fs.closeSync(this.fd);
     this.fd = null;
