@@ -18,6 +18,7 @@ import { FAST_ASYNC, ORG_SECRET, PLATFORM_AUTH, USER_SECRET, multipartFile, star
 import { cliMissing, dropProcessSchema, freePort, startFerryProcess, type FerryProcess } from '../helpers/process.js';
 import { startSshd, whySshdUnavailable, type TestSshd } from '../helpers/sshd.js';
 import { startS3, type S3TestServer } from '../helpers/s3.js';
+import { filesUnder, tempFiles } from '../helpers/jobs.js';
 
 /** Where an element keeps its objects, seen from the test (for temp-file checks). */
 interface Target {
@@ -356,6 +357,20 @@ async function syncCut(t: TestContext, h: Harness): Promise<void> {
     await h.start();
     const listed: any[] = await h.json('/search?text=ferry&path=/', 'GET');
     assert.deepEqual(listed, [], 'temp files must not be listed or found');
+  });
+
+  await t.test('a sync folder copy cut with a file in its temp name: the temp file goes at the restart', async () => {
+    await h.ferry?.stop();
+    await h.start('temp-filled:3');
+    await h.call(`/folders/copy?path=/src`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/sync-temp' }) }).catch(() => null);
+    await waitForExit(h.ferry!);
+    const root = path.join(h.target.localRoot(h.dataDir)!, 'sync-temp');
+    assert.ok(tempFiles(filesUnder(root)).length > 0, 'the crash left a temp file in the copied tree');
+    await h.start();
+    // No request: the start removes the crashed copy's temp files, wherever in its tree.
+    const until = Date.now() + 10_000;
+    while (tempFiles(filesUnder(root)).length > 0 && Date.now() < until) await sleep(25);
+    assert.deepEqual(tempFiles(filesUnder(root)), [], 'temp files left in the tree of the crashed sync copy');
   });
 }
 

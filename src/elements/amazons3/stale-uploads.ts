@@ -42,6 +42,16 @@ export function parseIntent(value: string): MultipartIntent {
   return { at: Number(parsed.at) || 0, ...(typeof parsed.uploadId === 'string' ? { uploadId: parsed.uploadId } : {}) };
 }
 
+/**
+ * Whether a listed multipart upload is one the crashed create of `intent` may have started:
+ * exactly `key` (a listing by prefix also returns longer keys), started in the window.
+ */
+export function startedByIntent(upload: { Key?: string; UploadId?: string; Initiated?: Date }, key: string, intent: MultipartIntent, timeoutMs: number): boolean {
+  const initiated = upload.Initiated?.getTime();
+  if (upload.Key !== key || !upload.UploadId || initiated === undefined) return false;
+  return initiated >= intent.at - CLOCK_SLACK_MS && initiated <= intent.at + timeoutMs + CLOCK_SLACK_MS;
+}
+
 /** What resolving an intent without an upload id came to. */
 export type StaleOutcome = { aborted: number } | { unsupported: string };
 
@@ -50,8 +60,6 @@ export type StaleOutcome = { aborted: number } | { unsupported: string };
  * started (see the header). Returns how many, or why the server could not be asked.
  */
 export async function abortUnaccounted(client: S3Client, bucket: string, key: string, intent: MultipartIntent, timeoutMs: number): Promise<StaleOutcome> {
-  const from = intent.at - CLOCK_SLACK_MS;
-  const until = intent.at + timeoutMs + CLOCK_SLACK_MS;
   let aborted = 0;
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
@@ -66,8 +74,7 @@ export async function abortUnaccounted(client: S3Client, bucket: string, key: st
       throw e;
     }
     for (const upload of page.Uploads ?? []) {
-      const initiated = upload.Initiated?.getTime();
-      if (upload.Key !== key || !upload.UploadId || initiated === undefined || initiated < from || initiated > until) continue;
+      if (!startedByIntent(upload, key, intent, timeoutMs)) continue;
       try {
         await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.UploadId }));
         aborted += 1;
