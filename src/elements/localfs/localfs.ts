@@ -9,7 +9,8 @@
  * - `write` streams into a temp file `.ferry-upload-<tag><hex>.tmp` in the target folder, then
  *   renames it over the target, and so does every file of a copy: readers see the old file or
  *   the new one, never half of one, and a crash leaves at most a stray temp file (never listed
- *   or copied; a job's re-run removes its own, named by its event id). No fsync: a process
+ *   or copied; a job's re-run removes its own, named by its event id; a sync request's, named by
+ *   the node run, go at the next start through `removeTemps`). No fsync: a process
  *   crash is covered, a power loss is left to the file system's rename ordering.
  * - The root itself cannot be removed, moved or copied onto.
  */

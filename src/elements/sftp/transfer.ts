@@ -3,7 +3,8 @@
  * destination folder, then renamed over the final name. A failed or aborted upload therefore
  * never leaves a half file where the client expects one (the temp file is removed; if Ferry
  * itself dies, a `.ferry-upload-*` file may remain, which listings hide; an async job's temp
- * names carry its event id, `.ferry-upload-e<id>-*`, and its re-run removes them).
+ * names carry its event id, `.ferry-upload-e<id>-*`, and its re-run removes them; a sync
+ * request's carry the node run's tag, `.ferry-upload-s<hex>-*`, and go at the next start).
  *
  * The rename uses OpenSSH's `posix-rename@openssh.com` (atomic replace) when the server has it;
  * plain SFTP rename refuses to replace, so without the extension the old file is removed first.
