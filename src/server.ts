@@ -9,7 +9,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { openStore } from './store/index.js';
-import type { Store } from './store/store.js';
+import type { Instance, Store } from './store/store.js';
 import type { SqliteStore } from './store/sqlite/index.js';
 import { MasterKey } from './identity/crypto.js';
 import { bootstrap } from './identity/bootstrap.js';
@@ -33,6 +33,8 @@ import { Poller } from './changes/poller.js';
 import { PollerThread } from './changes/poller-thread.js';
 import { ChangeSchedules } from './changes/schedules.js';
 import { Spool } from './async/spool.js';
+import { SyncTempRegistry, syncTempsDir, sweepLeftovers } from './documents/sync-temps.js';
+import { syncJob } from './documents/job.js';
 
 export interface Ferry {
   app: FastifyInstance;
@@ -93,6 +95,7 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   const instances = new InstanceService(store, masterKey, config, egress);
   const auth = new Authenticator(store);
   instances.onChange = () => auth.forgetInstances();
+  instances.onWarning = (details, message) => log.warn(details, message);
   const services: Services = {
     config,
     store,
@@ -128,6 +131,13 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
     // files older than an hour are another's orphans there.
     await spool.sweep(await store.spooledJobFiles(), store.capabilities.shared ? 3600_000 : 0);
   }
+  // Synchronous writes register where they put temp files; what dead runs of this host left
+  // is removed in the background, so no backend (a slow SFTP server) holds up the start.
+  const syncTemps = runsApi
+    ? new SyncTempRegistry(syncTempsDir(config.dataDir), (e) => log.warn({ err: e }, 'the sync temp-file registry cannot be written; temp files of a crash are removed by listings after an hour'))
+    : null;
+  if (syncTemps) services.syncJob = syncJob(syncTemps);
+  if (!options.thread) void sweepSyncTemps(store, instances, log, config.dataDir);
   services.intake = new AsyncIntake(config, store, instances, egress, () => thread?.runner ?? runner ?? undefined, spool);
   services.wakeSender = () => (thread ? thread.wake('notifications') : sender?.wake());
   let draining = false;
@@ -273,8 +283,31 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
       const report = drained ? await drained : null;
       if (report && report.notificationsReleased > 0) await dispatcher?.destroy().catch(() => {});
       else await dispatcher?.close().catch(() => {});
+      // A sweep still running (a slow SFTP server) fails its remaining entries: the next start retries them.
+      syncTemps?.close();
       await instances.closeAll();
       await store.close();
     },
   };
+}
+
+/**
+ * Removes the temp files that synchronous writes of this host's dead runs left (see
+ * documents/sync-temps.ts); never rejects. Instances deleted since have nothing to clean.
+ */
+async function sweepSyncTemps(store: Store, instances: InstanceService, log: Logger, dataDir: string): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  let byId: Map<number, Instance> | null = null;
+  try {
+    const result = await sweepLeftovers(syncTempsDir(dataDir), async (site, tag) => {
+      byId ??= new Map((await store.allInstances()).map((i) => [i.id, i]));
+      const instance = byId.get(site.instanceId);
+      if (!instance) return;
+      await instances.element(instance).removeTemps?.(site.path, tag, site.tree);
+    });
+    if (result.cleaned + result.failed > 0) log.info(result, 'removed the temp files of synchronous writes a crash interrupted');
+    if (result.failed > 0) log.warn(result, 'some temp files of interrupted synchronous writes could not be removed now; the next start tries again');
+  } catch (e) {
+    log.warn({ err: e }, 'removing the temp files of interrupted synchronous writes failed');
+  }
 }

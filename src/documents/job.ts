@@ -16,6 +16,7 @@
  * `throwIfStopped`, cleaning up what they half made before the error goes up.
  */
 import { cancelled } from '../errors.js';
+import type { SyncTemps } from './sync-temps.js';
 
 
 /**
@@ -61,6 +62,13 @@ export interface JobContext {
   progress(update: JobProgress): void;
   /** Tells the runner the job is alive (its lease is renewed by the runner meanwhile anyway). */
   heartbeat(): void;
+  /**
+   * A synchronous request's registry of writes in flight (sync-temps.ts): the service registers
+   * where a write will put temp files before the element makes them, and they carry the
+   * registry's tag, so the next start removes what a crash left. Absent for an async job (its
+   * re-run cleans up) and where nothing registers (tests, read-only routes).
+   */
+  readonly syncTemps?: SyncTemps;
 }
 
 const NEVER = new AbortController().signal;
@@ -72,6 +80,11 @@ export const SYNC_JOB: JobContext = {
   progress: () => undefined,
   heartbeat: () => undefined,
 };
+
+/** The context of a synchronous request whose writes register their temp files in `temps`. */
+export function syncJob(temps: SyncTemps): JobContext {
+  return { ...SYNC_JOB, syncTemps: temps };
+}
 
 /** The context of async event `eventId`'s run (`attempts`: earlier claims of its job). */
 export function jobContext(
@@ -105,9 +118,11 @@ export function stopped(job: JobContext | undefined): boolean {
 }
 
 /**
- * The tag an element puts in its temporary names for this job: `e<eventId>-` for a job, empty
- * for a synchronous request. Temp names stay `.ferry-upload-<tag><16 hex>.tmp` on every element.
+ * The tag an element puts in its temporary names for this job: `e<eventId>-` for a job, the
+ * node run's `s<8 hex>-` for a synchronous request that registers its writes (sync-temps.ts),
+ * else empty. Temp names stay `.ferry-upload-<tag><16 hex>.tmp` on every element.
  */
 export function tempTag(job: JobContext | undefined): string {
-  return job?.eventId !== undefined ? `e${job.eventId}-` : '';
+  if (job?.eventId !== undefined) return `e${job.eventId}-`;
+  return job?.syncTemps?.tag ?? '';
 }

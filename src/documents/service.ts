@@ -139,6 +139,23 @@ export class DocumentsService {
     return value === null ? null : (JSON.parse(value) as T);
   }
 
+  /**
+   * Runs a write that may leave temp files at `site` (`tree`: anywhere below it) if the node
+   * dies mid-way. A synchronous request registers the site first (sync-temps.ts), so the next
+   * start removes them; an async job needs not (its re-run does), nor an element without temp
+   * names.
+   */
+  private async registered<T>(site: string, tree: boolean, write: () => Promise<T>): Promise<T> {
+    const temps = this.job.eventId === undefined ? this.job.syncTemps : undefined;
+    if (!temps || !this.element.removeTemps) return write();
+    const leave = temps.enter({ instanceId: this.instanceId, path: site, tree });
+    try {
+      return await write();
+    } finally {
+      leave();
+    }
+  }
+
   /** Journals this job's intent under `key` before its first write (nothing for a sync request). */
   private async intend(key: string, value: unknown = {}): Promise<void> {
     await this.job.journal?.put(key, JSON.stringify(value));
@@ -184,7 +201,9 @@ export class DocumentsService {
     await this.requireParentNotFile(path);
     throwIfStopped(this.job);
     if (!mine) await this.intend(key);
-    const entry = await this.element.write(path, body, { contentType: options.contentType, job: this.job, resume: mine });
+    const entry = await this.registered(parentPath(path) ?? ROOT, false, () =>
+      this.element.write(path, body, { contentType: options.contentType, job: this.job, resume: mine }),
+    );
     if (options.tags !== undefined) await this.tags.setTags(this.instanceId, path, options.tags);
     else if (existing) await this.tags.deleteTags(this.instanceId, path);
     return this.record(path, entry);
@@ -264,7 +283,9 @@ export class DocumentsService {
         await this.intend(key, { from });
       }
       try {
-        await this.element.copy(from, actualPath, { job: this.job, resume: mine });
+        // A folder copy writes temp files all over its tree; a file copy beside its target.
+        const site = source.directory ? actualPath : (parentPath(actualPath) ?? ROOT);
+        await this.registered(site, source.directory, () => this.element.copy(from, actualPath, { job: this.job, resume: mine }));
       } catch (e) {
         // Cancelled mid-way (issue 16): what the copy finished stays, and is what it reports.
         if (isFerryError(e, 'cancelled') && (await this.element.stat(actualPath))) await this.recordTree(requestedPath, actualPath);
@@ -304,7 +325,8 @@ export class DocumentsService {
       await exclusive(this.instanceId, to, async () => {
         await this.clearDestination(to, overwrite);
         await this.intend(moveKey, { from: path });
-        await this.element.move(path, to, { job: this.job });
+        // A move is a rename, except across a mount point (localfs), where it copies.
+        await this.registered(entry.directory ? to : (parentPath(to) ?? ROOT), entry.directory, () => this.element.move(path, to, { job: this.job }));
         await this.tags.moveTags(this.instanceId, path, to);
       });
       current = to;

@@ -16,8 +16,10 @@
  * - No torn files (issue 25): a file appears under its final name only when complete — written
  *   under a temporary name `.ferry-upload-<tag><16 hex>.tmp` in the same folder and renamed
  *   (localfs, SFTP), or one PUT / a completed multipart upload (S3). `<tag>` is `e<eventId>-`
- *   for an async job (job.ts `tempTag`), so a re-run finds what its crashed run left. Temporary
- *   names are never listed, searched or copied.
+ *   for an async job (job.ts `tempTag`), so a re-run finds what its crashed run left, and
+ *   `s<8 hex>-` for a synchronous request (the node run's tag, documents/sync-temps.ts), so the
+ *   next start removes what a crash left (`removeTemps`). Temporary names are never listed,
+ *   searched or copied.
  * - `resume` (write, copy, move): the target may hold this job's own half-finished earlier
  *   attempt of the same operation (the documents service knows from its journal). The element
  *   removes the job's leftover temporary files (and stale multipart uploads), keeps what is
@@ -140,6 +142,14 @@ export interface Element {
   account?(): Promise<BackendAccount | null>;
   /** The backend's own expiring link to the file (a presigned URL), or null when it has none. */
   providerLink?(path: string, expiresInSeconds: number): Promise<string | null>;
+  /**
+   * Removes the temporary files whose names carry `tag` (job.ts `tempTag`, never empty) in the
+   * folder at `path` — and, with `tree`, in every folder below it: what a node that died in the
+   * middle of a synchronous write left there (documents/sync-temps.ts). Nothing else is
+   * touched, and nothing there (no folder, no such file) is no error. Optional: an element
+   * without temporary names (S3) has none to remove.
+   */
+  removeTemps?(path: string, tag: string, tree: boolean): Promise<void>;
   /** Releases connections; the element is not used afterwards. */
   close(): Promise<void>;
 }
@@ -181,6 +191,11 @@ export interface ElementContext {
    * key, trusted on first use): the instance service stores them with the instance.
    */
   learned?: (values: Record<string, string>) => void;
+  /**
+   * Tells the operator something the element could not do and a person may have to (an S3
+   * server that cannot list multipart uploads a crash left): the node logs it as a warning.
+   */
+  warn?: (details: Record<string, unknown>, message: string) => void;
 }
 
 /** A connector in the catalog, and the factory of its instances' backends. */

@@ -77,6 +77,11 @@ export interface Services {
   jobChanges: Map<number, ChangeEvent[]>;
   /** Contexts of the jobs being replayed, keyed by job id, set by the runner (executor.ts). */
   jobContexts: Map<number, JobContext>;
+  /**
+   * The context synchronous hub requests run as: their writes register their temp files in the
+   * node's registry (documents/sync-temps.ts). Absent: SYNC_JOB, nothing registered.
+   */
+  syncJob?: JobContext;
   /** Per-organization request limit (absent = unlimited). */
   rateLimiter?: RateLimiter;
   /** Failed-authentication limit per client address (absent = unlimited). */

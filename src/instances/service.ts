@@ -57,6 +57,8 @@ export class InstanceService {
    * (with null): change polling keeps its schedule in step (changes/schedules.ts).
    */
   onStored: (instance: Instance | null, id: number) => Promise<void> = async () => {};
+  /** Where elements' warnings go (ElementContext.warn); the server logs them. */
+  onWarning: (details: Record<string, unknown>, message: string) => void = () => {};
 
   constructor(
     private readonly store: Store,
@@ -175,6 +177,7 @@ export class InstanceService {
     const element = this.definition(instance.elementKey).create(this.unseal(instance), {
       ...this.context(),
       learned: (values) => void this.recordLearned(instance, values),
+      warn: (details, message) => this.onWarning({ instanceId: instance.id, ...details }, message),
     });
     this.live.set(instance.id, { version, element });
     return element;

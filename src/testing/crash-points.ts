@@ -7,7 +7,8 @@
  * Points: `before-write` (an operation journaled its intent, nothing written yet), `file-placed`
  * (a file of a copy was renamed into place; with :n, mid-way through a folder copy),
  * `temp-filled` (a file's bytes are in its temp file, not yet renamed), `after-write` (the
- * operation finished, its outcome not yet stored), `spooled` (an async upload's body is in the
+ * operation finished, its outcome not yet stored), `multipart-created` (an S3 multipart upload
+ * was created, its id not yet journaled), `spooled` (an async upload's body is in the
  * spool, the event not yet committed). Bulk jobs (issue 17): `bulk-batch` (an export wrote a
  * batch of records, maybe past its last checkpoint), `bulk-checkpoint` (an export's or batch's
  * state was made durable), `bulk-row` (a batch row's outcome was journaled).

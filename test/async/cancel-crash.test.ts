@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FAST_ASYNC, ORG_SECRET, PLATFORM_AUTH, USER_SECRET, startReceiver } from '../helpers/server.js';
-import { cliMissing, freePort, startFerryProcess } from '../helpers/process.js';
+import { cliMissing, dropProcessSchema, freePort, startFerryProcess } from '../helpers/process.js';
 import { cancel, filesUnder, makeTree, startJob, waitForEvent, type JobApi } from '../helpers/jobs.js';
 
 const FILES = 2000;
@@ -59,6 +59,7 @@ test('SIGKILL right after a 200 cancel, restart: the cancelled jobs do not run',
   } finally {
     await ferry.kill();
     await receiver.close();
+    await dropProcessSchema(dataDir);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -15,7 +15,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { FAST_ASYNC, ORG_SECRET, PLATFORM_AUTH, USER_SECRET, multipartFile } from '../helpers/server.js';
-import { cliMissing, freePort, startFerryProcess, type FerryProcess } from '../helpers/process.js';
+import { cliMissing, dropProcessSchema, freePort, startFerryProcess, type FerryProcess } from '../helpers/process.js';
 
 const KEY = 'crash-signature-key';
 const SENDERS = 6;
@@ -209,6 +209,7 @@ test('SIGKILL mid-stream, three times: every accepted event is delivered, none i
       receiver.closeAllConnections();
       await new Promise<void>((resolve) => receiver!.close(() => resolve()));
     }
+    await dropProcessSchema(dataDir);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });

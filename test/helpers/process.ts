@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { pgUrl } from './postgres.js';
+import { dropSchema, schemaFor, testBackend } from './server.js';
 
 /** The compiled CLI beside this compiled helper (dist/test/helpers → dist/src/cli.js). */
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -79,7 +81,22 @@ export function stopControls(child: ChildProcess): Pick<FerryProcess, 'kill' | '
 }
 
 /**
- * Starts `ferry serve` on `dataDir` and `port` and resolves once it answers HTTP. Rejects (with
+ * The store settings of a child on `dataDir`: none for SQLite (the data dir holds it); with
+ * FERRY_TEST_BACKEND=postgres the test database, in a schema named after the data dir, so a
+ * restart on the same dir finds the same data (see `dropProcessSchema`).
+ */
+export function processBackendEnv(dataDir: string): Record<string, string> {
+  return testBackend() === 'postgres' ? { FERRY_DATABASE_URL: pgUrl(), FERRY_DATABASE_SCHEMA: schemaFor(dataDir) } : {};
+}
+
+/** Drops the PostgreSQL schema of children on `dataDir`, if they used one. Never throws. */
+export async function dropProcessSchema(dataDir: string): Promise<void> {
+  if (testBackend() === 'postgres') await dropSchema(schemaFor(dataDir)).catch(() => undefined);
+}
+
+/**
+ * Starts `ferry serve` on `dataDir` and `port` and resolves once it answers HTTP. With
+ * FERRY_TEST_BACKEND=postgres the child stores in PostgreSQL (`processBackendEnv`). Rejects (with
  * its stderr) if it exits first or does not answer within the timeout, killing it in that case.
  */
 export async function startFerryProcess(options: FerryProcessOptions): Promise<FerryProcess> {
@@ -92,6 +109,7 @@ export async function startFerryProcess(options: FerryProcessOptions): Promise<F
     FERRY_LOG_LEVEL: 'silent',
     FERRY_RATE_LIMIT: '0',
     FERRY_AUTH_FAILURE_LIMIT: '0',
+    ...processBackendEnv(options.dataDir),
     ...options.env,
   };
   const child = spawn(process.execPath, [...(options.execArgv ?? []), CLI, 'serve'], {

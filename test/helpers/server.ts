@@ -38,11 +38,13 @@ export function testBackend(): 'sqlite' | 'postgres' {
   return process.env.FERRY_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
 }
 
-function schemaFor(dir: string): string {
+/** The PostgreSQL schema of a test data dir (the same for every start on that dir). */
+export function schemaFor(dir: string): string {
   return `ferry_t_${crypto.createHash('sha256').update(dir).digest('hex').slice(0, 20)}`;
 }
 
-async function dropSchema(schema: string): Promise<void> {
+/** Drops a test schema and everything in it. */
+export async function dropSchema(schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: pgUrl() });
   client.on('error', () => {});
   try {

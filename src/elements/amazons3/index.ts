@@ -18,6 +18,7 @@ export const amazons3: ElementDefinition = {
   configuration: [...S3_CONFIG_KEYS, ...COMMON_CONFIG_KEYS],
   create(configuration, context) {
     const settings = parseS3Settings(configuration);
-    return new S3Element(createS3Client(settings, context.backendTimeoutMs, requireEgress(context, 'amazons3').connect), settings, context.backendTimeoutMs);
+    const client = createS3Client(settings, context.backendTimeoutMs, requireEgress(context, 'amazons3').connect);
+    return new S3Element(client, settings, context.backendTimeoutMs, context.warn);
   },
 };

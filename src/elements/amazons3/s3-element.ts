@@ -10,9 +10,10 @@
  *   file system does; so afterwards the parent gets a marker when nothing else keeps it alive.
  * - Copies are server-side (CopyObject per key, 16 at a time); move = copy, then delete.
  * - No torn objects: an object appears only complete (one PUT, or a completed multipart upload).
- *   An async job journals the id of a multipart upload it starts (job context), so its re-run
- *   after a crash aborts the stale upload (whose parts would otherwise be kept, and billed, by
- *   the store) — ListMultipartUploads is not needed, and not offered by every S3 server.
+ *   An async job journals its intent to start a multipart upload, then the upload's id (job
+ *   context), so its re-run after a crash aborts the stale upload (whose parts would otherwise
+ *   be kept, and billed, by the store); stale-uploads.ts says how, including a crash between
+ *   the two and servers without ListMultipartUploads.
  * - A resumed copy (a re-run) skips the keys its crashed run already copied.
  */
 import type { Readable } from 'node:stream';
@@ -41,6 +42,7 @@ import { keyOf, parentOf, prefixOf } from './keys.js';
 import { childrenOfPage, descendantsOfObject, fileEntry, folderEntry, pages, type ListPage } from './listing.js';
 import { presignGet } from './presign.js';
 import { bucketOwner, objectVersions, rawObject } from './provider.js';
+import { abortUnaccounted, multipartJournalKey, parseIntent } from './stale-uploads.js';
 import type { S3Settings } from './settings.js';
 
 /** Multipart upload part size: small enough to keep memory flat, large enough for few parts. */
@@ -60,6 +62,8 @@ export class S3Element implements Element {
     private readonly client: S3Client,
     private readonly settings: S3Settings,
     private readonly timeoutMs: number,
+    /** Where the element tells what the operator should know (ElementContext.warn). */
+    private readonly warn: (details: Record<string, unknown>, message: string) => void = () => undefined,
   ) {
     this.bucket = settings.bucket;
   }
@@ -202,18 +206,29 @@ export class S3Element implements Element {
     return object.Body as Readable;
   }
 
-  /** The journal key of the multipart upload a job has in flight for `key`. */
-  private static multipartKey(key: string): string {
-    return `s3-multipart:${key}`;
-  }
-
-  /** Aborts the multipart upload a crashed run of `job` left for `key`, if it journaled one. */
+  /** Aborts the multipart upload(s) a crashed run of `job` left for `key` (stale-uploads.ts). */
   private async abortStaleUpload(job: JobContext | undefined, key: string, path: string): Promise<void> {
-    const uploadId = await job?.journal?.get(S3Element.multipartKey(key));
-    if (!uploadId) return;
+    const value = await job?.journal?.get(multipartJournalKey(key));
+    if (!value) return;
+    const intent = parseIntent(value);
+    if (!intent.uploadId) {
+      // The crashed run may have died between creating its upload and journaling the id.
+      try {
+        const outcome = await abortUnaccounted(this.client, this.bucket, key, intent, this.timeoutMs);
+        if ('unsupported' in outcome) {
+          this.warn(
+            { bucket: this.bucket, key, eventId: job?.eventId, providerMessage: outcome.unsupported },
+            'a crashed upload may have left a multipart upload of this key, and this S3 server cannot list multipart uploads to abort it; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes such parts',
+          );
+        }
+      } catch (e) {
+        this.warn({ bucket: this.bucket, key, eventId: job?.eventId, err: e }, 'looking for the multipart upload a crashed upload may have left failed; it stays until a lifecycle rule removes it');
+      }
+      return;
+    }
     try {
       await this.call('abort the earlier upload of', path, () =>
-        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })),
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: intent.uploadId })),
       );
     } catch {
       // NoSuchUpload: completed or aborted already. Any other refusal (a server without the
@@ -223,8 +238,8 @@ export class S3Element implements Element {
   }
 
   /**
-   * The client an upload uses: for a job, one that journals the id of every multipart upload it
-   * starts (before any part is sent), so a re-run can abort it.
+   * The client an upload uses: for a job, one that journals its intent before it creates a
+   * multipart upload, and the upload's id before any part is sent, so a re-run can abort it.
    */
   private uploadClient(job: JobContext | undefined, key: string, sent: SentRequests): S3Client {
     const journal = job?.journal;
@@ -235,10 +250,14 @@ export class S3Element implements Element {
         if (property !== 'send') return Reflect.get(target, property, receiver);
         return (command: any, ...rest: any[]) => {
           const request = (async () => {
+            const creating = command instanceof CreateMultipartUploadCommand;
+            const at = Date.now();
+            if (creating) await journal.put(multipartJournalKey(key), JSON.stringify({ at }));
             const output: any = await (client as any).send(command, ...rest);
-            if (command instanceof CreateMultipartUploadCommand && output?.UploadId) {
+            if (creating && output?.UploadId) {
               sent.uploadId = output.UploadId;
-              await journal.put(S3Element.multipartKey(key), output.UploadId);
+              crashPoint('multipart-created');
+              await journal.put(multipartJournalKey(key), JSON.stringify({ at, uploadId: output.UploadId }));
             }
             return output;
           })();

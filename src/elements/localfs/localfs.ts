@@ -9,7 +9,8 @@
  * - `write` streams into a temp file `.ferry-upload-<tag><hex>.tmp` in the target folder, then
  *   renames it over the target, and so does every file of a copy: readers see the old file or
  *   the new one, never half of one, and a crash leaves at most a stray temp file (never listed
- *   or copied; a job's re-run removes its own, named by its event id). No fsync: a process
+ *   or copied; a job's re-run removes its own, named by its event id; a sync request's, named by
+ *   the node run, go at the next start through `removeTemps`). No fsync: a process
  *   crash is covered, a power loss is left to the file system's rename ordering.
  * - The root itself cannot be removed, moved or copied onto.
  */
@@ -306,6 +307,31 @@ export class LocalFsElement implements Element {
       // A re-run keeps what it (and its crashed run) copied: the next re-run completes it.
       if (!theirs && !present) await rm(target, { recursive: true, force: true }).catch(() => undefined);
       throw fsError(e, from, 'copy');
+    }
+  }
+
+  async removeTemps(p: string, tag: string, tree: boolean): Promise<void> {
+    checkCanonical(p);
+    if (tag === '') return;
+    const found = await this.confine.existing(await this.confine.root(), p);
+    if (!found?.stats.isDirectory()) return;
+    // Only the folders a crashed write named, and (a folder copy) what it made below: links and
+    // anything that is not a folder are not entered.
+    const folders = [found.abs];
+    for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
+      let dirents;
+      try {
+        dirents = await readdir(folder, { withFileTypes: true });
+      } catch {
+        continue; // removed meanwhile
+      }
+      const names: string[] = [];
+      for (const d of dirents) {
+        if (d.isDirectory()) {
+          if (tree) folders.push(`${folder}/${d.name}`);
+        } else names.push(d.name);
+      }
+      removeOwnTempsSync(folder, names, tag);
     }
   }
 

@@ -32,9 +32,10 @@ import { crashPoint } from '../../testing/crash-points.js';
 
 /**
  * Names of Ferry's temp files (uploads and copied files, see the element contract): never
- * listed or copied. `e<eventId>-` names the async job that wrote one.
+ * listed or copied. `e<eventId>-` names the async job that wrote one, `s<8 hex>-` the node run
+ * whose synchronous request did (documents/sync-temps.ts).
  */
-export const TEMP_NAME = /^\.ferry-upload-(e\d+-)?[0-9a-f]{16}\.tmp$/;
+export const TEMP_NAME = /^\.ferry-upload-(e\d+-|s[0-9a-f]{8}-)?[0-9a-f]{16}\.tmp$/;
 
 /** The prefix of the temp names of one job (`tag` from job.ts `tempTag`, never empty here). */
 export function tempPrefix(tag: string): string {

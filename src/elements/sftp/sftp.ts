@@ -25,7 +25,7 @@ import { STATUS, sftpError, statusOf } from './errors.js';
 import { ConnectionPool, type PoolOptions } from './pool.js';
 import { HOST_FINGERPRINT, type SftpSettings } from './settings.js';
 import { SftpReadStream } from './streams.js';
-import { fillAndPlace, openTemp, removeOwnTemps } from './transfer.js';
+import { fillAndPlace, openTemp, removeOwnTemps, removeTaggedTemps } from './transfer.js';
 import { forEachLimited, listFolder, removeTree, toEntry, walkFolder } from './tree.js';
 
 /** Connections per element, and how long an unused one stays open. */
@@ -256,6 +256,15 @@ export class SftpElement implements Element {
     } finally {
       lease.release();
     }
+  }
+
+  async removeTemps(p: string, tag: string, tree: boolean): Promise<void> {
+    checkCanonical(p);
+    await this.pool.run(async (conn) => {
+      const found = await this.home.existing(conn, p);
+      if (!found || !isFolder(found.stats)) return;
+      await removeTaggedTemps(conn, found.abs, p, tag, tree);
+    }, true);
   }
 
   /** The SFTP attributes of the object (what `ls -l` shows), for `?raw=true`. */

@@ -3,7 +3,8 @@
  * destination folder, then renamed over the final name. A failed or aborted upload therefore
  * never leaves a half file where the client expects one (the temp file is removed; if Ferry
  * itself dies, a `.ferry-upload-*` file may remain, which listings hide; an async job's temp
- * names carry its event id, `.ferry-upload-e<id>-*`, and its re-run removes them).
+ * names carry its event id, `.ferry-upload-e<id>-*`, and its re-run removes them; a sync
+ * request's carry the node run's tag, `.ferry-upload-s<hex>-*`, and go at the next start).
  *
  * The rename uses OpenSSH's `posix-rename@openssh.com` (atomic replace) when the server has it;
  * plain SFTP rename refuses to replace, so without the extension the old file is removed first.
@@ -17,6 +18,7 @@ import { SftpWriteStream } from './streams.js';
 import { crashPoint } from '../../testing/crash-points.js';
 import { cancelled, isFerryError } from '../../errors.js';
 import { readFolder } from './tree.js';
+import { isFolder } from './confine.js';
 import { TEMP_PREFIX, isTempName } from './temp-names.js';
 
 export { TEMP_PREFIX, isTempName };
@@ -86,6 +88,28 @@ export async function removeOwnTemps(conn: SftpConnection, folderAbs: string, p:
     if (!isFerryError(e, 'not_found') && statusOf(e) !== STATUS.NO_SUCH_FILE) throw e; // no folder: nothing in it
   }
   return others;
+}
+
+/**
+ * Removes the temp files tagged `tag` in server folder `folderAbs` and, with `tree`, in every
+ * folder below it (links are not entered: READDIR shows them as links). No folder: nothing.
+ */
+export async function removeTaggedTemps(conn: SftpConnection, folderAbs: string, p: string, tag: string, tree: boolean): Promise<void> {
+  if (tag === '') return;
+  const prefix = `${TEMP_PREFIX}${tag}`;
+  const folders = [folderAbs];
+  for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
+    try {
+      for await (const batch of readFolder(conn, folder, p)) {
+        for (const entry of batch) {
+          if (entry.filename.startsWith(prefix) && isTempName(entry.filename)) await removeQuietly(conn, `${folder}/${entry.filename}`);
+          else if (tree && isFolder(entry.attrs)) folders.push(`${folder}/${entry.filename}`);
+        }
+      }
+    } catch (e) {
+      if (!isFerryError(e, 'not_found') && statusOf(e) !== STATUS.NO_SUCH_FILE) throw e; // gone: nothing in it
+    }
+  }
 }
 
 /** Renames `from` to `to`, replacing a file at `to`. */

@@ -116,7 +116,7 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
       instance.id,
       store,
       Boolean(request.internal),
-      request.job ?? undefined,
+      request.job ?? services.syncJob,
     );
     request.changes = service.changes;
     return service;
