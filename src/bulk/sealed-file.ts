@@ -18,9 +18,16 @@ import { crashPoint } from '../testing/crash-points.js';
 const FRAME_BYTES = 256 * 1024;
 const HEAD = 4 + 12 + 16;
 
+/** Room past FRAME_BYTES in the frame buffer, so a frame is sealed full rather than early. */
+const SLACK = 64 * 1024;
+
 /** Appends sealed frames to one file. */
 export class SealedWriter {
-  private pending: Buffer[] = [];
+  /**
+   * The plaintext of the frame being filled, one buffer reused for every frame: a fresh buffer
+   * (or string) of a frame's size per frame cost more in page faults than the sealing itself.
+   */
+  private plain = Buffer.allocUnsafe(FRAME_BYTES + SLACK);
   private pendingBytes = 0;
 
   private constructor(
@@ -39,26 +46,28 @@ export class SealedWriter {
 
   /** Adds plaintext; a full frame is sealed and written. */
   write(text: string): void {
-    const b = Buffer.from(text, 'utf8');
-    this.pending.push(b);
-    this.pendingBytes += b.length;
+    // A UTF-16 code unit takes at most 3 bytes of UTF-8: with that much room, nothing is cut.
+    const room = text.length * 3;
+    if (this.pendingBytes + room > this.plain.length) {
+      this.seal();
+      if (room > this.plain.length) this.plain = Buffer.allocUnsafe(room);
+    }
+    this.pendingBytes += this.plain.write(text, this.pendingBytes, 'utf8');
     if (this.pendingBytes >= FRAME_BYTES) this.seal();
   }
 
   /** Seals and writes what is pending as one frame. */
   seal(): void {
     if (this.pendingBytes === 0) return;
-    const plain = Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
     const iv = crypto.randomBytes(12);
     const cipher = crypto.createCipheriv('aes-256-gcm', this.key, iv);
-    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+    const first = cipher.update(this.plain.subarray(0, this.pendingBytes));
+    const last = cipher.final();
+    this.pendingBytes = 0;
+    const body = last.length === 0 ? first : Buffer.concat([first, last]);
     const head = Buffer.alloc(4);
     head.writeUInt32BE(body.length);
-    const frame = Buffer.concat([head, iv, cipher.getAuthTag(), body]);
-    fs.writeSync(this.fd, frame, 0, frame.length, this.length);
-    this.length += frame.length;
+    this.length += writeAllAt(this.fd, [head, iv, cipher.getAuthTag(), body], this.length);
   }
 
   /** Seals what is pending and makes the file durable; returns its length (a checkpoint). */
@@ -71,6 +80,18 @@ export class SealedWriter {
   close(): void {
     fs.closeSync(this.fd);
   }
+}
+
+/** Writes every byte of `parts` at `position` (one writev, more only after a short write). */
+function writeAllAt(fd: number, parts: Buffer[], position: number): number {
+  const total = parts.reduce((n, b) => n + b.length, 0);
+  let done = fs.writevSync(fd, parts, position);
+  if (done < total) {
+    const rest = Buffer.concat(parts).subarray(done);
+    for (let at = 0; at < rest.length; ) at += fs.writeSync(fd, rest, at, rest.length - at, position + done + at);
+    done = total;
+  }
+  return done;
 }
 
 /** A frame's plaintext under the first of `keys` that opens it, or null when none does. */
