@@ -105,7 +105,7 @@ user
 
 program
   .command('rotate-master-key')
-  .description('Re-encrypt every stored secret under a new master key (stop all nodes first)')
+  .description('Re-encrypt every stored secret and re-seal every bulk result under a new master key (stop all nodes first)')
   .option('--new-key <base64>', 'the new key (base64 of 32 bytes); default: a random one')
   .action(async (opts: { newKey?: string }) => {
     const config = loadConfig();
@@ -113,8 +113,12 @@ program
     try {
       const current = MasterKey.load(config.masterKey, config.dataDir);
       const next = opts.newKey ? MasterKey.fromBase64(opts.newKey) : MasterKey.generate();
-      const result = await rotateMasterKey(store, config.dataDir, current, next, { writeKeyFile: !config.masterKey });
+      const result = await rotateMasterKey(store, config.dataDir, current, next, {
+        writeKeyFile: !config.masterKey,
+        bulk: { dir: config.bulkDir, retentionMs: config.resultRetentionMs },
+      });
       process.stdout.write(`Re-encrypted ${result.values} secret value(s) of ${result.instances} instance(s).\n`);
+      process.stdout.write(`Re-sealed ${result.bulkFiles} bulk result file(s) in ${config.bulkDir}.\n`);
       if (config.masterKey) {
         process.stdout.write(`FERRY_MASTER_KEY is set in the environment: set it to the new key before starting Ferry:\n${result.newKey}\n`);
       } else {

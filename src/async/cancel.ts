@@ -16,6 +16,7 @@ import type { EventRecord, ExecutionState, JobOutcome } from '../store/async.js'
 import { isFinal } from '../store/async.js';
 import type { Store } from '../store/store.js';
 import { presentProgress, type StoredProgress } from './progress.js';
+import { bulkCancelledBeforeStart, bulkKindOf } from '../bulk/outcome.js';
 
 /** The statusCode of a cancelled event (its webhook and the events API): the request was stopped. */
 export const CANCELLED_STATUS = 409;
@@ -59,7 +60,8 @@ export type LocalCancel = (eventId: number) => void;
 /**
  * Cancels the organization's event `eventId` (of instance `instanceId`, when the route names
  * one) and returns it as it now is. Not found (or another instance's) → notFound; finished →
- * conflict naming its final state; cancelling or cancelled already → unchanged.
+ * conflict naming its final state; cancelling or cancelled already → unchanged. A job that no
+ * runner took yet ends here, with the outcome its kind ends with when a cancel stops it.
  */
 export async function cancelEvent(
   store: Store,
@@ -69,11 +71,11 @@ export async function cancelEvent(
   hooks: { local?: LocalCancel; wakeSender?: () => void },
 ): Promise<EventRecord> {
   const missing = () => notFound(`No event ${eventId} in your organization${instanceId === undefined ? '' : ` for instance ${instanceId}`}`);
-  if (instanceId !== undefined) {
-    const event = await store.getEvent(organizationId, eventId);
-    if (!event || event.instanceId !== instanceId) throw missing();
-  }
-  const answer = await store.cancelEvent(organizationId, eventId, (instance) => cancelledOutcome(eventId, instance, [], null));
+  const found = await store.getEvent(organizationId, eventId);
+  if (!found || (instanceId !== undefined && found.instanceId !== instanceId)) throw missing();
+  const answer = await store.cancelEvent(organizationId, eventId, (instance) =>
+    bulkKindOf(found.method, found.url) ? bulkCancelledBeforeStart(found, CANCELLED_STATUS) : cancelledOutcome(eventId, instance, [], null),
+  );
   if (!answer) throw missing();
   if (isFinal(answer.before) && answer.before !== 'cancelled') throw finished(eventId, answer.before);
   if (answer.after === 'cancelling') hooks.local?.(eventId);

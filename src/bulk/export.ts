@@ -80,7 +80,8 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
   try {
     if (skip > 0) job.progress({ items: skip });
     for await (const e of service.walk('/')) {
-      if (!run.query.matches({ ...e, name: baseName(e.path) })) continue;
+      const candidate = { path: e.path, name: baseName(e.path), directory: e.directory, size: e.size, createdDate: e.createdDate, modifiedDate: e.modifiedDate };
+      if (!run.query.matches(candidate)) continue;
       matched++;
       if (matched <= skip) continue; // written by an earlier run of this job
       batch.push(e);

@@ -4,11 +4,13 @@
  * outcome and webhook body. A bulk job's replay answers its summary as JSON — 200 when it
  * completed, 409 when a cancel stopped it, an error body when it failed — and this module turns
  * that answer into the event's outcome: the summary is the event's `response`, and the webhook
- * carries the summary's fields at its top level beside the usual event fields.
+ * carries the summary's fields at its top level beside the usual event fields. A job cancelled
+ * before any runner took it never answers; its outcome is built here from the stored request
+ * (`bulkCancelledBeforeStart`), so its webhook has the same shape.
  *
  * Imports only types from the store and the async machinery's progress/cancel helpers.
  */
-import type { CapturedRequest, ClaimedJob, ExecutionState, JobOutcome } from '../store/async.js';
+import type { CapturedRequest, ClaimedJob, EventRecord, ExecutionState, JobOutcome } from '../store/async.js';
 import type { StoredProgress } from '../async/progress.js';
 import { presentProgress } from '../async/progress.js';
 import { POLLED_HEADER } from '../async/accept.js';
@@ -84,17 +86,49 @@ export function bulkOutcome(job: ClaimedJob, statusCode: number, payload: Buffer
     response,
     progress,
     queue: job.request.headers[POLLED_HEADER] === 'true',
-    buildNotification: (notificationId) =>
-      JSON.stringify({
-        ...response,
-        id: job.eventId,
-        eventId: job.eventId,
-        instanceId: job.instanceId,
-        notificationId,
-        eventStatus: execution,
-        statusCode,
-        response,
-        progress: presentProgress(progress, execution),
-      }),
+    buildNotification: (notificationId) => bulkNotification(notificationId, { eventId: job.eventId, instanceId: job.instanceId }, execution, statusCode, response, progress),
   };
+}
+
+/**
+ * The outcome of bulk job `event` cancelled before any runner took it: its summary with nothing
+ * done, answered `statusCode` (a cancel's). A polled job's notification stays queued, as when
+ * it ends after running.
+ */
+export function bulkCancelledBeforeStart(event: Pick<EventRecord, 'id' | 'instanceId' | 'method' | 'url' | 'callbackUrl'>, statusCode: number): JobOutcome {
+  const kind = bulkKindOf(event.method, event.url);
+  if (!kind) throw new Error(`event ${event.id} is not a bulk job`);
+  const query = kind === 'query' ? new URL(event.url, 'http://ferry.invalid').searchParams.get('q') : null;
+  const response: BulkSummary = { id: event.id, kind, status: 'CANCELLED', recordsCount: 0, recordsFailedCount: 0, ...(query !== null ? { query } : {}) };
+  return {
+    eventId: event.id,
+    execution: 'cancelled',
+    statusCode,
+    response,
+    progress: null,
+    queue: event.callbackUrl === '',
+    buildNotification: (notificationId) => bulkNotification(notificationId, { eventId: event.id, instanceId: event.instanceId }, 'cancelled', statusCode, response, null),
+  };
+}
+
+/** A bulk job's webhook body: its summary's fields at the top level, then the usual event fields. */
+function bulkNotification(
+  notificationId: number,
+  event: { eventId: number; instanceId: number },
+  execution: JobOutcome['execution'],
+  statusCode: number,
+  response: object,
+  progress: StoredProgress | null,
+): string {
+  return JSON.stringify({
+    ...response,
+    id: event.eventId,
+    eventId: event.eventId,
+    instanceId: event.instanceId,
+    notificationId,
+    eventStatus: execution,
+    statusCode,
+    response,
+    progress: presentProgress(progress, execution),
+  });
 }

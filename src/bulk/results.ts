@@ -8,9 +8,13 @@
  * Retention: results are kept FERRY_RESULT_RETENTION after the job finishes; `sweepExpired`
  * deletes the sealed files then and leaves `state.json` marked expired, so a later read can say
  * that the result expired rather than that it never existed.
+ *
+ * A master key rotation re-seals every result still kept (`resealAll`, called by
+ * identity/rotate.ts while the nodes are stopped).
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { RESEAL_SUFFIX, resealFile } from './sealed-file.js';
 
 /** A bulk job's counts and checkpoint, as kept in its `state.json`. */
 export interface BulkState {
@@ -100,10 +104,44 @@ export class BulkResults {
       const id = Number(name);
       const state = this.read(id);
       if (!state || state.expired || state.finishedAt === undefined || state.finishedAt + retentionMs > now) continue;
-      fs.rmSync(this.recordsFile(id), { force: true });
-      fs.rmSync(this.errorsFile(id), { force: true });
+      for (const file of [this.recordsFile(id), this.errorsFile(id)]) {
+        fs.rmSync(file, { force: true });
+        fs.rmSync(file + RESEAL_SUFFIX, { force: true }); // left by a rotation that stopped
+      }
       this.write(id, { ...state, expired: true });
       count++;
+    }
+    return count;
+  }
+
+  /**
+   * Re-seals every kept result under `next` (opened with whichever of `keys` fits); returns how
+   * many files. Expired results are gone already (run `sweepExpired` first); a job still under
+   * way keeps its checkpoint, since a re-seal keeps every frame's length.
+   */
+  async resealAll(keys: readonly Buffer[], next: Buffer): Promise<number> {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return 0;
+    }
+    let count = 0;
+    for (const name of names) {
+      if (!/^\d+$/.test(name)) continue;
+      const id = Number(name);
+      const state = this.read(id);
+      for (const [file, durable] of [
+        [this.recordsFile(id), state?.recordsLength ?? 0],
+        [this.errorsFile(id), state?.errorsLength ?? 0],
+      ] as const) {
+        if (!fs.existsSync(file)) {
+          fs.rmSync(file + RESEAL_SUFFIX, { force: true });
+          continue;
+        }
+        await resealFile(file, keys, next, durable);
+        count++;
+      }
     }
     return count;
   }

@@ -38,8 +38,10 @@ export async function bulkRoutes(app: FastifyInstance, { services }: PluginOptio
   const results = new BulkResults(config.bulkDir);
   // Derived when first needed (a job or a read), not at registration: building the app for its
   // OpenAPI document alone (http/openapi/document.ts) has no master key.
-  let resultKey: Buffer | undefined;
-  const key = () => (resultKey ??= services.instances.derivedKey(RESULT_KEY_LABEL));
+  let resultKeys: Buffer[] | undefined;
+  /** Every key a result may be sealed with (a rotation may be under way); the first seals. */
+  const keys = () => (resultKeys ??= services.instances.derivedKeys(RESULT_KEY_LABEL));
+  const key = () => keys()[0];
 
   app.addHook('onRequest', hubAuth(services));
   if (services.intake) {
@@ -169,7 +171,7 @@ export async function bulkRoutes(app: FastifyInstance, { services }: PluginOptio
     const { event, kind } = await finishedResults(request, request.params.id, 'records');
     if (kind !== 'query') throw notFound(`Bulk job ${event.id} is a batch; its outcome is GET /bulk/${event.id}/status and /errors, it has no records file`);
     const accept = String(request.headers.accept ?? '');
-    const lines = results.exists(results.recordsFile(event.id)) ? sealedLines(results.recordsFile(event.id), key()) : emptyLines();
+    const lines = results.exists(results.recordsFile(event.id)) ? sealedLines(results.recordsFile(event.id), keys()) : emptyLines();
     if (/text\/csv/i.test(accept)) {
       return reply
         .header('Content-Type', 'text/csv; charset=utf-8')
@@ -205,7 +207,7 @@ export async function bulkRoutes(app: FastifyInstance, { services }: PluginOptio
       const file = results.errorsFile(event.id);
       if (results.exists(file)) {
         let index = 0;
-        for await (const line of sealedLines(file, key())) {
+        for await (const line of sealedLines(file, keys())) {
           if (index++ < skip) continue;
           if (page.length === pageSize) {
             more = true;

@@ -415,8 +415,15 @@ export class DocumentsService {
 
   private async presentAll(entries: Entry[], withTags: boolean): Promise<DocumentObject[]> {
     const tags = withTags ? await this.tags.getTags(this.instanceId, entries.map((e) => e.path)) : new Map();
+    // Entries come a folder at a time: its id is encoded once, not once per entry.
+    let lastParent: string | null | undefined;
+    let parentId: string | null = null;
     return entries.map((e) => {
       const parent = parentPath(e.path);
+      if (parent !== lastParent) {
+        lastParent = parent;
+        parentId = parent === null ? null : objectId(parent);
+      }
       const name = baseName(e.path);
       return {
         id: objectId(e.path),
@@ -427,7 +434,7 @@ export class DocumentsService {
         createdDate: e.createdDate ? e.createdDate.toISOString() : null,
         modifiedDate: e.modifiedDate ? e.modifiedDate.toISOString() : null,
         tags: tags.get(e.path) ?? [],
-        parentFolderId: parent === null ? null : objectId(parent),
+        parentFolderId: parentId,
         properties: { mimeType: e.directory ? null : mimeType(name) },
       };
     });

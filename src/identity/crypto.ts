@@ -57,6 +57,14 @@ export class MasterKey {
     return crypto.createHmac('sha256', this.key).update(label).digest();
   }
 
+  /**
+   * The key derived for `label` from this key, then from each previous key: data sealed with a
+   * derived key (bulk results) stays readable while a rotation is under way.
+   */
+  deriveAll(label: string): Buffer[] {
+    return [this.key, ...this.previous].map((k) => crypto.createHmac('sha256', k).update(label).digest());
+  }
+
   toBase64(): string {
     return this.key.toString('base64');
   }

@@ -1,9 +1,12 @@
 /**
  * Master key rotation: every encrypted configuration value (and every previous signature key
- * kept for a key rotation) is re-encrypted under a new key.
+ * kept for a key rotation) is re-encrypted under a new key, and every bulk result still kept
+ * under FERRY_BULK_DIR is re-sealed under the key derived from it (bulk/results.ts).
  * Crash-safe: the key file first lists the new key followed by the old one (so values under
- * either decrypt), then every instance is rewritten, and only then is the old key dropped. A
- * rotation that stops half-way is finished by running it again.
+ * either decrypt, and results under either key's derived key open), then every instance is
+ * rewritten and every result file replaced by its re-sealed copy (written aside, then renamed
+ * over it), and only then is the old key dropped. A rotation that stops half-way is finished
+ * by running it again.
  *
  * With FERRY_MASTER_KEY set in the environment the key file is not used: the command prints
  * the new key, and the operator sets it (keeping the old one until the rotation has finished
@@ -11,12 +14,21 @@
  */
 import fs from 'node:fs';
 import type { Store } from '../store/store.js';
+import { BulkResults, RESULT_KEY_LABEL } from '../bulk/results.js';
 import { isSealed, keyFile, MasterKey } from './crypto.js';
 
 export interface RotationResult {
   instances: number;
   values: number;
+  /** Bulk result files re-sealed. */
+  bulkFiles: number;
   newKey: string;
+}
+
+export interface RotationOptions {
+  writeKeyFile: boolean;
+  /** FERRY_BULK_DIR and FERRY_RESULT_RETENTION: results kept there are re-sealed, expired ones deleted. */
+  bulk?: { dir: string; retentionMs: number };
 }
 
 export async function rotateMasterKey(
@@ -24,7 +36,7 @@ export async function rotateMasterKey(
   dataDir: string,
   current: MasterKey,
   next: MasterKey = MasterKey.generate(),
-  options: { writeKeyFile: boolean } = { writeKeyFile: true },
+  options: RotationOptions = { writeKeyFile: true },
 ): Promise<RotationResult> {
   const file = keyFile(dataDir);
   const writeKeys = (lines: string[]) => {
@@ -57,6 +69,13 @@ export async function rotateMasterKey(
       instances++;
     }
   }
+  let bulkFiles = 0;
+  if (options.bulk) {
+    const results = new BulkResults(options.bulk.dir);
+    // Results past their retention are deleted now rather than re-sealed to be deleted later.
+    results.sweepExpired(options.bulk.retentionMs);
+    bulkFiles = await results.resealAll(both.deriveAll(RESULT_KEY_LABEL), next.derive(RESULT_KEY_LABEL));
+  }
   if (options.writeKeyFile) writeKeys([next.toBase64()]);
-  return { instances, values, newKey: next.toBase64() };
+  return { instances, values, bulkFiles, newKey: next.toBase64() };
 }

@@ -163,9 +163,13 @@ export class InstanceService {
     await this.onStored(null, id);
   }
 
-  /** A key for another purpose (bulk results at rest), derived from the master key. */
-  derivedKey(label: string): Buffer {
-    return this.masterKey.derive(label);
+  /**
+   * Keys for another purpose (bulk results at rest), derived from the master key: the first
+   * seals; all of them open (the later ones come from the previous keys of a rotation still
+   * under way).
+   */
+  derivedKeys(label: string): Buffer[] {
+    return this.masterKey.deriveAll(label);
   }
 
   /** The live backend of an instance, created on first use and rebuilt after a change. */

@@ -11,7 +11,9 @@
  * was created, its id not yet journaled), `spooled` (an async upload's body is in the
  * spool, the event not yet committed). Bulk jobs (issue 17): `bulk-batch` (an export wrote a
  * batch of records, maybe past its last checkpoint), `bulk-checkpoint` (an export's or batch's
- * state was made durable), `bulk-row` (a batch row's outcome was journaled).
+ * state was made durable), `bulk-row` (a batch row's outcome was journaled). Master key
+ * rotation: `reseal-temp` (a bulk result's re-sealed copy is written, not yet renamed over it),
+ * `resealed` (it was renamed over it).
  */
 const spec = process.env.FERRY_TEST_CRASH ?? '';
 const [name, countText] = spec.split(':');

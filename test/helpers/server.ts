@@ -55,11 +55,23 @@ export async function dropSchema(schema: string): Promise<void> {
   }
 }
 
+/**
+ * The store settings of the test server on data dir `dir` (none on SQLite: the store is in the
+ * dir), for a CLI command that must open the same store.
+ */
+export function storeEnv(dir: string): Record<string, string> {
+  return testBackend() === 'postgres' ? { FERRY_DATABASE_URL: pgUrl(), FERRY_DATABASE_SCHEMA: schemaFor(dir) } : {};
+}
+
+/** Drops the PostgreSQL schema of data dir `dir` (tests that pass their own dir clean up with it). */
+export async function dropStoreOf(dir: string): Promise<void> {
+  if (testBackend() === 'postgres') await dropSchema(schemaFor(dir));
+}
+
 /** Starts Ferry on a temp data dir; `env` adds or overrides FERRY_* settings. */
 export async function startTestServer(env: Record<string, string> = {}, dataDir?: string): Promise<TestServer> {
   const dir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-test-'));
-  const backendEnv: Record<string, string> =
-    testBackend() === 'postgres' ? { FERRY_DATABASE_URL: pgUrl(), FERRY_DATABASE_SCHEMA: schemaFor(dir) } : {};
+  const backendEnv = storeEnv(dir);
   const config = loadConfig({
     ...backendEnv,
     PORT: '0',

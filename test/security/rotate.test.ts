@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startTestServer } from '../helpers/server.js';
+import { dropStoreOf, startTestServer, storeEnv, testBackend } from '../helpers/server.js';
 
 const run = promisify(execFile);
 const cli = new URL('../../src/cli.js', import.meta.url).pathname;
@@ -17,10 +17,11 @@ test('rotate-master-key re-encrypts every secret; instances keep working; the ol
     const inst = await srv.instance('localfs', { root: 'r', 'event.notification.signature.key': 'rotating-signature-key' });
     await srv.close();
     const oldKey = fs.readFileSync(path.join(dir, 'master.key'), 'utf8').trim();
-    const before = fs.readFileSync(path.join(dir, 'ferry.db'));
+    // The SQLite file's bytes (on PostgreSQL the store is not in the data dir).
+    const before = testBackend() === 'sqlite' ? fs.readFileSync(path.join(dir, 'ferry.db')) : Buffer.alloc(0);
 
     const { stdout } = await run(process.execPath, [cli, 'rotate-master-key'], {
-      env: { ...process.env, FERRY_DATA_DIR: dir, FERRY_LOG_LEVEL: 'silent' },
+      env: { ...process.env, ...storeEnv(dir), FERRY_DATA_DIR: dir, FERRY_LOG_LEVEL: 'silent' },
     });
     assert.match(stdout, /Re-encrypted 1 secret value\(s\) of 1 instance\(s\)/);
     const keys = fs.readFileSync(path.join(dir, 'master.key'), 'utf8').trim().split('\n');
@@ -44,6 +45,7 @@ test('rotate-master-key re-encrypts every secret; instances keep working; the ol
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+    await dropStoreOf(dir);
   }
 });
 
@@ -62,7 +64,7 @@ test('rotate-master-key also re-encrypts previous signature keys kept for a key 
     await srv.close();
 
     const { stdout } = await run(process.execPath, [cli, 'rotate-master-key'], {
-      env: { ...process.env, FERRY_DATA_DIR: dir, FERRY_LOG_LEVEL: 'silent' },
+      env: { ...process.env, ...storeEnv(dir), FERRY_DATA_DIR: dir, FERRY_LOG_LEVEL: 'silent' },
     });
     assert.match(stdout, /Re-encrypted 2 secret value\(s\) of 1 instance\(s\)/);
 
@@ -81,5 +83,6 @@ test('rotate-master-key also re-encrypts previous signature keys kept for a key 
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+    await dropStoreOf(dir);
   }
 });

@@ -314,6 +314,21 @@ export function runStoreConformance(
       assert.deepEqual(await store.getTags(t.instance.id, []), new Map());
     });
 
+    test('tags: a thousand paths at once (a page, an export batch), odd names included', async (store) => {
+      const t = await tenant(store);
+      const other = await addInstance(store, t, 'other-many');
+      const odd = ['/q"uote\'s.txt', '/ünï cödé/😀.txt', '/back\\slash', '/per%25cent'];
+      const paths = [...odd, ...Array.from({ length: 996 }, (_, i) => `/d${i % 10}/f${i}.txt`)];
+      // Only the other instance has tags: this one's lookup finds none.
+      await store.setTags(other.id, paths[5], ['elsewhere']);
+      assert.deepEqual(await store.getTags(t.instance.id, paths), new Map());
+      const tagged = [...odd, paths[10], paths[999]];
+      for (const [i, p] of tagged.entries()) await store.setTags(t.instance.id, p, [`t${i}`]);
+      const found = await store.getTags(t.instance.id, [...paths, '/absent', paths[10]]);
+      assert.deepEqual(new Map([...found].sort()), new Map(tagged.map((p, i) => [p, [`t${i}`]] as [string, string[]]).sort()));
+      assert.deepEqual(await store.getTags(other.id, paths), new Map([[paths[5], ['elsewhere']]]));
+    });
+
     const tree = ['/a', '/a/b', '/a/b/c.txt', '/a/d.txt', '/ab', '/ab/e.txt', '/a.txt', '/a-b'];
     const plant = async (store: Store, instanceId: number) => {
       for (const p of tree) await store.setTags(instanceId, p, [`tag${p}`]);

@@ -26,7 +26,7 @@ import { tempTag } from '../../documents/job.js';
 import { crashPoint } from '../../testing/crash-points.js';
 import { checkCanonical, Confinement, lstatOrNull } from './confine.js';
 import { errorCode, fsError } from './fs-errors.js';
-import { removeOwnTempsSync, tempName, type TreeRow } from './tree.js';
+import { removeOwnTempsSync, tempName, unpackRows, type TreeRows } from './tree.js';
 import { readdir } from 'node:fs/promises';
 import { copyFileOffThread, copyTreeOffThread, readTreeOffThread, warmTreePool, type TreeError } from './tree-pool.js';
 
@@ -40,17 +40,18 @@ function entry(p: string, s: Stats): Entry {
 }
 
 /** Dates from milliseconds rounded as `Stats` does, so `stat` and `list` agree to the ms. */
-function entryOf(p: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number, ino?: number): Entry {
+function entryOf(p: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number, ino: number): Entry {
   const modifiedDate = new Date(Math.round(mtimeMs));
+  // One object literal of one shape: a walk makes one per file.
   return {
-    // The inode tells a file replaced by another (a rename over it) even at equal size and mtime.
-    ...(ino === undefined ? {} : { version: String(ino) }),
     path: p,
     directory,
     size: directory ? 0 : size,
     // birthtime is 0 where the file system does not record it.
     createdDate: birthtimeMs > 0 ? new Date(Math.round(birthtimeMs)) : modifiedDate,
     modifiedDate,
+    // The inode tells a file replaced by another (a rename over it) even at equal size and mtime.
+    version: String(ino),
   };
 }
 
@@ -114,7 +115,7 @@ export class LocalFsElement implements Element {
     const rows = readTreeOffThread(await this.folder(p), recursive);
     try {
       for (;;) {
-        let batch: IteratorResult<TreeRow[]>;
+        let batch: IteratorResult<TreeRows>;
         try {
           batch = await rows.next();
         } catch (e) {
@@ -122,7 +123,7 @@ export class LocalFsElement implements Element {
           throw fsError(e, at ? child(p, at) : p, 'list');
         }
         if (batch.done) return;
-        yield batch.value.map(([rel, directory, size, birthtimeMs, mtimeMs, ino]) => entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs, ino));
+        yield unpackRows(batch.value, (rel, directory, size, birthtimeMs, mtimeMs, ino) => entryOf(child(p, rel), directory, size, birthtimeMs, mtimeMs, ino));
       }
     } finally {
       await rows.return(undefined); // releases the reader when the consumer stopped early

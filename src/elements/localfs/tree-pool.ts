@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { backendFailed, cancelled } from '../../errors.js';
 import type { JobContext } from '../../documents/job.js';
 import { pausePoint } from '../../testing/pause-points.js';
-import type { TreeRow } from './tree.js';
+import type { TreeRows } from './tree.js';
 import type { TreeReply, TreeRequest } from './tree-worker.js';
 
 /** Workers in the pool: one per CPU, at most two (measured on two CPUs: two copy a tree in ~0.6× the time of one). */
@@ -114,7 +114,7 @@ function leastBusy(): TreeWorker {
  * whole tree — and yields its visible entries in batches. Rejects with a TreeError whose `at`
  * names the failing folder relative to `root`. Leaving the loop early releases the reader.
  */
-export async function* readTreeOffThread(root: string, recursive: boolean): AsyncGenerator<TreeRow[]> {
+export async function* readTreeOffThread(root: string, recursive: boolean): AsyncGenerator<TreeRows> {
   const worker = leastBusy();
   const reader = nextId++;
   let done = false;
@@ -125,7 +125,7 @@ export async function* readTreeOffThread(root: string, recursive: boolean): Asyn
       done = reply.done === true;
       // Ask for the next batch before handing this one out: the worker reads while we yield.
       if (!done) next = worker.run({ op: 'more', reader, limit: ROWS_PER_BATCH });
-      if (reply.rows!.length > 0) yield reply.rows!;
+      if (reply.rows!.count > 0) yield reply.rows!;
     }
   } finally {
     if (!done) {

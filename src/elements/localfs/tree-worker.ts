@@ -6,7 +6,7 @@
  * clients.
  */
 import { parentPort } from 'node:worker_threads';
-import { copyFilesSync, copyRegularFileSync, startFolderCopySync, TreeReader, type ErrorAt, type TreeRow } from './tree.js';
+import { copyFilesSync, copyRegularFileSync, startFolderCopySync, TreeReader, type ErrorAt, type TreeRows } from './tree.js';
 
 /** A request from the main thread. `read`/`more`/`end` share a `reader` id chosen by the pool. */
 export type TreeRequest =
@@ -32,7 +32,7 @@ export interface TreeReply {
   copied?: number;
   bytes?: number;
   /** read/more: the next rows; `done` once the reader is finished (and forgotten). */
-  rows?: TreeRow[];
+  rows?: TreeRows;
   done?: boolean;
 }
 
@@ -63,8 +63,8 @@ function handle(request: TreeRequest): TreeReply | null {
         reader = new TreeReader(request.root, request.recursive);
         readers.set(request.reader, reader);
       }
-      if (!reader) return { id: request.id, rows: [], done: true };
-      let rows: TreeRow[];
+      if (!reader) return { id: request.id, rows: { count: 0, paths: '', numbers: new Float64Array(0) }, done: true };
+      let rows: TreeRows;
       try {
         rows = reader.next(request.limit);
       } catch (e) {
@@ -72,7 +72,7 @@ function handle(request: TreeRequest): TreeReply | null {
         reader.close();
         throw e;
       }
-      const done = rows.length < request.limit;
+      const done = rows.count < request.limit;
       if (done) {
         readers.delete(request.reader);
         reader.close();
@@ -94,5 +94,6 @@ parentPort?.on('message', (request: TreeRequest) => {
     const { code, at } = e as ErrorAt;
     reply = { id: (request as { id: number }).id, code: typeof code === 'string' ? code : 'EUNKNOWN', at };
   }
-  if (reply) parentPort?.postMessage(reply);
+  // A read's numbers are handed over, not copied.
+  if (reply) parentPort?.postMessage(reply, reply.rows ? [reply.rows.numbers.buffer as ArrayBuffer] : []);
 });

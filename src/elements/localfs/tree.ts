@@ -90,14 +90,44 @@ export function removeOwnTempsSync(folder: string, names: string[], tag: string)
 export const COPY_FLAGS = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE;
 
 /**
- * One visible entry found by a TreeReader: its path relative to the folder read ("a/b.txt"),
- * whether it is a folder, its size, and birth and modification times in milliseconds (birth is
- * 0 where the file system does not record it), and its inode number. A tuple: thousands cross threads per walk.
+ * Visible entries found by a TreeReader, packed to cross threads cheaply (a walk moves
+ * hundreds of thousands; as one small array each, copying them between threads cost as much
+ * as reading them): `paths` are paths relative to the folder read ("a/b.txt"), each followed
+ * by a NUL (which no name holds); `numbers` holds ROW_FIELDS numbers per entry: 1 for a folder
+ * else 0, its size, birth and modification times in milliseconds (birth is 0 where the file
+ * system does not record it), and its inode number. `numbers` is transferred, not copied.
  */
-export type TreeRow = [rel: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number, ino: number];
+export interface TreeRows {
+  count: number;
+  paths: string;
+  numbers: Float64Array;
+}
+
+/** Numbers per entry in TreeRows.numbers. */
+export const ROW_FIELDS = 5;
+
+/** The entries of `rows`, each made by `make` from its fields. */
+export function unpackRows<T>(
+  rows: TreeRows,
+  make: (rel: string, directory: boolean, size: number, birthtimeMs: number, mtimeMs: number, ino: number) => T,
+): T[] {
+  const { numbers, paths } = rows;
+  const out: T[] = new Array(rows.count);
+  let start = 0;
+  for (let i = 0; i < rows.count; i++) {
+    const end = paths.indexOf('\0', start);
+    const at = i * ROW_FIELDS;
+    out[i] = make(paths.slice(start, end), numbers[at] === 1, numbers[at + 1], numbers[at + 2], numbers[at + 3], numbers[at + 4]);
+    start = end + 1;
+  }
+  return out;
+}
 
 /** An errno error raised while reading the folder at `at` (relative, "" for the start). */
 export type ErrorAt = Error & { code?: string; at?: string };
+
+/** Directory entries read per call by a TreeReader. */
+const DIR_BUFFER = 256;
 
 /**
  * Reads a folder (`recursive`: and everything below it) in batches, keeping only a stack of
@@ -116,9 +146,11 @@ export class TreeReader {
   ) {}
 
   /** Up to `limit` more rows; fewer (possibly none) only when the reading is over. */
-  next(limit: number): TreeRow[] {
-    const rows: TreeRow[] = [];
-    while (rows.length < limit) {
+  next(limit: number): TreeRows {
+    const numbers = new Float64Array(limit * ROW_FIELDS);
+    let paths = '';
+    let count = 0;
+    while (count < limit) {
       if (!this.dir && !this.open()) break;
       let dirent: Dirent | null;
       try {
@@ -145,10 +177,17 @@ export class TreeReader {
       // Vanished meanwhile, or not something Ferry shows.
       if (!s || !(s.isFile() || s.isDirectory())) continue;
       const directory = s.isDirectory();
-      rows.push([rel, directory, directory ? 0 : s.size, s.birthtimeMs, s.mtimeMs, s.ino]);
+      const at = count * ROW_FIELDS;
+      numbers[at] = directory ? 1 : 0;
+      numbers[at + 1] = directory ? 0 : s.size;
+      numbers[at + 2] = s.birthtimeMs;
+      numbers[at + 3] = s.mtimeMs;
+      numbers[at + 4] = s.ino;
+      paths += rel + '\0';
+      count++;
       if (directory && this.recursive) this.pending.push(rel);
     }
-    return rows;
+    return { count, paths, numbers };
   }
 
   /** Opens the next folder to read; false when there is none left. */
@@ -159,7 +198,8 @@ export class TreeReader {
       try {
         const abs = rel === '' ? this.root : `${this.root}/${rel}`;
         // Checked like a copy's folders (withFolders): a link swapped in is not listed through.
-        this.dir = withFolders([abs], ([opened]) => opendirSync(opened));
+        // Entries fetched from the kernel per call: the default 32 costs a native call per 32 names.
+        this.dir = withFolders([abs], ([opened]) => opendirSync(opened, { bufferSize: DIR_BUFFER }));
         this.dirRel = rel;
         return true;
       } catch (e) {

@@ -277,11 +277,19 @@ export class SqliteStore extends SqliteAsyncStore implements Store {
 
   async getTags(instanceId: number, paths: string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    const get = this.stmt('SELECT tags FROM document_tags WHERE instance_id = ? AND path = ?');
-    for (const p of paths) {
-      const r = get.get(instanceId, p) as Row | undefined;
-      if (r) out.set(p, JSON.parse(r.tags));
+    if (paths.length === 1) {
+      const r = this.stmt('SELECT tags FROM document_tags WHERE instance_id = ? AND path = ?').get(instanceId, paths[0]) as Row | undefined;
+      if (r) out.set(paths[0], JSON.parse(r.tags));
+      return out;
     }
+    // Pages and bulk exports ask for up to a thousand paths at once: one statement for them all,
+    // and none when the instance has no tags at all (most have none).
+    if (paths.length === 0 || !this.stmt('SELECT 1 FROM document_tags WHERE instance_id = ? LIMIT 1').get(instanceId)) return out;
+    const rows = this.stmt('SELECT path, tags FROM document_tags WHERE instance_id = ? AND path IN (SELECT value FROM json_each(?))').all(
+      instanceId,
+      JSON.stringify(paths),
+    ) as Row[];
+    for (const r of rows) out.set(r.path, JSON.parse(r.tags));
     return out;
   }
 
