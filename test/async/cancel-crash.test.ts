@@ -46,7 +46,9 @@ test('SIGKILL right after a 200 cancel, restart: the cancelled jobs do not run',
 
     ferry = await startFerryProcess({ dataDir, port, env });
     api.base = ferry.base;
-    const hooks = await receiver.waitFor(2, 30_000, (h) => h.body?.eventId === running || h.body?.eventId === waiting);
+    // On SQLite the restarted node owns every lease at once; on PostgreSQL (other nodes may hold
+    // leases) the dead node's lease on the running job must expire first: FERRY_LEASE, 30 s.
+    const hooks = await receiver.waitFor(2, 60_000, (h) => h.body?.eventId === running || h.body?.eventId === waiting);
     for (const id of [running, waiting]) {
       const hook = hooks.find((h) => h.body.eventId === id)!;
       assert.equal(hook.body.eventStatus, 'cancelled', `event ${id}`);
