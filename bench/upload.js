@@ -13,7 +13,7 @@ import { fmt, mark, now, sleep, startNode, startReceiver, table } from './lib.js
 
 const MIB = 1024 * 1024;
 const SIZE_MB = Number(process.env.BENCH_UPLOAD_MB ?? 1024);
-const ROUNDS = 2;
+const ROUNDS = Number(process.env.BENCH_UPLOAD_ROUNDS ?? 3);
 const BOUNDARY = '----ferrybenchboundary7MA4YWxkTrZu0gW';
 
 /** A file of `bytes` on disk (a random MiB repeated), so the client never holds it. */
