@@ -87,21 +87,24 @@ export class BulkResults {
     return this.read(eventId) ?? { ...EMPTY_STATE };
   }
 
+  /** The event ids that have a results folder (none while the folder does not exist). */
+  private jobIds(): number[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    return names.filter((name) => /^\d+$/.test(name)).map(Number);
+  }
+
   /**
    * Deletes the sealed files of jobs that finished more than `retentionMs` ago, keeping their
    * state marked expired. Returns how many expired now.
    */
   sweepExpired(retentionMs: number, now = Date.now()): number {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch {
-      return 0;
-    }
     let count = 0;
-    for (const name of names) {
-      if (!/^\d+$/.test(name)) continue;
-      const id = Number(name);
+    for (const id of this.jobIds()) {
       const state = this.read(id);
       if (!state || state.expired || state.finishedAt === undefined || state.finishedAt + retentionMs > now) continue;
       for (const file of [this.recordsFile(id), this.errorsFile(id)]) {
@@ -120,16 +123,8 @@ export class BulkResults {
    * way keeps its checkpoint, since a re-seal keeps every frame's length.
    */
   async resealAll(keys: readonly Buffer[], next: Buffer): Promise<number> {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch {
-      return 0;
-    }
     let count = 0;
-    for (const name of names) {
-      if (!/^\d+$/.test(name)) continue;
-      const id = Number(name);
+    for (const id of this.jobIds()) {
       const state = this.read(id);
       for (const [file, durable] of [
         [this.recordsFile(id), state?.recordsLength ?? 0],
