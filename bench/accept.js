@@ -91,6 +91,9 @@ export async function accept() {
 // median of the rounds' ratios, with their spread. Target: on ≥ 95 % of off.
 const METRICS_ROUNDS = Number(process.env.BENCH_METRICS_ROUNDS ?? 7);
 const METRICS_SECONDS = Number(process.env.BENCH_METRICS_SECONDS ?? 3);
+// BENCH_METRICS_CONTROL=on|off runs both nodes with metrics on (or both off): an A/A control of
+// what the set-up itself puts between the two nodes (start order, placement on the cores).
+const METRICS_CONTROL = process.env.BENCH_METRICS_CONTROL;
 
 const median = (values) => {
   const v = [...values].sort((a, b) => a - b);
@@ -102,8 +105,9 @@ export async function acceptMetrics() {
     `\n## accept-metrics: async accept, metrics on vs FERRY_METRICS=off (SQLite, ${CONNECTIONS / 2} connections to each node at once, ${METRICS_ROUNDS} rounds of ${METRICS_SECONDS} s)\n`,
   );
   const receiver = await startReceiver();
-  const on = await startNode({ store: 'sqlite', env: {} });
-  const off = await startNode({ store: 'sqlite', env: { FERRY_METRICS: 'off' } });
+  if (METRICS_CONTROL) console.log(`A/A control (BENCH_METRICS_CONTROL): metrics ${METRICS_CONTROL} on both nodes; "on" and "off" below name the nodes only\n`);
+  const on = await startNode({ store: 'sqlite', env: METRICS_CONTROL === 'off' ? { FERRY_METRICS: 'off' } : {} });
+  const off = await startNode({ store: 'sqlite', env: { FERRY_METRICS: METRICS_CONTROL ?? 'off' } });
   const nodes = { on, off };
   const half = CONNECTIONS / 2;
   const pools = { on: newPool(on.origin, half), off: newPool(off.origin, half) };
