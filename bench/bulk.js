@@ -159,5 +159,5 @@ export async function bulk() {
     `${fmt(speed, 2)}× as fast`,
     `≥ 1×: ${mark(speed >= 1)}`,
   ]);
-  console.log(table(['scenario', 'baseline', 'Ferry', 'ratio', 'target'], rows));
+  table(['scenario', 'baseline', 'Ferry', 'ratio', 'target'], rows);
 }
