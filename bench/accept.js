@@ -8,7 +8,7 @@
 // webhooks are all delivered before the next sync round starts: this machine's speed drifts by
 // tens of percent within a minute, which alternation evens out, and no sync round ever shares the
 // CPU with the previous round's jobs.
-import { PING, closedLoop, combined, cpuMs, fmt, freshPgDatabase, mark, newPool, pct, startNode, startReceiver, table, waitFor } from './lib.js';
+import { PING, closedLoop, combined, cpuMs, fmt, freshPgDatabase, mark, median, newPool, pct, startNode, startReceiver, table, waitFor } from './lib.js';
 
 const CONNECTIONS = 32;
 const COUNT = 20_000;
@@ -95,10 +95,6 @@ const METRICS_SECONDS = Number(process.env.BENCH_METRICS_SECONDS ?? 3);
 // what the set-up itself puts between the two nodes (start order, placement on the cores).
 const METRICS_CONTROL = process.env.BENCH_METRICS_CONTROL;
 
-const median = (values) => {
-  const v = [...values].sort((a, b) => a - b);
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-};
 
 export async function acceptMetrics() {
   console.log(
@@ -106,7 +102,7 @@ export async function acceptMetrics() {
   );
   const receiver = await startReceiver();
   if (METRICS_CONTROL) console.log(`A/A control (BENCH_METRICS_CONTROL): metrics ${METRICS_CONTROL} on both nodes; "on" and "off" below name the nodes only\n`);
-  const on = await startNode({ store: 'sqlite', env: METRICS_CONTROL === 'off' ? { FERRY_METRICS: 'off' } : {} });
+  const on = await startNode({ store: 'sqlite', env: { FERRY_METRICS: METRICS_CONTROL ?? 'on' } });
   const off = await startNode({ store: 'sqlite', env: { FERRY_METRICS: METRICS_CONTROL ?? 'off' } });
   const nodes = { on, off };
   const half = CONNECTIONS / 2;

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { ORG, PING, USER, createInstance, fmt, newPool, now, openLoop, percentiles, sleep, startNode, startReceiver, table, waitFor } from './lib.js';
+import { ORG, PING, USER, createInstance, fmt, median, newPool, now, openLoop, percentiles, sleep, startNode, startReceiver, table, waitFor } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_CHANGES_SECONDS ?? 20);
 const INSTANCES = Number(process.env.BENCH_CHANGES_INSTANCES ?? 100);
@@ -61,7 +61,7 @@ async function settle(folder, rx) {
   for (let i = 0; ; i++) {
     const p = `probe-${i}.txt`;
     fs.writeFileSync(path.join(folder, p), 'probe');
-    if (await waitFor(() => rx.arrivals.has(`/${p}`), 12_000).then(() => true, () => false)) return;
+    if (await waitFor(() => rx.arrivals.has(`/${p}`), 12_000)) return;
     if (i > 5) throw new Error('no change was ever announced');
   }
 }
@@ -88,10 +88,6 @@ async function detection() {
   return { p: percentiles(lat), count, got: lat.length };
 }
 
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 async function rescanCost() {
   const rx = await changeReceiver();
@@ -159,10 +155,9 @@ async function underWatch() {
   }
   // Steady state before measuring: a probe file in every watched folder, written once the
   // instances exist, is announced only by a poll after that instance's baseline (the first poll,
-  // which writes all of its 1,000 snapshot rows). Measuring while baselines were still being
-  // written (a fixed 12 s wait, until session 8) timed the one-off baseline, not the watch.
+  // which writes all of its 1,000 snapshot rows): a fixed wait would time the one-off baselines.
   for (let i = 0; i < INSTANCES; i++) fs.writeFileSync(path.join(node.config.localfsBase, `w${i}`, 'probe.txt'), 'probe');
-  await waitFor(() => rx.hooks >= INSTANCES, 120_000, 100);
+  if (!(await waitFor(() => rx.hooks >= INSTANCES, 120_000, 100))) throw new Error(`only ${rx.hooks} of ${INSTANCES} watched instances announced their probe within 120 s`);
   await sleep(1_000);
   const probes = rx.hooks;
   // Alternating rounds (the machine is noisy): with the watch, then with the instances disabled.

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { createInstance, fmt, mark, now, startNode, table } from './lib.js';
+import { createInstance, fmt, mark, median, now, startNode, table } from './lib.js';
 
 const FILES = 1000;
 const ROUNDS = 4;
@@ -67,7 +67,7 @@ async function localfs() {
   const copied = fs.readdirSync(path.join(root, 'ferry0'), { recursive: true }).filter((p) => p.endsWith('.bin')).length;
   await node.close();
   const ratios = cpTimes.map((t, i) => ferryTimes[i] / t).sort((a, b) => a - b);
-  const ratio = (ratios[(ROUNDS - 1) >> 1] + ratios[ROUNDS >> 1]) / 2;
+  const ratio = median(ratios);
   return { ratio, copied, cpTimes, ferryTimes };
 }
 

@@ -259,6 +259,12 @@ export async function waitFor(done, timeoutMs, stepMs = 50) {
   return true;
 }
 
+/** The median: the middle value, or the mean of the middle two for an even count. */
+export function median(values) {
+  const v = [...values].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
+
 export function percentiles(values) {
   const v = Float64Array.from(values).sort();
   const at = (p) => (v.length ? v[Math.min(v.length - 1, Math.ceil((p / 100) * v.length) - 1)] : NaN);

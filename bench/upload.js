@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fmt, mark, now, sleep, startNode, startReceiver, table } from './lib.js';
+import { fmt, mark, median, now, sleep, startNode, startReceiver, table } from './lib.js';
 
 const MIB = 1024 * 1024;
 const SIZE_MB = Number(process.env.BENCH_UPLOAD_MB ?? 1024);
@@ -114,10 +114,10 @@ export async function upload_() {
     await receiver.close();
     fs.rmSync(path.dirname(file), { recursive: true, force: true });
   }
-  // Each round's pair ran back to back; the figure is the median of the rounds' ratios (the
-  // mean of the middle two), as in copy.js: a loaded disk drifts within a run.
+  // Each round's pair ran back to back; the figure is the median of the rounds' ratios, as in
+  // copy.js: a loaded disk drifts within a run.
   const ratios = accept.map((a, i) => a / sync[i]).sort((a, b) => a - b);
-  const ratio = (ratios[(ratios.length - 1) >> 1] + ratios[ratios.length >> 1]) / 2;
+  const ratio = median(ratios);
   const mb = (b) => fmt(b / 1e6, 1);
   const worstRss = Math.max(...syncRss, ...asyncRss);
   table(
