@@ -10,6 +10,7 @@ import { asBuffer } from './async/runner-thread.js';
 import { nameThisThread } from './thread-name.js';
 import { startFerry } from './server.js';
 import { metrics } from './observability/metrics.js';
+import { warmTreePool } from './elements/localfs/tree-pool.js';
 
 const port = parentPort!;
 const data = workerData as RunnerThreadData;
@@ -67,3 +68,7 @@ port.on('message', (m: ToRunnerThread) => {
   }
 });
 send({ type: 'ready', owner: runner.owner });
+// The thread's own local file system workers (pools are per thread) boot now, in the
+// background, as the node thread's do on the first ping: a folder read or copy that a job makes
+// — an export's walk first of all — then never waits a few hundred milliseconds for one.
+setImmediate(warmTreePool);

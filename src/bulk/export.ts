@@ -23,7 +23,7 @@ import { pausePoint } from '../testing/pause-points.js';
 import type { ExportQuery } from './query.js';
 import { SealedWriter } from './sealed-file.js';
 import type { BulkResults, BulkState } from './results.js';
-import { toRecord } from './records.js';
+import { recordLine } from './records.js';
 
 /** Objects presented (tags looked up) and written per batch. */
 const BATCH = 1000;
@@ -65,7 +65,7 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
   const flush = async () => {
     if (!batch.length) return;
     const objects = await service.presentMany(batch);
-    for (const o of objects) writer.write(JSON.stringify(toRecord(o)) + '\n');
+    for (const o of objects) writer.write(recordLine(o));
     state.recordsCount += objects.length;
     sinceCheckpoint += objects.length;
     job.progress({ items: objects.length });

@@ -28,6 +28,7 @@ import { crashPoint } from '../testing/crash-points.js';
 import { SYNC_JOB, throwIfStopped, type JobContext } from './job.js';
 import { decodeCursor, encodeCursor } from '../store/cursor.js';
 import { parseOrderBy, parseWhere } from './ceql.js';
+import { isoDate } from './iso-date.js';
 import { mimeType } from './mime.js';
 import { baseName, isWithin, joinPath, objectId, parentPath, ROOT } from './paths.js';
 
@@ -431,8 +432,8 @@ export class DocumentsService {
         path: e.path,
         directory: e.directory,
         size: e.directory ? 0 : e.size,
-        createdDate: e.createdDate ? e.createdDate.toISOString() : null,
-        modifiedDate: e.modifiedDate ? e.modifiedDate.toISOString() : null,
+        createdDate: e.createdDate ? isoDate(e.createdDate) : null,
+        modifiedDate: e.modifiedDate ? isoDate(e.modifiedDate) : null,
         tags: tags.get(e.path) ?? [],
         parentFolderId: parentId,
         properties: { mimeType: e.directory ? null : mimeType(name) },

@@ -31,6 +31,8 @@ const FILES_AT_START = 16;
 const MAX_QUEUED_FILES = 4096;
 /** Rows per batch of a folder read. */
 const ROWS_PER_BATCH = 1024;
+/** Batches of a read asked for ahead of the one being handed out. */
+const READ_AHEAD = 3;
 
 /**
  * An errno failure reported by a worker: `code`; for reads `at`, the failing folder relative
@@ -118,20 +120,19 @@ export async function* readTreeOffThread(root: string, recursive: boolean): Asyn
   const worker = leastBusy();
   const reader = nextId++;
   let done = false;
-  let next = worker.run({ op: 'read', reader, root, recursive, limit: ROWS_PER_BATCH });
+  // Batches asked for and not yet handed out, oldest first: the worker reads ahead while we
+  // yield. A request after the reader's last batch is answered with an empty, done batch.
+  const ahead = [worker.run({ op: 'read', reader, root, recursive, limit: ROWS_PER_BATCH })];
   try {
     while (!done) {
-      const reply = await next;
+      while (ahead.length < READ_AHEAD) ahead.push(worker.run({ op: 'more', reader, limit: ROWS_PER_BATCH }));
+      const reply = await ahead.shift()!;
       done = reply.done === true;
-      // Ask for the next batch before handing this one out: the worker reads while we yield.
-      if (!done) next = worker.run({ op: 'more', reader, limit: ROWS_PER_BATCH });
       if (reply.rows!.count > 0) yield reply.rows!;
     }
   } finally {
-    if (!done) {
-      next.catch(() => undefined); // nobody waits for the batch read ahead any more
-      worker.tell({ op: 'end', reader });
-    }
+    for (const p of ahead) p.catch(() => undefined); // nobody waits for the batches read ahead any more
+    if (!done) worker.tell({ op: 'end', reader });
   }
 }
 
