@@ -6,6 +6,7 @@
 // - Export of BENCH_BULK_S3 objects (default 20,000) from s3rver: objects/s.
 // - Batch of BENCH_BULK_ROWS `copy` rows (default 10,000) on localfs vs the same copies through
 //   the hub's single-file copy route from one client with 8 connections (≥ 1×).
+// BENCH_BULK_PHASES (export, s3, batch; default all) runs some of them.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -135,29 +136,39 @@ async function batchVsRoute() {
 
 export async function bulk() {
   console.log(`\n## bulk: export of ${FILES} localfs files in ${FOLDERS} folders vs find; export of ${S3_OBJECTS} s3rver objects; batch of ${ROWS} copy rows vs the copy route (8 connections)\n`);
-  const l = await localExport();
-  const ratio = l.job.seconds / l.findSeconds;
-  const rows = [
-    [
-      `localfs export (s), ${l.job.status.recordsCount} records`,
-      `find: ${fmt(l.findSeconds, 2)}`,
-      fmt(l.job.seconds, 2),
-      `${fmt(ratio, 2)}×`,
-      `≤ 3×: ${mark(ratio <= 3)}`,
-    ],
-    ['node RSS growth during the export (MB)', '–', fmt(l.growth / 1e6, 1), '–', `≤ 50 MB: ${mark(l.growth <= 50e6)}`],
-  ];
-  const s = await s3Export();
-  if (s) rows.push([`s3rver export, ${s.status.recordsCount} objects`, '–', `${fmt(s.seconds, 2)} s`, `${fmt(s.status.recordsCount / s.seconds)} objects/s`, 'reported']);
-  else rows.push(['s3rver export', '–', 'skipped: s3rver could not start', '–', '–']);
-  const b = await batchVsRoute();
-  const speed = b.routeSeconds / b.job.seconds;
-  rows.push([
-    `batch of ${ROWS} copy rows (s), ${b.job.status.recordsCount} done, ${b.job.status.recordsFailedCount} failed`,
-    `copy route ×8 conns: ${fmt(b.routeSeconds, 2)}`,
-    fmt(b.job.seconds, 2),
-    `${fmt(speed, 2)}× as fast`,
-    `≥ 1×: ${mark(speed >= 1)}`,
-  ]);
+  // BENCH_BULK_PHASES (e.g. "export") runs some of export, s3 and batch.
+  const only = process.env.BENCH_BULK_PHASES?.split(',');
+  const phase = (name, run) => (!only || only.includes(name) ? run() : null);
+  const rows = [];
+  const l = await phase('export', localExport);
+  if (l) {
+    const ratio = l.job.seconds / l.findSeconds;
+    rows.push(
+      [
+        `localfs export (s), ${l.job.status.recordsCount} records`,
+        `find: ${fmt(l.findSeconds, 2)}`,
+        fmt(l.job.seconds, 2),
+        `${fmt(ratio, 2)}×`,
+        `≤ 3×: ${mark(ratio <= 3)}`,
+      ],
+      ['node RSS growth during the export (MB)', '–', fmt(l.growth / 1e6, 1), '–', `≤ 50 MB: ${mark(l.growth <= 50e6)}`],
+    );
+  }
+  if (!only || only.includes('s3')) {
+    const s = await s3Export();
+    if (s) rows.push([`s3rver export, ${s.status.recordsCount} objects`, '–', `${fmt(s.seconds, 2)} s`, `${fmt(s.status.recordsCount / s.seconds)} objects/s`, 'reported']);
+    else rows.push(['s3rver export', '–', 'skipped: s3rver could not start', '–', '–']);
+  }
+  const b = await phase('batch', batchVsRoute);
+  if (b) {
+    const speed = b.routeSeconds / b.job.seconds;
+    rows.push([
+      `batch of ${ROWS} copy rows (s), ${b.job.status.recordsCount} done, ${b.job.status.recordsFailedCount} failed`,
+      `copy route ×8 conns: ${fmt(b.routeSeconds, 2)}`,
+      fmt(b.job.seconds, 2),
+      `${fmt(speed, 2)}× as fast`,
+      `≥ 1×: ${mark(speed >= 1)}`,
+    ]);
+  }
   table(['scenario', 'baseline', 'Ferry', 'ratio', 'target'], rows);
 }
