@@ -117,8 +117,9 @@ export async function startNode({ store = 'sqlite', env = {}, root = 'bench', in
     FERRY_EGRESS_ALLOW: '127.0.0.1/32',
     ...(db ? { FERRY_DATABASE_URL: db.url } : {}),
     // FERRY_RUNNER_* in the bench's environment (THREAD=off, NICE=0, YIELD=off) compares the
-    // single-thread node, the thread at the node's priority, a thread that never pauses.
-    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('FERRY_RUNNER_'))),
+    // single-thread node, the thread at the node's priority, a thread that never pauses;
+    // FERRY_POLLER_* likewise (NICE=0: the change poller's thread at the node's priority).
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('FERRY_RUNNER_') || k.startsWith('FERRY_POLLER_'))),
     ...env,
   });
   const ferry = await startFerry(config, { print: () => {} });
