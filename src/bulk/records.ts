@@ -25,30 +25,15 @@ export interface ExportRecord {
   parentFolderId: string | null;
 }
 
-export function toRecord(o: DocumentObject): ExportRecord {
-  return {
-    id: o.id,
-    path: o.path,
-    name: o.name,
-    directory: o.directory,
-    size: o.size,
-    createdDate: o.createdDate,
-    modifiedDate: o.modifiedDate,
-    tags: o.tags,
-    mimeType: o.properties.mimeType,
-    parentFolderId: o.parentFolderId,
-  };
-}
-
-/** Characters after which a string is not written between quotes as it is: JSON.stringify decides. */
+/** A string holding any of these is escaped by JSON.stringify; any other is written as it is, in quotes. */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
 const json = (s: string) => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
 const jsonOrNull = (s: string | null) => (s === null ? 'null' : json(s));
 
 /**
- * An object's record as one NDJSON line (with its newline): exactly
- * `JSON.stringify(toRecord(o)) + '\n'`, written field by field — about 2.5× as fast as building
- * the record and stringifying it, which an export does for every object it writes.
+ * An object's record (ExportRecord, in its field order) as one NDJSON line with its newline:
+ * exactly what `JSON.stringify` writes of that record, written field by field — about 2.5× as
+ * fast as building the record and stringifying it, which an export does for every object.
  */
 export function recordLine(o: DocumentObject): string {
   return (

@@ -9,7 +9,23 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { isoDate } from '../../src/documents/iso-date.js';
 import type { DocumentObject } from '../../src/documents/service.js';
-import { recordLine, toRecord } from '../../src/bulk/records.js';
+import { recordLine, type ExportRecord } from '../../src/bulk/records.js';
+
+/** The record an export writes of an object, field by field, as JSON.stringify would take it. */
+function toRecord(o: DocumentObject): ExportRecord {
+  return {
+    id: o.id,
+    path: o.path,
+    name: o.name,
+    directory: o.directory,
+    size: o.size,
+    createdDate: o.createdDate,
+    modifiedDate: o.modifiedDate,
+    tags: o.tags,
+    mimeType: o.properties.mimeType,
+    parentFolderId: o.parentFolderId,
+  };
+}
 
 describe('isoDate', () => {
   it('matches toISOString on every date with a four-digit year, leap days and edges included', () => {

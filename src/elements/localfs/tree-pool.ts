@@ -31,8 +31,8 @@ const FILES_AT_START = 16;
 const MAX_QUEUED_FILES = 4096;
 /** Rows per batch of a folder read. */
 const ROWS_PER_BATCH = 1024;
-/** Batches of a read asked for ahead of the one being handed out. */
-const READ_AHEAD = 3;
+/** Batches of a read asked for while one is handed out (once the read proves longer than one). */
+const READ_AHEAD = 2;
 
 /**
  * An errno failure reported by a worker: `code`; for reads `at`, the failing folder relative
@@ -120,14 +120,15 @@ export async function* readTreeOffThread(root: string, recursive: boolean): Asyn
   const worker = leastBusy();
   const reader = nextId++;
   let done = false;
-  // Batches asked for and not yet handed out, oldest first: the worker reads ahead while we
-  // yield. A request after the reader's last batch is answered with an empty, done batch.
+  // Batches asked for and not yet handed out, oldest first. A folder that fits in one batch
+  // (most listings) costs one request; a longer read keeps READ_AHEAD requests ahead, so the
+  // worker reads while we yield. A request after the last batch is answered empty and done.
   const ahead = [worker.run({ op: 'read', reader, root, recursive, limit: ROWS_PER_BATCH })];
   try {
     while (!done) {
-      while (ahead.length < READ_AHEAD) ahead.push(worker.run({ op: 'more', reader, limit: ROWS_PER_BATCH }));
       const reply = await ahead.shift()!;
       done = reply.done === true;
+      while (!done && ahead.length < READ_AHEAD) ahead.push(worker.run({ op: 'more', reader, limit: ROWS_PER_BATCH }));
       if (reply.rows!.count > 0) yield reply.rows!;
     }
   } finally {
