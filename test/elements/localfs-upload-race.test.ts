@@ -40,6 +40,10 @@ describe('localfs: concurrent uploads into one new folder', () => {
   async function startUpload(p: string, folder: string) {
     const before = temps(folder).length;
     const body = new PassThrough();
+    // As the upload route does (routes/documents.ts): the body may break before the element
+    // attaches its pipeline (the temp file exists before open() resolves); the element then
+    // sees the errored stream.
+    body.on('error', () => {});
     const done = element.write(p, body).then(
       (entry) => ({ entry, error: null as unknown }),
       (error: unknown) => ({ entry: null, error }),
