@@ -23,7 +23,7 @@ import { pausePoint } from '../testing/pause-points.js';
 import type { ExportQuery } from './query.js';
 import { SealedWriter } from './sealed-file.js';
 import type { BulkResults, BulkState } from './results.js';
-import { recordLine } from './records.js';
+import { encodeRecord, recordLine, recordRoom } from './records.js';
 
 /** Objects presented (tags looked up) and written per batch. */
 const BATCH = 1000;
@@ -65,7 +65,7 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
   const flush = async () => {
     if (!batch.length) return;
     const objects = await service.presentMany(batch);
-    for (const o of objects) writer.write(recordLine(o));
+    for (const o of objects) if (!writer.append(recordRoom(o), encodeRecord, o)) writer.write(recordLine(o));
     state.recordsCount += objects.length;
     sinceCheckpoint += objects.length;
     job.progress({ items: objects.length });
@@ -79,13 +79,13 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
 
   try {
     if (skip > 0) job.progress({ items: skip });
-    for await (const e of service.walk('/')) {
-      const candidate = { path: e.path, name: baseName(e.path), directory: e.directory, size: e.size, createdDate: e.createdDate, modifiedDate: e.modifiedDate };
-      if (!run.query.matches(candidate)) continue;
-      matched++;
-      if (matched <= skip) continue; // written by an earlier run of this job
-      batch.push(e);
-      if (batch.length >= BATCH) {
+    for await (const entries of service.walk('/')) {
+      for (const e of entries) {
+        if (!run.query.everything && !run.query.matches({ ...e, name: baseName(e.path) })) continue;
+        matched++;
+        if (matched <= skip) continue; // written by an earlier run of this job
+        batch.push(e);
+        if (batch.length < BATCH) continue;
         await flush();
         if (job.signal.aborted) {
           checkpoint();

@@ -86,6 +86,8 @@ const COMPARE: Record<string, (a: number, b: number) => boolean> = {
 export interface ExportQuery {
   /** The query as given. */
   text: string;
+  /** True when the query has no `where`: every object matches. */
+  everything: boolean;
   matches: Predicate;
 }
 
@@ -120,7 +122,7 @@ export function parseExportQuery(q: string): ExportQuery {
       next();
     }
   }
-  return { text: q, matches: (o) => clauses.every((c) => c(o)) };
+  return { text: q, everything: clauses.length === 0, matches: (o) => clauses.every((c) => c(o)) };
 
   function clause(): Predicate {
     const field = next();

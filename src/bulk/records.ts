@@ -44,6 +44,91 @@ export function recordLine(o: DocumentObject): string {
   );
 }
 
+/** The bytes of the record's fixed parts, in order (see recordLine). */
+const KEYS = ['{"id":"', '","path":"', '","name":"', '","directory":', ',"size":', ',"createdDate":', ',"modifiedDate":', ',"tags":[],"mimeType":', ',"parentFolderId":', '}\n'].map(
+  (k) => Uint8Array.from(k, (c) => c.charCodeAt(0)),
+);
+const [ID, PATH, NAME, DIRECTORY, SIZE, CREATED, MODIFIED, MIME, PARENT, END] = KEYS;
+const KEYS_LENGTH = KEYS.reduce((n, k) => n + k.length, 0);
+const TRUE = Uint8Array.from('true', (c) => c.charCodeAt(0));
+const FALSE = Uint8Array.from('false', (c) => c.charCodeAt(0));
+const NULL = Uint8Array.from('null', (c) => c.charCodeAt(0));
+
+/**
+ * The most bytes `encodeRecord` writes for `o`: every string is copied a byte per character,
+ * or not at all.
+ */
+export function recordRoom(o: DocumentObject): number {
+  return (
+    KEYS_LENGTH + 64 + o.id.length + o.path.length + o.name.length +
+    (o.createdDate?.length ?? 0) + (o.modifiedDate?.length ?? 0) + (o.properties.mimeType?.length ?? 0) + (o.parentFolderId?.length ?? 0)
+  );
+}
+
+/**
+ * Writes `recordLine(o)` as UTF-8 into `out` at `at`, which has `recordRoom(o)` bytes free, and
+ * returns the offset after it — or -1 (what was written is to be ignored) when the record is
+ * not the common kind this handles: every string printable ASCII without a quote or backslash,
+ * no tags, an integral size. An export writes each record this way, with no string built for
+ * it; the others are written from `recordLine`.
+ */
+export function encodeRecord(o: DocumentObject, out: Uint8Array, at: number): number {
+  if (o.tags.length > 0 || !Number.isSafeInteger(o.size) || o.size < 0) return -1;
+  at = bytes(ID, out, at);
+  if ((at = ascii(o.id, out, at)) < 0) return -1;
+  at = bytes(PATH, out, at);
+  if ((at = ascii(o.path, out, at)) < 0) return -1;
+  at = bytes(NAME, out, at);
+  if ((at = ascii(o.name, out, at)) < 0) return -1;
+  at = bytes(DIRECTORY, out, at);
+  at = bytes(o.directory ? TRUE : FALSE, out, at);
+  at = bytes(SIZE, out, at);
+  at = digits(o.size, out, at);
+  at = bytes(CREATED, out, at);
+  if ((at = quotedOrNull(o.createdDate, out, at)) < 0) return -1;
+  at = bytes(MODIFIED, out, at);
+  if ((at = quotedOrNull(o.modifiedDate, out, at)) < 0) return -1;
+  at = bytes(MIME, out, at);
+  if ((at = quotedOrNull(o.properties.mimeType, out, at)) < 0) return -1;
+  at = bytes(PARENT, out, at);
+  if ((at = quotedOrNull(o.parentFolderId, out, at)) < 0) return -1;
+  return bytes(END, out, at);
+}
+
+function bytes(b: Uint8Array, out: Uint8Array, at: number): number {
+  for (let i = 0; i < b.length; i++) out[at++] = b[i];
+  return at;
+}
+
+/** Copies `s` when JSON writes it as it is (printable ASCII, no `"` or `\`); else -1. */
+function ascii(s: string, out: Uint8Array, at: number): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return -1;
+    out[at++] = c;
+  }
+  return at;
+}
+
+function quotedOrNull(s: string | null, out: Uint8Array, at: number): number {
+  if (s === null) return bytes(NULL, out, at);
+  out[at++] = 0x22;
+  if ((at = ascii(s, out, at)) < 0) return -1;
+  out[at++] = 0x22;
+  return at;
+}
+
+/** The decimal digits of a non-negative safe integer. */
+function digits(n: number, out: Uint8Array, at: number): number {
+  let end = at + 1;
+  for (let rest = Math.floor(n / 10); rest > 0; rest = Math.floor(rest / 10)) end++;
+  for (let i = end - 1; i >= at; i--) {
+    out[i] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return end;
+}
+
 /** Stored NDJSON lines as RFC 4180 CSV with its header row, streamed. */
 export function csvStream(lines: AsyncIterable<string>): Readable {
   const csv = stringify({ header: true, columns: [...RECORD_COLUMNS], cast: { boolean: (b) => (b ? 'true' : 'false') } });

@@ -47,13 +47,30 @@ export class SealedWriter {
   /** Adds plaintext; a full frame is sealed and written. */
   write(text: string): void {
     // A UTF-16 code unit takes at most 3 bytes of UTF-8: with that much room, nothing is cut.
-    const room = text.length * 3;
-    if (this.pendingBytes + room > this.plain.length) {
-      this.seal();
-      if (room > this.plain.length) this.plain = Buffer.allocUnsafe(room);
-    }
+    this.makeRoom(text.length * 3);
     this.pendingBytes += this.plain.write(text, this.pendingBytes, 'utf8');
     if (this.pendingBytes >= FRAME_BYTES) this.seal();
+  }
+
+  /**
+   * Adds the plaintext bytes `encode(value, buffer, at)` writes at `at` (at most `room` of them)
+   * and returns true — unless it returns -1 instead of the offset after them: then nothing is
+   * added, and false is returned. No string is built for what is added this way.
+   */
+  append<T>(room: number, encode: (value: T, out: Buffer, at: number) => number, value: T): boolean {
+    this.makeRoom(room);
+    const end = encode(value, this.plain, this.pendingBytes);
+    if (end < 0) return false;
+    this.pendingBytes = end;
+    if (this.pendingBytes >= FRAME_BYTES) this.seal();
+    return true;
+  }
+
+  /** Seals the pending frame if `bytes` more might not fit in it. */
+  private makeRoom(bytes: number): void {
+    if (this.pendingBytes + bytes <= this.plain.length) return;
+    this.seal();
+    if (bytes > this.plain.length) this.plain = Buffer.allocUnsafe(bytes);
   }
 
   /** Seals and writes what is pending as one frame. */

@@ -4,7 +4,7 @@
  * slices the scan yields to the event loop and lets the poller renew its lease, so a tree of a
  * million files never holds the thread (or the lease) for long.
  *
- * Owns: reading the tree. May import: elements/element.ts, errors.ts. The element decides how
+ * Owns: reading the tree. May import: elements/element.ts, elements/walk.ts, errors.ts. The element decides how
  * to read (localfs on its tree worker threads with lstat, S3 by ListObjectsV2 pages, SFTP by
  * READDIR batches); symbolic links and Ferry's temp files are never listed, as everywhere.
  *
@@ -12,6 +12,7 @@
  * DELETED, and CREATED again when it comes back.
  */
 import type { Element, Entry } from '../elements/element.js';
+import { entryBatches } from '../elements/walk.js';
 import { isFerryError } from '../errors.js';
 import type { Watch } from './settings.js';
 
@@ -35,35 +36,12 @@ export async function scan(element: Element, watch: Watch, between: () => Promis
     await between();
   };
   try {
-    if (element.batches) {
-      for await (const batch of element.batches(watch.path, watch.recursive)) {
-        for (const entry of batch) if (add(entry)) await pause();
-      }
-    } else {
-      const listing = watch.recursive ? (element.walk ? element.walk(watch.path) : walkByList(element, watch.path)) : element.list(watch.path);
-      for await (const entry of listing) if (add(entry)) await pause();
+    for await (const batch of entryBatches(element, watch.path, watch.recursive)) {
+      for (const entry of batch) if (add(entry)) await pause();
     }
   } catch (e) {
     if (isFerryError(e, 'not_found')) return [];
     throw e;
   }
   return out;
-}
-
-/** A recursive listing from `list` calls, for elements without `walk`. */
-async function* walkByList(element: Element, path: string): AsyncIterable<Entry> {
-  const folders = [path];
-  while (folders.length > 0) {
-    const folder = folders.pop()!;
-    try {
-      for await (const entry of element.list(folder)) {
-        yield entry;
-        if (entry.directory) folders.push(entry.path);
-      }
-    } catch (e) {
-      // A sub-folder removed while walking simply has no descendants.
-      if (folder !== path && isFerryError(e, 'not_found')) continue;
-      throw e;
-    }
-  }
 }

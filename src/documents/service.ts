@@ -22,6 +22,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Element, Entry } from '../elements/element.js';
+import { descendants, entryBatches } from '../elements/walk.js';
 import { conflict, invalid, isFerryError, notFound } from '../errors.js';
 import type { TagStore } from '../store/store.js';
 import { crashPoint } from '../testing/crash-points.js';
@@ -398,9 +399,9 @@ export class DocumentsService {
     return this.page(found, options);
   }
 
-  /** Every object under `path`, streamed in the element's order (bulk exports, issue 17). */
-  walk(path: string): AsyncIterable<Entry> {
-    return this.descendants(path);
+  /** Every object under `path`, streamed in the element's order in batches (bulk exports, issue 17). */
+  walk(path: string): AsyncIterable<Entry[]> {
+    return entryBatches(this.element, path, true);
   }
 
   /** Entries shaped as objects, with their tags in one lookup (bulk exports, issue 17). */
@@ -461,19 +462,8 @@ export class DocumentsService {
     };
   }
 
-  private async *descendants(path: string): AsyncIterable<Entry> {
-    if (this.element.walk) {
-      yield* this.element.walk(path);
-      return;
-    }
-    const folders = [path];
-    while (folders.length > 0) {
-      const folder = folders.pop() as string;
-      for await (const e of this.element.list(folder)) {
-        yield e;
-        if (e.directory) folders.push(e.path);
-      }
-    }
+  private descendants(path: string): AsyncIterable<Entry> {
+    return descendants(this.element, path);
   }
 
   private async require(path: string, expect?: 'file' | 'folder'): Promise<Entry> {
