@@ -11,8 +11,8 @@
  * element's: sorted keys on S3, directory order on SFTP and localfs, stable while the tree does
  * not change).
  *
- * Cancellation: the job's signal is checked between batches; a cancelled export keeps what it
- * wrote (readable as the partial result) and stops with the `cancelled` error.
+ * Cancellation: the job's signal is checked after each batch of the walk; a cancelled export
+ * keeps what it wrote (readable as the partial result) and stops with the `cancelled` error.
  */
 import type { DocumentsService } from '../documents/service.js';
 import type { Entry } from '../elements/element.js';
@@ -85,12 +85,14 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
         matched++;
         if (matched <= skip) continue; // written by an earlier run of this job
         batch.push(e);
-        if (batch.length < BATCH) continue;
+        if (batch.length >= BATCH) await flush();
+      }
+      // Checked after every batch of the walk, matching or not: a query that matches little
+      // still stops soon after a cancel.
+      if (job.signal.aborted) {
         await flush();
-        if (job.signal.aborted) {
-          checkpoint();
-          throwIfStopped(job);
-        }
+        checkpoint();
+        throwIfStopped(job);
       }
     }
     await flush();
