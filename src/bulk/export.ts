@@ -79,7 +79,7 @@ export async function runExport(run: ExportRun): Promise<BulkState> {
 
   try {
     if (skip > 0) job.progress({ items: skip });
-    for await (const entries of service.walk('/')) {
+    for await (const entries of service.walkBatches('/')) {
       for (const e of entries) {
         if (!run.query.everything && !run.query.matches({ ...e, name: baseName(e.path) })) continue;
         matched++;

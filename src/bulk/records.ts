@@ -44,15 +44,12 @@ export function recordLine(o: DocumentObject): string {
   );
 }
 
+const asciiBytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 /** The bytes of the record's fixed parts, in order (see recordLine). */
-const KEYS = ['{"id":"', '","path":"', '","name":"', '","directory":', ',"size":', ',"createdDate":', ',"modifiedDate":', ',"tags":[],"mimeType":', ',"parentFolderId":', '}\n'].map(
-  (k) => Uint8Array.from(k, (c) => c.charCodeAt(0)),
-);
+const KEYS = ['{"id":"', '","path":"', '","name":"', '","directory":', ',"size":', ',"createdDate":', ',"modifiedDate":', ',"tags":[],"mimeType":', ',"parentFolderId":', '}\n'].map(asciiBytes);
 const [ID, PATH, NAME, DIRECTORY, SIZE, CREATED, MODIFIED, MIME, PARENT, END] = KEYS;
 const KEYS_LENGTH = KEYS.reduce((n, k) => n + k.length, 0);
-const TRUE = Uint8Array.from('true', (c) => c.charCodeAt(0));
-const FALSE = Uint8Array.from('false', (c) => c.charCodeAt(0));
-const NULL = Uint8Array.from('null', (c) => c.charCodeAt(0));
+const [TRUE, FALSE, NULL] = ['true', 'false', 'null'].map(asciiBytes);
 
 /**
  * The most bytes `encodeRecord` writes for `o`: every string is copied a byte per character,

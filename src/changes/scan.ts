@@ -4,9 +4,10 @@
  * slices the scan yields to the event loop and lets the poller renew its lease, so a tree of a
  * million files never holds the thread (or the lease) for long.
  *
- * Owns: reading the tree. May import: elements/element.ts, elements/walk.ts, errors.ts. The element decides how
- * to read (localfs on its tree worker threads with lstat, S3 by ListObjectsV2 pages, SFTP by
- * READDIR batches); symbolic links and Ferry's temp files are never listed, as everywhere.
+ * Owns: reading the tree. May import: elements/element.ts, elements/walk.ts, errors.ts. The
+ * element decides how to read (localfs on its tree worker threads with lstat, S3 by
+ * ListObjectsV2 pages, SFTP by READDIR batches); symbolic links and Ferry's temp files are never
+ * listed, as everywhere.
  *
  * A watched folder that does not exist (yet, or any more) scans as empty: its objects are
  * DELETED, and CREATED again when it comes back.

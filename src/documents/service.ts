@@ -230,7 +230,7 @@ export class DocumentsService {
     }
     const entry = await this.require(path, expect);
     const removed: Entry[] = [];
-    if (entry.directory) for await (const d of this.descendants(path)) removed.push(d);
+    if (entry.directory) for await (const d of descendants(this.element, path)) removed.push(d);
     const changes = [entry, ...removed].map((e) => this.deletedChange(e.path, e));
     // What is about to vanish is journaled: a re-run could not list it any more.
     if (this.job.journal) await this.intend(key, { changes });
@@ -370,7 +370,7 @@ export class DocumentsService {
   private async hasTagsAt(path: string): Promise<boolean> {
     const paths = [path];
     const entry = await this.element.stat(path);
-    if (entry?.directory) for await (const e of this.descendants(path)) paths.push(e.path);
+    if (entry?.directory) for await (const e of descendants(this.element, path)) paths.push(e.path);
     return (await this.tags.getTags(this.instanceId, paths)).size > 0;
   }
 
@@ -390,7 +390,7 @@ export class DocumentsService {
     await this.require(path, 'folder');
     const needle = text ? text.toLowerCase() : '';
     const found: Entry[] = [];
-    for await (const e of this.descendants(path)) {
+    for await (const e of descendants(this.element, path)) {
       if (needle && !baseName(e.path).toLowerCase().includes(needle)) continue;
       if (options.modifiedFrom && !(e.modifiedDate && e.modifiedDate >= options.modifiedFrom)) continue;
       if (options.modifiedBefore && !(e.modifiedDate && e.modifiedDate < options.modifiedBefore)) continue;
@@ -400,7 +400,7 @@ export class DocumentsService {
   }
 
   /** Every object under `path`, streamed in the element's order in batches (bulk exports, issue 17). */
-  walk(path: string): AsyncIterable<Entry[]> {
+  walkBatches(path: string): AsyncIterable<Entry[]> {
     return entryBatches(this.element, path, true);
   }
 
@@ -462,10 +462,6 @@ export class DocumentsService {
     };
   }
 
-  private descendants(path: string): AsyncIterable<Entry> {
-    return descendants(this.element, path);
-  }
-
   private async require(path: string, expect?: 'file' | 'folder'): Promise<Entry> {
     const entry = await this.element.stat(path);
     if (!entry) throw notFound(`Nothing exists at ${path}`);
@@ -507,7 +503,7 @@ export class DocumentsService {
     this.changes.push({ path: requestedPath, metadata: this.metadataOf(root) });
     if (root.directory && this.recordChanges) {
       const all: Entry[] = [];
-      for await (const e of this.descendants(actualPath)) all.push(e);
+      for await (const e of descendants(this.element, actualPath)) all.push(e);
       all.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       for (const e of all) {
         this.changes.push({ path: requestedPath + e.path.slice(actualPath.length), metadata: this.metadataOf(e) });
