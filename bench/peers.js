@@ -75,8 +75,11 @@ export async function peers() {
     ['Ferry (SQLite)', () => ferry('sqlite')],
     ['Ferry (PostgreSQL)', async () => ((await freshPgDatabase('probe').then((d) => d?.drop().then(() => true))) ? ferry('postgres') : null)],
   ];
+  // BENCH_PEERS_SYSTEMS (e.g. "bullmq,ferry-postgres") runs some of them: bullmq, pgboss, ferry-sqlite, ferry-postgres.
+  const only = process.env.BENCH_PEERS_SYSTEMS?.split(',');
+  const keyOf = (label) => (label.startsWith('Ferry') ? `ferry-${label.includes('SQLite') ? 'sqlite' : 'postgres'}` : label.includes('BullMQ') ? 'bullmq' : 'pgboss');
   const results = {};
-  for (const [label, start] of systems) {
+  for (const [label, start] of systems.filter(([label]) => !only || only.includes(keyOf(label)))) {
     const receiver = await startReceiver();
     let system = null;
     try {

@@ -1,7 +1,7 @@
 /**
  * The CPU-heavy halves of an async event behind one interface: replaying a job's captured
- * request through the same Fastify routes a synchronous call takes, and making one webhook
- * attempt. The Runner and Sender use it on whichever thread they run (the node's, or its runner
+ * request through the same Fastify routes a synchronous call takes (async/replay.ts), and
+ * making one webhook attempt. The Runner and Sender use it on whichever thread they run (the node's, or its runner
  * thread: async/runner-thread.ts), and tests can stand in for it.
  *
  * The replay carries the job's context (documents/job.ts: its event id, for crash recovery) to
@@ -12,7 +12,8 @@
  */
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { replayRequest } from './replay.js';
 import type { Authenticator } from '../http/auth.js';
 import { INTERNAL_HEADER } from '../http/auth.js';
 import type { ChangeEvent } from '../documents/service.js';
@@ -46,7 +47,7 @@ export interface Executor {
   deliver(target: DeliveryTarget, timeoutMs: number): Promise<DeliveryOutcome>;
 }
 
-/** Runs both on this thread: `app.inject` for replays, the egress dispatcher for webhooks. */
+/** Runs both on this thread: the router for replays (async/replay.ts), the egress dispatcher for webhooks. */
 export class LocalExecutor implements Executor {
   constructor(
     private readonly app: FastifyInstance,
@@ -93,12 +94,10 @@ export class LocalExecutor implements Executor {
     }
     this.jobContexts.set(job.eventId, jobContext(job.eventId, job.attempts, this.journal, control?.signal, control?.progress));
     try {
-      const res = await this.app.inject({
-        method: job.request.method as any,
-        url: job.request.url,
-        headers,
-        payload: payload as any,
-      });
+      const input = { method: job.request.method, url: job.request.url, headers, payload };
+      // Closing: inject refuses the replay (the job runs again after its lease), where the
+      // router would answer it 503.
+      const res = this.app.routesOpen() ? await replayRequest(this.app.routing, input) : await this.app.inject(input as InjectOptions);
       return {
         statusCode: res.statusCode,
         contentType: String(res.headers['content-type'] ?? ''),

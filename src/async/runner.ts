@@ -1,6 +1,6 @@
 /**
  * The runner: claims jobs, replays each captured request through the same Fastify routes a
- * synchronous call takes (`app.inject`, through an Executor: on this thread or the runner
+ * synchronous call takes (async/replay.ts, through an Executor: on this thread or the runner
  * thread), and records the outcome with the notification to send. There is no per-endpoint
  * async code: whatever the route does, the job does.
  *

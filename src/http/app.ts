@@ -106,6 +106,13 @@ declare module 'fastify' {
     /** The job a replayed request runs as (documents/job.ts); null for an outside request. */
     job: JobContext | null;
   }
+  interface FastifyInstance {
+    /**
+     * False once the app began to close: a replay then goes through `inject`, which refuses it
+     * (the job runs again after its lease) where the router would answer 503 (async/replay.ts).
+     */
+    routesOpen(): boolean;
+  }
 }
 
 /**
@@ -239,6 +246,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     return parseJson(request, text, done);
   });
 
+  let open = true;
+  app.decorate('routesOpen', () => open);
+  app.addHook('preClose', (done) => {
+    open = false;
+    done();
+  });
   app.addHook('onRequest', async (request, reply) => {
     commonHeaders(reply, request.id);
     if (request.raw.httpVersion === '1.1' && !request.headers.host) throw invalid('An HTTP/1.1 request needs a Host header');
