@@ -35,6 +35,7 @@ import { settleUnreadBodies } from './unread-body.js';
 import { API_BASE } from './api-base.js';
 import type { AsyncIntake } from '../async/accept.js';
 import { recordRequests } from '../observability/request-log.js';
+import { lazyChildLoggerFactory } from '../observability/lazy-logger.js';
 import { operationsRoutes, type NodeOperations } from '../observability/routes.js';
 import type { SpooledBody } from '../store/async.js';
 import type { JobContext } from '../documents/job.js';
@@ -206,6 +207,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     clientErrorHandler,
     forceCloseConnections: true,
     genReqId: nextRequestId,
+    // Each request's logger is built only when it writes a line (observability/lazy-logger.ts).
+    childLoggerFactory: lazyChildLoggerFactory,
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: config.maxPathLength * 20 + 64 },
     // A URL the router cannot decode (bad percent-encoding) or an over-long id is refused before
