@@ -110,9 +110,10 @@ export async function startFerry(config: Config, options: StartOptions = {}): Pr
   // A runner thread (options.thread) runs its node's runner and sender, and no API.
   const runsApi = config.role !== 'worker' && !options.thread;
   const runsWorker = config.role !== 'api';
-  // SQLite only: PostgreSQL nodes scale out by adding nodes, and a thread that only moved
-  // replays over (session 3) made them slower (peers bench: 404 vs 617–667 webhooks/s).
-  const threaded = runsWorker && !options.thread && config.runnerThread && !store.capabilities.shared;
+  // On PostgreSQL too (issue 19): the thread is a node of its own on the shared store, with its
+  // own pool and LISTEN connection; it took the async accept from 27–30 % to 42–47 % of a sync
+  // ping (session 3 had measured a thread that only moved replays over as slower).
+  const threaded = runsWorker && !options.thread && config.runnerThread;
 
   let runner: Runner | null = null;
   let sender: Sender | null = null;

@@ -1,11 +1,12 @@
 /**
- * The runner thread (FERRY_RUNNER_THREAD=on, SQLite nodes): a node's runner and sender live on
+ * The runner thread (FERRY_RUNNER_THREAD=on, the default on SQLite and PostgreSQL): a node's runner and sender live on
  * a worker thread, so its main thread only answers API requests and accepts async ones, and a
  * burst of accepts is not slowed by running and delivering the jobs it creates.
  *
  * The thread is a Ferry node of its own without API — its own connection to the store (sharing
- * the node's write lock), its own Fastify app for replays, its own egress dispatcher — running
- * the same Runner and Sender a single-thread node runs. One thing crosses between the threads on
+ * the node's SQLite write lock; on PostgreSQL its own pool and LISTEN connection), its own
+ * Fastify app for replays, its own egress dispatcher — running the same Runner and Sender a
+ * single-thread node runs. One thing crosses between the threads on
  * the hot path: the handoff. The node's thread leases a freshly accepted job to the thread's
  * runner in the accepting transaction when that runner has a free slot (ThreadSlots keeps a
  * copy of its slots, updated by the thread's reports) and posts the job over; everything else —
