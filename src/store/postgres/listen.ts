@@ -22,6 +22,8 @@ export class WakeListener {
   private connecting: Promise<void> | null = null;
   private retryMs = RETRY_MIN_MS;
   private timer: NodeJS.Timeout | null = null;
+  /** The LISTEN/UNLISTEN commands sent on the open connection, chained (see command). */
+  private commands: Promise<void> = Promise.resolve();
   private closed = false;
   private everConnected = false;
 
@@ -39,7 +41,7 @@ export class WakeListener {
     if (!set) {
       set = new Set();
       this.handlers.set(channel, set);
-      if (this.client) this.client.query(`LISTEN ${channel}`).catch(() => this.drop());
+      this.command(`LISTEN ${channel}`);
     }
     set.add(fn);
     if (!this.client && !this.connecting && !this.timer) this.connect();
@@ -48,8 +50,22 @@ export class WakeListener {
       if (!s?.delete(fn) || s.size) return;
       this.handlers.delete(channel);
       if (!this.handlers.size) this.stop();
-      else this.client?.query(`UNLISTEN ${channel}`).catch(() => this.drop());
+      else this.command(`UNLISTEN ${channel}`);
     };
+  }
+
+  /**
+   * LISTEN or UNLISTEN on the open connection, one after the other: subscriptions made in one
+   * turn (a node subscribes to four channels at once) would otherwise overlap on one client,
+   * which pg deprecates (and pg 9 refuses).
+   */
+  private command(sql: string): void {
+    const client = this.client;
+    if (!client) return;
+    this.commands = this.commands.then(() => client.query(sql)).then(
+      () => undefined,
+      () => this.drop(client),
+    );
   }
 
   private connect(): void {
