@@ -1,8 +1,8 @@
 /**
  * The CPU-heavy halves of an async event behind one interface: replaying a job's captured
  * request through the same Fastify routes a synchronous call takes (async/replay.ts), and
- * making one webhook attempt. The Runner and Sender use it on whichever thread they run (the node's, or its runner
- * thread: async/runner-thread.ts), and tests can stand in for it.
+ * making one webhook attempt. The Runner and Sender use it on whichever thread they run (the
+ * node's, or its runner thread: async/runner-thread.ts), and tests can stand in for it.
  *
  * The replay carries the job's context (documents/job.ts: its event id, for crash recovery) to
  * the documents service through a map only the runner writes, keyed by the job id that the

@@ -64,6 +64,8 @@ class ReplayRequest extends Readable {
   readonly url: string;
   readonly headers: Record<string, string>;
   private body: Buffer | null;
+  /** With a stream body: lets it flow again once the route reads on. */
+  private resumeSource: (() => void) | null = null;
 
   constructor(input: ReplayInput) {
     super({ autoDestroy: false });
@@ -84,8 +86,6 @@ class ReplayRequest extends Readable {
       this.resumeSource = () => stream.resume();
     }
   }
-
-  private resumeSource: (() => void) | null = null;
 
   get connection(): ReplaySocket {
     return this.socket;
@@ -113,28 +113,17 @@ class ReplayRequest extends Readable {
 
 class ReplayResponse extends Writable {
   statusCode = 200;
-  statusMessage = '';
   headersSent = false;
-  sendDate = false;
   readonly socket = null;
   private readonly fields: Record<string, string | number | string[]> = Object.create(null);
   private readonly chunks: Buffer[] = [];
-  private readonly bodyless: boolean;
 
   constructor(readonly req: ReplayRequest) {
     super();
-    this.bodyless = req.method === 'HEAD';
   }
 
   setHeader(name: string, value: string | number | readonly string[]): this {
     this.fields[name.toLowerCase()] = Array.isArray(value) ? [...value] : (value as string | number);
-    return this;
-  }
-  appendHeader(name: string, value: string | readonly string[]): this {
-    const key = name.toLowerCase();
-    const known = this.fields[key];
-    const added = Array.isArray(value) ? [...value] : [value as string];
-    this.fields[key] = known === undefined ? (added.length === 1 ? added[0] : added) : [...(Array.isArray(known) ? known : [String(known)]), ...added];
     return this;
   }
   getHeader(name: string): string | number | string[] | undefined {
@@ -143,33 +132,18 @@ class ReplayResponse extends Writable {
   getHeaders(): Record<string, string | number | string[]> {
     return { ...this.fields };
   }
-  getHeaderNames(): string[] {
-    return Object.keys(this.fields);
-  }
   hasHeader(name: string): boolean {
     return name.toLowerCase() in this.fields;
   }
   removeHeader(name: string): void {
     delete this.fields[name.toLowerCase()];
   }
-  writeHead(statusCode: number, message?: string | Record<string, unknown> | unknown[], headers?: Record<string, unknown> | unknown[]): this {
-    if (typeof message !== 'string') {
-      headers = message;
-      message = undefined;
-    }
+  /** As Fastify calls it: the status and, optionally, a headers object. */
+  writeHead(statusCode: number, headers?: Record<string, string | number | readonly string[]>): this {
     this.statusCode = statusCode;
-    if (message) this.statusMessage = message;
-    if (Array.isArray(headers)) {
-      // [name, value, name, value …] (a raw header list)
-      for (let i = 0; i + 1 < headers.length; i += 2) this.setHeader(String(headers[i]), headers[i + 1] as string);
-    } else if (headers) {
-      for (const name of Object.keys(headers)) this.setHeader(name, headers[name] as string);
-    }
+    for (const name in headers) this.setHeader(name, headers[name]);
     this.headersSent = true;
     return this;
-  }
-  flushHeaders(): void {
-    this.headersSent = true;
   }
   writeEarlyHints(): void {}
   addTrailers(): void {}
@@ -178,7 +152,7 @@ class ReplayResponse extends Writable {
   }
   /** Bytes a real connection would carry: none for HEAD, 204 and 304. */
   private get hasBody(): boolean {
-    return !this.bodyless && this.statusCode !== 204 && this.statusCode !== 304;
+    return this.req.method !== 'HEAD' && this.statusCode !== 204 && this.statusCode !== 304;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (e?: Error | null) => void): void {
