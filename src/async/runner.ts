@@ -84,7 +84,7 @@ export class Runner {
   /** Cancels of jobs that are leased here but not started yet (held, or between claim and run). */
   private readonly cancelsBeforeStart = new Set<number>();
   private readonly loop: ClaimLoop;
-  private readonly completer: GroupCommit<JobOutcome, null>;
+  private readonly completer: GroupCommit<{ job: ClaimedJob; outcome: JobOutcome }, null>;
   private idle: Promise<void> | null = null;
   private idleResolve: (() => void) | null = null;
   /** Last time a claim, a lease renewal or a job's end showed the runner alive (readiness). */
@@ -108,15 +108,18 @@ export class Runner {
       async () => this.pollMs,
       (e) => this.log.error({ err: e }, 'claiming jobs failed'),
     );
-    this.completer = new GroupCommit(async (outcomes) => {
+    this.completer = new GroupCommit(async (finished) => {
       const handoff = this.notifications.offer();
       let due: DueNotification[] = [];
       try {
-        due = await this.store.completeJobs(this.owner, outcomes, handoff);
+        due = await this.store.completeJobs(this.owner, finished.map((f) => f.outcome), handoff);
+        // What the jobs held (an upload's spool file) is dropped before their webhooks can go:
+        // a client told that a job ended finds nothing of it left behind.
+        await Promise.all(finished.map((f) => this.dropHeld(f.job)));
       } finally {
         this.notifications.adopt(handoff, due);
       }
-      return outcomes.map(() => null);
+      return finished.map(() => null);
     });
   }
 
@@ -310,9 +313,8 @@ export class Runner {
       const outcome = await this.execute(job, run);
       if (this.abandoned) return; // released by a drain: another node runs it again
       crashPoint('after-write');
-      await this.completer.add(outcome);
+      await this.completer.add({ job, outcome });
       if (metrics.enabled) metrics.eventFinished(await this.elementOf(job), outcome.execution);
-      await this.executor.finished?.(job).catch((e: unknown) => this.log.warn({ err: e, eventId: job.eventId }, 'releasing a finished job failed'));
     } catch (e) {
       // Not completed: the lease expires and the job runs again.
       const traceId = job.request.headers[TRACEPARENT]?.split('-')[1];
@@ -332,6 +334,11 @@ export class Runner {
       if (this.loop.isStopped && this.running.size === 0) this.idleResolve?.();
       if (this.backlog) this.loop.wake();
     }
+  }
+
+  /** Drops what a completed job held (executor.finished); a failure is logged, never thrown. */
+  private async dropHeld(job: ClaimedJob): Promise<void> {
+    await this.executor.finished?.(job).catch((e: unknown) => this.log.warn({ err: e, eventId: job.eventId }, 'releasing a finished job failed'));
   }
 
   /** The element key of a job's instance ("unknown" once the instance is deleted). */

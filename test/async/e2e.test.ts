@@ -512,8 +512,15 @@ describe('event retrieval', () => {
 
       await api.close();
       api = null;
+      // What a client told that the job ended finds: its body is gone from the spool already.
+      let spoolAtWebhook: string[] | null = null;
+      receiver.respond = () => {
+        spoolAtWebhook ??= fs.readdirSync(path.join(dir, 'spool'));
+        return { status: 200 };
+      };
       full = await startTestServer(FAST_ASYNC, dir);
       const hook = await hookOf(eventId, receiver);
+      assert.deepEqual(spoolAtWebhook, [], 'the spool file outlived its job');
       assert.equal(hook.body.eventStatus, 'completed', JSON.stringify(hook.body));
       assert.equal(hook.body.response.events[0].path, '/stored.txt');
       assert.equal(fs.readFileSync(path.join(full.config.localfsBase, 'api-only', 'stored.txt'), 'utf8'), 'stored bytes');
