@@ -5,6 +5,8 @@
 // load: COUNT async pings over INSTANCES localfs instances, closed loop, CONNECTIONS clients
 // spread over the nodes, callbacks to one local receiver. Idle statements (polls, heartbeats)
 // are measured for IDLE_SECONDS before the load and reported apart, not subtracted.
+// Each statement's mean round-trip wait (its 'Q' or 'S' to the server's ReadyForQuery) tells the
+// server's share of a statement's latency from the client's.
 // PostgreSQL's CPU: the server backends serving the proxy's connections (found by client port
 // in pg_stat_activity, CPU from /proc/<pid>/stat), over the load, per statement.
 // Knobs: BENCH_PGS_COUNT (1000), BENCH_PGS_NODES (1,3). Needs a build.
@@ -184,7 +186,16 @@ export async function pgStatements() {
     console.log(`\nbusy backends by wait, ${nodes} node(s) (mean per sample, ${r.samples} samples): ${waits.join(', ')}`);
     console.log(`\nstatements per event, ${nodes} node(s) (≥ 0.01 per event):\n`);
     const top = [...r.load.texts].sort((a, b) => b[1] - a[1]).filter(([, n]) => n / r.delivered >= 0.01);
-    table(['per event', 'statement'], top.map(([text, n]) => [fmt(n / r.delivered, 2), '`' + text.replace(/\|/g, '\\|') + '`']));
+    // Mean wait of the round trips that ended with the statement: the server's time (with the
+    // WAL flush of a commit), not the client's queueing before it sent.
+    const wait = (text) => {
+      const w = r.load.waits.get(text);
+      return w ? fmt(w.ms / w.n, 2) : '–';
+    };
+    table(
+      ['per event', 'mean round-trip wait, ms', 'statement'],
+      top.map(([text, n]) => [fmt(n / r.delivered, 2), wait(text), '`' + text.replace(/\|/g, '\\|') + '`']),
+    );
   }
 }
 
