@@ -15,6 +15,7 @@ import { conflict, notFound } from '../errors.js';
 import type { EventRecord, ExecutionState, JobOutcome } from '../store/async.js';
 import { isFinal } from '../store/async.js';
 import type { Store } from '../store/store.js';
+import type { Spool } from './spool.js';
 import { presentProgress, type StoredProgress } from './progress.js';
 import { bulkCancelledBeforeStart, bulkKindOf } from '../bulk/outcome.js';
 
@@ -68,7 +69,7 @@ export async function cancelEvent(
   organizationId: number,
   eventId: number,
   instanceId: number | undefined,
-  hooks: { local?: LocalCancel; wakeSender?: () => void },
+  hooks: { local?: LocalCancel; wakeSender?: () => void; spool?: Pick<Spool, 'remove'> },
 ): Promise<EventRecord> {
   const missing = () => notFound(`No event ${eventId} in your organization${instanceId === undefined ? '' : ` for instance ${instanceId}`}`);
   const found = await store.getEvent(organizationId, eventId);
@@ -80,6 +81,9 @@ export async function cancelEvent(
   if (isFinal(answer.before) && answer.before !== 'cancelled') throw finished(eventId, answer.before);
   if (answer.after === 'cancelling') hooks.local?.(eventId);
   if (answer.after === 'cancelled' && answer.before !== 'cancelled') hooks.wakeSender?.();
+  // The body of an upload that will never run. What a crash (or a failed unlink) leaves behind,
+  // the start's sweep removes: no job refers to it any more.
+  if (answer.spool) await hooks.spool?.remove(answer.spool).catch(() => undefined);
   const event = await store.getEvent(organizationId, eventId);
   if (!event) throw missing();
   return event;

@@ -226,6 +226,7 @@ export async function bulkRoutes(app: FastifyInstance, { services }: PluginOptio
     const event = await cancelEvent(store, identityOf(request).organizationId, found.id, found.instanceId, {
       local: services.cancelJob,
       wakeSender: services.wakeSender,
+      spool: services.intake?.spool,
     });
     return statusOf(event, kind);
   });

@@ -126,10 +126,17 @@ export function cancellable(state: ExecutionState): boolean {
   return canTransition(state, 'cancelled') && state !== 'cancelling';
 }
 
+/** The spooled body named in a job's stored request (its JSON text), if it has one. */
+export function spooledBodyOf(request: string): SpooledBody | undefined {
+  return (JSON.parse(request) as { spool?: SpooledBody }).spool;
+}
+
 /** What a cancel found and left: the execution state before and after it. */
 export interface CancelAnswer {
   before: ExecutionState;
   after: ExecutionState;
+  /** The spooled body of a job this cancel ended before it ran: the caller deletes the file. */
+  spool?: SpooledBody;
 }
 export type EventStatus = 'DISPATCHED' | 'CONSUMED' | 'NOTIFIED';
 export type NotificationStatus = 'created' | 'delivered' | 'retry' | 'queued';

@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import fs from 'node:fs';
 import { hashSecret } from '../../src/identity/secrets.js';
-import { FAST_ASYNC, PLATFORM_AUTH, startReceiver, startTestServer, type Receiver, type TestServer } from '../helpers/server.js';
+import { FAST_ASYNC, PLATFORM_AUTH, multipartFile, startReceiver, startTestServer, type Receiver, type TestServer } from '../helpers/server.js';
 import { cancel, filesUnder, makeTree, startJob, tempFiles, waitForEvent, type JobApi } from '../helpers/jobs.js';
 
 const FILES = 2000;
@@ -71,6 +71,20 @@ test('a job waiting behind the instance limit, cancelled: it never runs, its web
   const again = await cancel(api, waiting);
   assert.equal(again.status, 200);
   assert.equal(again.body.execution.state, 'cancelled');
+});
+
+test('a waiting upload, cancelled: its body leaves the spool with the cancel, and the file is never written', async () => {
+  const spooled = () => (fs.existsSync(srv.config.spoolDir) ? fs.readdirSync(srv.config.spoolDir) : []);
+  const before = spooled();
+  // The instance's one slot is still held by the paused copy: the upload waits.
+  const upload = await startJob(api, '/files?path=/never/uploaded.bin', { method: 'POST', body: multipartFile(crypto.randomBytes(200_000), 'uploaded.bin') });
+  assert.equal(spooled().length, before.length + 1, 'the upload body waits in the spool');
+  const answer = await cancel(api, upload);
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  assert.equal(answer.body.execution.state, 'cancelled');
+  assert.deepEqual(spooled(), before, 'the cancelled upload body is still in the spool');
+  assert.equal((await hookOf(upload)).body.eventStatus, 'cancelled');
+  assert.equal(fs.existsSync(path.join(root, 'never')), false, 'nothing was written');
 });
 
 test('a folder copy cancelled mid-way: it stops between files, keeps and lists what it copied, leaves no partial file', { timeout: 60_000 }, async () => {

@@ -1167,6 +1167,18 @@ export function runStoreConformance(
       assert.deepEqual(await store.cancelEvent(t.org.id, id, () => cancelled(id)), { before: 'cancelled', after: 'cancelled' }, 'a second cancel changes nothing');
     });
 
+    test('cancelEvent: a waiting upload is answered with its spooled body (for the caller to delete); a running one is not', async (store) => {
+      const t = await tenant(store);
+      const body = (c: string) => ({ file: c.repeat(32) + '.body', size: 10 });
+      const upload = (c: string) => input(t, { request: { method: 'POST', url: '/elements/api-v2/hubs/documents/files?path=/a', headers: {}, spool: body(c) } });
+      const [running] = (await store.acceptEvents([upload('c')])).map((r) => r.eventId);
+      assert.equal((await store.claimJobs('r', 10, LONG, 10)).length, 1);
+      const [waiting] = (await store.acceptEvents([upload('d')])).map((r) => r.eventId);
+      assert.deepEqual(await store.cancelEvent(t.org.id, waiting, () => cancelled(waiting)), { before: 'dispatched', after: 'cancelled', spool: body('d') });
+      assert.deepEqual(await store.cancelEvent(t.org.id, running, () => cancelled(running)), { before: 'running', after: 'cancelling' });
+      assert.deepEqual(await store.spooledJobFiles(), [body('c').file], 'the running upload still needs its body');
+    });
+
     test("cancelEvent: a running job's event becomes cancelling; cancelledAmong finds it; a takeover claims it flagged cancelled", async (store) => {
       const t = await tenant(store);
       const [id, other] = await accept(store, t, 2);

@@ -219,6 +219,7 @@ export async function eventRoutes(app: FastifyInstance, { services }: PluginOpti
     const event = await cancelEvent(store, identityOf(request).organizationId, id, instance, {
       local: services.cancelJob,
       wakeSender: services.wakeSender,
+      spool: services.intake?.spool,
     });
     return presentEvent(event);
   }

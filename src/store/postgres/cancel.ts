@@ -9,7 +9,7 @@
  */
 import type pg from 'pg';
 import type { CancelAnswer, ExecutionState, JobOutcome } from '../async.js';
-import { cancellable } from '../async.js';
+import { cancellable, spooledBodyOf } from '../async.js';
 import { CANCELS_CHANNEL, NOTIFICATIONS_CHANNEL, NOW_MS, run, type Db } from './db.js';
 
 export async function cancelEvent(
@@ -19,7 +19,7 @@ export async function cancelEvent(
   pending: (instanceId: number) => JobOutcome,
 ): Promise<CancelAnswer | null> {
   const answer = await db.tx(async (c): Promise<CancelAnswer | null> => {
-    const jobs = await run(c, `SELECT lease_until > ${NOW_MS} AS leased FROM jobs WHERE event_id = $1 FOR UPDATE`, [eventId]);
+    const jobs = await run(c, `SELECT lease_until > ${NOW_MS} AS leased, request FROM jobs WHERE event_id = $1 FOR UPDATE`, [eventId]);
     const events = await run(
       c,
       'SELECT instance_id, execution, callback_url FROM events WHERE organization_id = $1 AND id = $2 FOR UPDATE',
@@ -35,7 +35,8 @@ export async function cancelEvent(
       return { before, after: 'cancelling' };
     }
     await completeCancelled(c, organizationId, ev.callback_url, pending(ev.instance_id));
-    return { before, after: 'cancelled' };
+    const spool = spooledBodyOf(jobs[0].request);
+    return { before, after: 'cancelled', ...(spool ? { spool } : {}) };
   });
   if (answer?.after === 'cancelled') db.notify(NOTIFICATIONS_CHANNEL);
   return answer;

@@ -24,7 +24,7 @@ import type {
   RedeliverOutcome,
   StoredResult,
 } from '../async.js';
-import { cancellable } from '../async.js';
+import { cancellable, spooledBodyOf } from '../async.js';
 import type { StoredProgress } from '../../async/progress.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import type { WriteLock } from './write-lock.js';
@@ -343,15 +343,17 @@ export abstract class SqliteAsyncStore implements AsyncStore {
       if (!ev) return null;
       const before = ev.execution as ExecutionState;
       if (!cancellable(before)) return { before, after: before };
-      const job = this.stmt('SELECT lease_until FROM jobs WHERE event_id = ?').get(eventId) as Row | undefined;
+      const job = this.stmt('SELECT lease_until, request FROM jobs WHERE event_id = ?').get(eventId) as Row | undefined;
       if (job && job.lease_until > now) {
         this.stmt("UPDATE events SET execution = 'cancelling' WHERE id = ?").run(eventId);
         return { before, after: 'cancelling' };
       }
+      if (!job) return { before, after: before };
       // Waiting (or its runner died): it never runs.
       let lastId = (this.stmt("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").get() as Row | undefined)?.seq ?? 0;
-      if (job) this.completeOne(pending(ev.instance_id), now, () => ++lastId);
-      return { before, after: job ? 'cancelled' : before };
+      this.completeOne(pending(ev.instance_id), now, () => ++lastId);
+      const spool = spooledBodyOf(job.request);
+      return { before, after: 'cancelled', ...(spool ? { spool } : {}) };
     });
   }
 
