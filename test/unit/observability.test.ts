@@ -46,6 +46,22 @@ test('a webhook continues the trace: same trace id, new span id, tracestate pass
   assert.notEqual(newTrace().traceId, fresh.traceId);
 });
 
+test('fresh trace and span ids are well formed and never repeat, across many refills of the random pool', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 20_000; i++) {
+    const t = newTrace();
+    assert.match(t.traceId, /^[0-9a-f]{32}$/);
+    assert.match(t.parentId, /^[0-9a-f]{16}$/);
+    assert.equal(t.flags, '01');
+    assert.ok(parseTraceparent(`00-${t.traceId}-${t.parentId}-01`), 'a valid traceparent');
+    seen.add(t.traceId).add(t.parentId);
+  }
+  assert.equal(seen.size, 40_000, 'a trace or span id came out twice');
+  // Continuing a trace draws a new span id each time.
+  const spans = new Set(Array.from({ length: 1000 }, () => continueTrace(`00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`, null).traceparent.split('-')[2]));
+  assert.equal(spans.size, 1000);
+});
+
 function input(over: Partial<ReadinessInput> = {}): ReadinessInput {
   return {
     schema: async () => ({ applied: 6, required: 6 }),
