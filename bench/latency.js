@@ -16,12 +16,18 @@ async function measure(pool, receiver, opts, rate, seconds) {
   const accepted = results.filter((r) => r.status === 200);
   await waitFor(() => accepted.every((r) => receiver.arrivals.has(r.eventId)), 30_000, 100);
   const lat = [];
+  const answer = [];
+  const after = [];
   for (const r of accepted) {
     const at = receiver.arrivals.get(r.eventId);
-    if (at !== undefined) lat.push(at - r.scheduled);
+    if (at === undefined) continue;
+    lat.push(at - r.scheduled);
+    answer.push(r.answered - r.scheduled);
+    after.push(at - r.answered);
   }
   const p = percentiles(lat);
-  return { p, sent: results.length, accepted: accepted.length, balanced: results.length === accepted.length && accepted.length === p.n };
+  // Where the time went: scheduled send → accept answered, and answered → webhook received.
+  return { p, answer: percentiles(answer), after: percentiles(after), sent: results.length, accepted: accepted.length, balanced: results.length === accepted.length && accepted.length === p.n };
 }
 
 export async function latency() {
@@ -59,6 +65,9 @@ export async function latency() {
     ],
   );
   for (const [label, m] of [[`${RATE}/s`, target], [`${low}/s`, below]]) {
+    console.log(
+      `at ${label}: accept answered p50 ${fmt(m.answer.p50, 1)} / p99 ${fmt(m.answer.p99, 1)} ms after its scheduled send; webhook p50 ${fmt(m.after.p50, 1)} / p99 ${fmt(m.after.p99, 1)} ms after the answer`,
+    );
     console.log(`ledger at ${label}: sent ${m.sent}, accepted ${m.accepted}, delivered ${m.p.n} → ${m.balanced ? 'balances' : 'DOES NOT balance'}`);
   }
 }

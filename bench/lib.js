@@ -288,7 +288,7 @@ export function newPool(origin, connections) {
 
 /**
  * Open loop: fires `total` requests at `rate`/s (latency counted from each scheduled send time,
- * not from when it went out); returns per-request {scheduled, eventId, status}.
+ * not from when it went out); returns per-request {scheduled, answered, eventId, status}.
  */
 export async function openLoop(pool, rate, total, opts) {
   const results = new Array(total);
@@ -305,7 +305,7 @@ export async function openLoop(pool, rate, total, opts) {
           .request(opts)
           .then(async (res) => {
             const body = await res.body.text();
-            results[i] = { scheduled, status: res.statusCode, eventId: res.statusCode === 200 ? String(JSON.parse(body).eventId) : null };
+            results[i] = { scheduled, answered: now(), status: res.statusCode, eventId: res.statusCode === 200 ? String(JSON.parse(body).eventId) : null };
           })
           .catch((e) => (results[i] = { scheduled, status: 0, eventId: null, error: e.message })),
       );

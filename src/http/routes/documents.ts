@@ -94,7 +94,7 @@ export async function documentRoutes(app: FastifyInstance, { services }: PluginO
   if (services.intake) {
     const intake = services.intake;
     app.addHook('preParsing', (request, reply, payload) => intake.capture(request, payload));
-    app.addHook('preHandler', (request, reply) => intake.acceptIfAsync(request, reply));
+    app.addHook('preHandler', (request, reply, done) => intake.acceptIfAsync(request, reply, done));
     // A spooled body no job took is deleted before the answer leaves (and, if none left, after).
     app.addHook('onSend', (request, _reply, payload, done) => {
       if (!request.asyncSpool) return done(null, payload);
