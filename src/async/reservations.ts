@@ -11,8 +11,6 @@ import type { Handoff } from '../store/async.js';
 export class Reservations<T, K> implements Handoff<T> {
   /** Keys of the slots reserved, in order. */
   readonly keys: K[] = [];
-  /** How many offers were refused (left for a claim). */
-  refused = 0;
 
   constructor(
     readonly owner: string,
@@ -23,10 +21,7 @@ export class Reservations<T, K> implements Handoff<T> {
 
   take(item: T): boolean {
     const key = this.reserve(item);
-    if (key === null) {
-      this.refused++;
-      return false;
-    }
+    if (key === null) return false;
     this.keys.push(key);
     return true;
   }
