@@ -11,6 +11,8 @@ import type { Handoff } from '../store/async.js';
 export class Reservations<T, K> implements Handoff<T> {
   /** Keys of the slots reserved, in order. */
   readonly keys: K[] = [];
+  /** How many offers were refused (left for a claim). */
+  refused = 0;
 
   constructor(
     readonly owner: string,
@@ -21,7 +23,10 @@ export class Reservations<T, K> implements Handoff<T> {
 
   take(item: T): boolean {
     const key = this.reserve(item);
-    if (key === null) return false;
+    if (key === null) {
+      this.refused++;
+      return false;
+    }
     this.keys.push(key);
     return true;
   }
