@@ -120,7 +120,7 @@ export const SETTINGS: Setting[] = [
   { env: 'FERRY_RETRY_SCHEDULE', default: '4,16,64,256,1024,4096,16384,65536,262144', description: 'Seconds after the first failure of each retry (comma-separated; fractions allowed).' },
   { env: 'FERRY_RETRY_JITTER', default: '0.2', description: 'Random spread of each retry delay (0.2 = ±20 %).' },
   { env: 'FERRY_DELIVERY_CONCURRENCY', default: '64', description: 'Webhook attempts one node makes at once.' },
-  { env: 'FERRY_ORIGIN_CONCURRENCY', default: '16', description: 'Webhook attempts in flight to one callback origin at once. While an origin is full, its further notifications wait in the store; other origins\' are sent as before.' },
+  { env: 'FERRY_ORIGIN_CONCURRENCY', default: '16', description: 'Webhook attempts in flight to one callback origin at once.' },
   { env: 'FERRY_RATE_LIMIT', default: '0', description: 'Requests per minute one organization may make (0 = unlimited, the default: opt in for a shared gateway); over it → 429 with Retry-After. Counted per node.' },
   { env: 'FERRY_AUTH_FAILURE_LIMIT', default: '20', description: 'Failed authentications (401) per minute one client address may make; after them every request from that address needing a secret gets 429 with Retry-After until the minute refills (0 = off). Counted per node; behind a reverse proxy all clients share its address.' },
   { env: 'FERRY_LOG_LEVEL', default: 'info', description: 'pino log level (`silent` to turn logging off).' },

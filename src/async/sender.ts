@@ -52,19 +52,8 @@ export class Sender implements NotificationSink {
    * lease leaves room for a whole attempt (HOLD_MS), then given back.
    */
   private readonly waiting = new Map<string, { n: DueNotification; since: number }[]>();
-  /**
-   * True when due notifications of any origin may be waiting in the store: handoffs stop until a
-   * claim drains them (so none jumps ahead of an older one).
-   */
+  /** True when due notifications may be waiting in the store: handoffs stop until a claim drains them. */
   private backlog = true;
-  /**
-   * Origins whose due notifications may be waiting in the store only because the origin was full:
-   * a handoff refuses them (they queue behind their own), not the other origins', and a finished
-   * attempt to one of them claims. One slow receiver so no longer sends every other origin's
-   * notifications through the store: before, its full slots kept `backlog` true, which stopped
-   * all handoffs (isolation bench: a claim per completion batch, an eighth more runner CPU).
-   */
-  private heldBack = new Set<string>();
   private readonly loop: ClaimLoop;
   private readonly increments: number[];
   private readonly pending = new Set<Promise<void>>();
@@ -119,15 +108,9 @@ export class Sender implements NotificationSink {
   offer(): Reservations<NotificationOffer, string> | undefined {
     if (this.backlog || this.loop.isStopped) return undefined;
     return new Reservations<NotificationOffer, string>(this.owner, this.leaseMs, (offer) => {
-      if (this.inFlight.total >= this.config.deliveryConcurrency) {
-        this.backlog = true;
-        return null;
-      }
+      if (this.inFlight.total >= this.config.deliveryConcurrency) return null;
       const origin = originOf(offer.url);
-      if (this.heldBack.has(origin) || this.inFlight.of(origin) >= this.config.originConcurrency) {
-        this.heldBack.add(origin);
-        return null;
-      }
+      if (this.inFlight.of(origin) >= this.config.originConcurrency) return null;
       this.inFlight.take(origin);
       return origin;
     });
@@ -145,9 +128,7 @@ export class Sender implements NotificationSink {
       this.subscribe(origin, n.subscriptionId);
       this.launch(n, origin);
     }
-    // Refused for want of a free slot in all: claim once slots free. Refused only for a full
-    // origin: that origin's next finished attempt claims (see heldBack).
-    if (this.backlog) this.loop.wake();
+    if (handoff.refused > 0) this.wake();
   }
 
   async stop(): Promise<void> {
@@ -182,11 +163,11 @@ export class Sender implements NotificationSink {
    * and notifications already held for them (they need no more until those have started).
    */
   private saturated(): number[] {
-    return this.saturatedOrigins().flatMap((origin) => [...(this.subscriptionsOf.get(origin) ?? [])]);
-  }
-
-  private saturatedOrigins(): string[] {
-    return this.inFlight.atLeast(this.config.originConcurrency).filter((origin) => this.waiting.has(origin));
+    const out: number[] = [];
+    for (const origin of this.inFlight.atLeast(this.config.originConcurrency)) {
+      if (this.waiting.has(origin)) out.push(...(this.subscriptionsOf.get(origin) ?? []));
+    }
+    return out;
   }
 
   /** One claim for the free slots; true when it filled them all with deliverable work. */
@@ -197,8 +178,6 @@ export class Sender implements NotificationSink {
       this.backlog = true;
       return false;
     }
-    const left = this.saturatedOrigins();
-    const heldBefore = new Set(this.heldBack);
     const due = await this.store.claimNotifications(this.owner, free, this.leaseMs, this.saturated());
     const deferred: number[] = [];
     for (const n of due) {
@@ -213,7 +192,6 @@ export class Sender implements NotificationSink {
         const queue = this.waiting.get(origin) ?? [];
         if (queue.length >= this.config.originConcurrency) {
           deferred.push(n.notificationId);
-          left.push(origin);
         } else {
           queue.push({ n, since: Date.now() });
           this.waiting.set(origin, queue);
@@ -224,11 +202,8 @@ export class Sender implements NotificationSink {
       this.launch(n, origin);
     }
     if (deferred.length > 0) await this.store.releaseNotifications(deferred);
-    // Short: nothing due waits in the store but for the origins left out (full, or deferred),
-    // and for origins a handoff refused while this claim ran (it did not cover them).
-    this.backlog = due.length === free;
-    if (!this.backlog) for (const origin of heldBefore) this.heldBack.delete(origin);
-    for (const origin of left) this.heldBack.add(origin);
+    // Short, nothing deferred and no origin left out: nothing due waits in the store.
+    this.backlog = due.length === free || deferred.length > 0 || this.saturated().length > 0;
     return due.length === free && deferred.length === 0;
   }
 
@@ -298,7 +273,7 @@ export class Sender implements NotificationSink {
       if (next) {
         this.inFlight.take(origin);
         this.launch(next, origin);
-      } else if (this.backlog || this.heldBack.has(origin)) {
+      } else if (this.backlog) {
         this.loop.wake();
       }
     }
